@@ -157,9 +157,21 @@ impl Usage {
                 Ok(())
             }
         };
-        part_of("usage.cache_read_tokens", self.cache_read_tokens, "usage.input_tokens", self.input_tokens)?;
-        part_of("usage.cache_write_tokens", self.cache_write_tokens, "usage.input_tokens", self.input_tokens)?;
-        let cached = self.cache_read_tokens.saturating_add(self.cache_write_tokens);
+        part_of(
+            "usage.cache_read_tokens",
+            self.cache_read_tokens,
+            "usage.input_tokens",
+            self.input_tokens,
+        )?;
+        part_of(
+            "usage.cache_write_tokens",
+            self.cache_write_tokens,
+            "usage.input_tokens",
+            self.input_tokens,
+        )?;
+        let cached = self
+            .cache_read_tokens
+            .saturating_add(self.cache_write_tokens);
         part_of(
             "usage.cache_write_tokens",
             cached,
@@ -175,8 +187,18 @@ impl Usage {
                 ),
             )
         })?;
-        part_of("usage.cache_write_1h_tokens", self.cache_write_1h_tokens, "usage.cache_write_tokens", self.cache_write_tokens)?;
-        part_of("usage.reasoning_tokens", self.reasoning_tokens, "usage.output_tokens", self.output_tokens)
+        part_of(
+            "usage.cache_write_1h_tokens",
+            self.cache_write_1h_tokens,
+            "usage.cache_write_tokens",
+            self.cache_write_tokens,
+        )?;
+        part_of(
+            "usage.reasoning_tokens",
+            self.reasoning_tokens,
+            "usage.output_tokens",
+            self.output_tokens,
+        )
     }
 }
 
@@ -376,14 +398,14 @@ fn check_text(field: &str, value: &str) -> Result<(), EventError> {
     if value.len() > MAX_TEXT_LEN {
         return Err(EventError::new(
             field,
-            format!(
-                "is {} bytes long; the limit is {MAX_TEXT_LEN}",
-                value.len()
-            ),
+            format!("is {} bytes long; the limit is {MAX_TEXT_LEN}", value.len()),
         ));
     }
     if value.chars().any(|c| c.is_control()) {
-        return Err(EventError::new(field, "must not contain control characters"));
+        return Err(EventError::new(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(())
 }

@@ -170,7 +170,10 @@ mod tests {
             (0.0, "0"),
         ];
         for (number, text) in cases {
-            assert_eq!(Money::from_json_number(number).map(|m| m.to_string()), Ok(text.into()));
+            assert_eq!(
+                Money::from_json_number(number).map(|m| m.to_string()),
+                Ok(text.into())
+            );
         }
         assert!(Money::from_json_number(f64::NAN).is_err());
     }
@@ -179,9 +182,15 @@ mod tests {
     fn parses_and_prints_decimal_strings() {
         let money: Money = "12.345678901234".parse().unwrap_or_default();
         assert_eq!(money.to_string(), "12.345678901234");
-        assert_eq!(serde_json::to_string(&money).ok(), Some("\"12.345678901234\"".into()));
+        assert_eq!(
+            serde_json::to_string(&money).ok(),
+            Some("\"12.345678901234\"".into())
+        );
         assert!("twelve".parse::<Money>().is_err());
-        assert_eq!("1e-6".parse::<Money>().map(|m| m.to_string()), Ok("0.000001".into()));
+        assert_eq!(
+            "1e-6".parse::<Money>().map(|m| m.to_string()),
+            Ok("0.000001".into())
+        );
     }
 
     #[test]

@@ -1,1 +1,13 @@
-//! store
+//! The ledger store: the query spec, its SQL, typed results, the named reports and the
+//! embedded DuckDB backend.
+
+pub mod batch;
+pub mod duck;
+pub mod error;
+pub mod query;
+pub mod reports;
+
+pub use duck::{AppendOutcome, DuckStore, EventBatch};
+pub use error::StoreError;
+pub use query::result::{Cell, ColumnKind, QueryResult};
+pub use query::spec::{Bucket, Filter, Metric, Order, QuerySpec};

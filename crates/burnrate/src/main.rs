@@ -1,1 +1,202 @@
-fn main() {}
+//! The `burnrate` command line.
+
+mod cli;
+mod gen_events;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// burnrate: who spent what on which model, feature and agent run, exactly.
+#[derive(Debug, Parser)]
+#[command(name = "burnrate", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Import usage events from JSONL files (`-` reads stdin) into the ledger.
+    Import(ImportArgs),
+    /// Query the ledger: any metrics, grouped by up to any dimensions, bucketed, filtered.
+    Query(QueryArgs),
+    /// Run a named report.
+    Report(ReportArgs),
+    /// Inspect and import prices.
+    Prices {
+        #[command(subcommand)]
+        command: PricesCommand,
+    },
+    /// Write a realistic synthetic workload as JSONL.
+    GenEvents(GenEventsArgs),
+}
+
+/// Where the ledger is.
+#[derive(Debug, Args)]
+struct DbArgs {
+    /// The DuckDB ledger file (created on first use).
+    #[arg(long, env = "BURNRATE_DB", default_value = "data/burnrate.duckdb")]
+    db: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct ImportArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// JSONL files, one usage event per line; `-` is stdin.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// A table for people.
+    Table,
+    /// `{"rows": [...]}` with money as decimal strings.
+    Json,
+    /// CSV with a header row.
+    Csv,
+}
+
+/// The time range and filters shared by queries and reports.
+#[derive(Debug, Args)]
+struct RangeArgs {
+    /// Start (inclusive): RFC 3339, a date, or relative to now (`7d`, `24h`, `90m`, `2w`).
+    #[arg(long, default_value = "30d")]
+    since: String,
+    /// End (exclusive), in the same forms; default now.
+    #[arg(long, default_value = "now")]
+    until: String,
+    /// `key=value`, `key!=value`, `key=a,b`; `key=` matches calls without it. Repeatable.
+    #[arg(long = "filter", value_name = "K=V")]
+    filters: Vec<String>,
+    /// Keep the top N groups.
+    #[arg(long)]
+    top: Option<usize>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Warn when the price table is older than this many days.
+    #[arg(long, default_value_t = burnrate_model::prices::DEFAULT_MAX_AGE_DAYS)]
+    max_price_age_days: i64,
+}
+
+#[derive(Debug, Args)]
+struct QueryArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(flatten)]
+    range: RangeArgs,
+    /// Time bucket: hour, day, week or month.
+    #[arg(long)]
+    bucket: Option<String>,
+    /// Dimensions to group by, comma-separated (`tenant_id,feature`, `label.team`).
+    #[arg(long, value_delimiter = ',')]
+    group_by: Vec<String>,
+    /// Metrics, comma-separated (default requests,cost_usd).
+    #[arg(long, value_delimiter = ',', default_value = "requests,cost_usd")]
+    metrics: Vec<String>,
+    /// Sort by a metric, dimension or `bucket`, optionally `:asc` or `:desc`.
+    #[arg(long)]
+    order: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// users-daily, features, runs, outcomes, tenants or coverage.
+    report: String,
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(flatten)]
+    range: RangeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum PricesCommand {
+    /// Import a LiteLLM price table (.json) or an overrides file (.toml) into the ledger.
+    Import {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The file.
+        file: PathBuf,
+        /// First day a LiteLLM table's prices apply (default: today, so history is kept).
+        #[arg(long)]
+        effective_from: Option<String>,
+        /// Day the table was taken, for staleness warnings (default: the file's date).
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// List priced models, optionally only those whose name contains TEXT.
+    List {
+        /// Filter on the model key.
+        search: Option<String>,
+        /// Read the ledger's price book instead of the bundled one.
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// Show what a model costs per token class, tier and input band.
+    Show {
+        /// Model name as a provider reports it (`gpt-4.1-2025-04-14`) or a price key.
+        model: String,
+        /// Provider, to resolve provider-qualified keys (`gemini`).
+        #[arg(long, default_value = "")]
+        provider: String,
+        /// Day whose prices to show (default today).
+        #[arg(long)]
+        at: Option<String>,
+        /// Read the ledger's price book instead of the bundled one.
+        #[arg(long)]
+        db: Option<PathBuf>,
+    },
+    /// List models in the ledger that have no price, with their token totals.
+    Missing {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Args)]
+struct GenEventsArgs {
+    /// Number of tenants.
+    #[arg(long, default_value_t = 50)]
+    tenants: u32,
+    /// Days of history, ending at --end.
+    #[arg(long, default_value_t = 30)]
+    days: u32,
+    /// Number of events.
+    #[arg(long, default_value_t = 100_000)]
+    events: u64,
+    /// Random seed: the same arguments write the same bytes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// End of the generated range (default now).
+    #[arg(long, default_value = "now")]
+    end: String,
+    /// Output file (default stdout).
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Import(args) => cli::import::run(&args.db.db, &args.files),
+        Command::Query(args) => cli::query::run_query(args),
+        Command::Report(args) => cli::query::run_report(args),
+        Command::Prices { command } => cli::prices::run(command),
+        Command::GenEvents(args) => cli::generate::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

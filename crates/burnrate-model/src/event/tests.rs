@@ -18,7 +18,9 @@ const CONTRACT_EXAMPLE: &str = r#"{
 }"#;
 
 fn minimal(usage: &str) -> String {
-    format!(r#"{{"ts": "2026-11-20T10:00:00Z", "provider": "openai", "model": "gpt-4.1", "usage": {usage}}}"#)
+    format!(
+        r#"{{"ts": "2026-11-20T10:00:00Z", "provider": "openai", "model": "gpt-4.1", "usage": {usage}}}"#
+    )
 }
 
 #[test]
@@ -79,11 +81,17 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn event_strategy() -> impl Strategy<Value = UsageEvent> {
-    let usage = (0u64..1_000_000, 0u64..1_000_000, 0u64..100_000, 0u64..100)
-        .prop_flat_map(|(input, output, read_max, _)| {
+    let usage = (0u64..1_000_000, 0u64..1_000_000, 0u64..100_000, 0u64..100).prop_flat_map(
+        |(input, output, read_max, _)| {
             (Just(input), Just(output), 0..=input.min(read_max))
                 .prop_flat_map(|(input, output, read)| {
-                    (Just(input), Just(output), Just(read), 0..=(input - read), 0..=output)
+                    (
+                        Just(input),
+                        Just(output),
+                        Just(read),
+                        0..=(input - read),
+                        0..=output,
+                    )
                 })
                 .prop_flat_map(|(input, output, read, write, reasoning)| {
                     (0..=write).prop_map(move |write_1h| Usage {
@@ -95,7 +103,8 @@ fn event_strategy() -> impl Strategy<Value = UsageEvent> {
                         reasoning_tokens: reasoning,
                     })
                 })
-        });
+        },
+    );
     let dims = proptest::collection::vec(proptest::option::of(text()), 16);
     let labels = proptest::collection::btree_map("[a-z]{1,8}", text(), 0..3);
     let tools = proptest::collection::vec(
@@ -103,56 +112,77 @@ fn event_strategy() -> impl Strategy<Value = UsageEvent> {
             .prop_map(|(name, args_hash)| ToolCall { name, args_hash }),
         0..3,
     );
-    let outcome = proptest::option::of((text(), any::<bool>()).prop_map(|(name, success)| Outcome { name, success }));
+    let outcome = proptest::option::of(
+        (text(), any::<bool>()).prop_map(|(name, success)| Outcome { name, success }),
+    );
     (
         usage,
         dims,
         labels,
         tools,
         outcome,
-        (0i64..4_000_000_000_000, any::<u128>(), proptest::option::of(0u64..1_000_000)),
-        (proptest::option::of(0u32..8), 0u32..50, prop_oneof![Just(Status::Ok), Just(Status::Error), Just(Status::Blocked)], any::<bool>()),
+        (
+            0i64..4_000_000_000_000,
+            any::<u128>(),
+            proptest::option::of(0u64..1_000_000),
+        ),
+        (
+            proptest::option::of(0u32..8),
+            0u32..50,
+            prop_oneof![Just(Status::Ok), Just(Status::Error), Just(Status::Blocked)],
+            any::<bool>(),
+        ),
     )
-        .prop_map(|(usage, d, labels, tools, outcome, (millis, id, duration_ms), (span_depth, tool_calls, status, with_layers))| {
-            let layers = with_layers.then(|| Layers {
-                prompt: usage.input_tokens / 2,
-                tool: usage.input_tokens / 4,
-                memory: usage.input_tokens - usage.input_tokens / 2 - usage.input_tokens / 4,
-                response: usage.output_tokens,
-            });
-            UsageEvent {
-                id: Some(uuid::Uuid::from_u128(id)),
-                ts: chrono::DateTime::from_timestamp_millis(millis).unwrap(),
-                duration_ms,
-                source: d[0].clone(),
-                provider: "openai".into(),
-                model: "gpt-4.1".into(),
-                requested_model: d[1].clone(),
-                operation: d[2].clone(),
-                service_tier: d[3].clone(),
-                tenant_id: d[4].clone(),
-                user_id: d[5].clone(),
-                feature: d[6].clone(),
-                task_id: d[7].clone(),
-                route: d[8].clone(),
-                agent_run_id: d[9].clone(),
-                parent_run_id: d[10].clone(),
-                agent_name: d[11].clone(),
-                span_depth,
-                session_id: d[12].clone(),
-                deployment: d[13].clone(),
-                prompt_version: d[14].clone(),
-                effort: d[15].clone(),
-                labels,
+        .prop_map(
+            |(
                 usage,
-                layers,
-                tool_calls,
+                d,
+                labels,
                 tools,
-                status,
-                error: None,
                 outcome,
-            }
-        })
+                (millis, id, duration_ms),
+                (span_depth, tool_calls, status, with_layers),
+            )| {
+                let layers = with_layers.then(|| Layers {
+                    prompt: usage.input_tokens / 2,
+                    tool: usage.input_tokens / 4,
+                    memory: usage.input_tokens - usage.input_tokens / 2 - usage.input_tokens / 4,
+                    response: usage.output_tokens,
+                });
+                UsageEvent {
+                    id: Some(uuid::Uuid::from_u128(id)),
+                    ts: chrono::DateTime::from_timestamp_millis(millis).unwrap(),
+                    duration_ms,
+                    source: d[0].clone(),
+                    provider: "openai".into(),
+                    model: "gpt-4.1".into(),
+                    requested_model: d[1].clone(),
+                    operation: d[2].clone(),
+                    service_tier: d[3].clone(),
+                    tenant_id: d[4].clone(),
+                    user_id: d[5].clone(),
+                    feature: d[6].clone(),
+                    task_id: d[7].clone(),
+                    route: d[8].clone(),
+                    agent_run_id: d[9].clone(),
+                    parent_run_id: d[10].clone(),
+                    agent_name: d[11].clone(),
+                    span_depth,
+                    session_id: d[12].clone(),
+                    deployment: d[13].clone(),
+                    prompt_version: d[14].clone(),
+                    effort: d[15].clone(),
+                    labels,
+                    usage,
+                    layers,
+                    tool_calls,
+                    tools,
+                    status,
+                    error: None,
+                    outcome,
+                }
+            },
+        )
 }
 
 proptest! {

@@ -55,6 +55,28 @@ pub fn parse_field_name(name: &str) -> Option<PriceSlot> {
     })
 }
 
+/// The LiteLLM field name of a slot: the inverse of [`parse_field_name`].
+pub fn field_name(slot: &PriceSlot) -> String {
+    let mut name = match slot.class {
+        TokenClass::Input => "input_cost_per_token".to_owned(),
+        TokenClass::CacheRead => "cache_read_input_token_cost".to_owned(),
+        TokenClass::CacheWrite5m => "cache_creation_input_token_cost".to_owned(),
+        TokenClass::CacheWrite1h => "cache_creation_input_token_cost_above_1hr".to_owned(),
+        TokenClass::Output => "output_cost_per_token".to_owned(),
+        TokenClass::Reasoning => "output_cost_per_reasoning_token".to_owned(),
+    };
+    if slot.above_tokens > 0 {
+        name.push_str(&format!("_above_{}k_tokens", slot.above_tokens / 1000));
+    }
+    name.push_str(match slot.tier {
+        ServiceTier::Standard => "",
+        ServiceTier::Batch => "_batches",
+        ServiceTier::Flex => "_flex",
+        ServiceTier::Priority => "_priority",
+    });
+    name
+}
+
 /// A price given as a JSON number or decimal string.
 pub(super) fn money_value(value: &Value) -> Result<Money, String> {
     let money = match value {
@@ -96,7 +118,10 @@ pub fn parse(json: &str) -> Result<BTreeMap<String, ModelPrices>, PriceError> {
                 .get("litellm_provider")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
-            mode: fields.get("mode").and_then(Value::as_str).map(str::to_owned),
+            mode: fields
+                .get("mode")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             max_output_tokens: fields.get("max_output_tokens").and_then(Value::as_u64),
             slots: BTreeMap::new(),
         };
@@ -141,7 +166,10 @@ mod tests {
     fn field_names_map_to_slots() {
         use ServiceTier::*;
         use TokenClass::*;
-        assert_eq!(parse_field_name("input_cost_per_token"), slot(Input, Standard, 0));
+        assert_eq!(
+            parse_field_name("input_cost_per_token"),
+            slot(Input, Standard, 0)
+        );
         assert_eq!(
             parse_field_name("cache_creation_input_token_cost_above_1hr_above_200k_tokens"),
             slot(CacheWrite1h, Standard, 200_000)
@@ -160,8 +188,24 @@ mod tests {
         );
         assert_eq!(parse_field_name("input_cost_per_token_ultrafast"), None);
         assert_eq!(parse_field_name("input_cost_per_audio_token"), None);
-        assert_eq!(parse_field_name("cache_creation_input_token_cost_above_12hr"), None);
-        assert_eq!(parse_field_name("input_cost_per_token_above_xk_tokens"), None);
+        assert_eq!(
+            parse_field_name("cache_creation_input_token_cost_above_12hr"),
+            None
+        );
+        assert_eq!(
+            parse_field_name("input_cost_per_token_above_xk_tokens"),
+            None
+        );
+    }
+
+    #[test]
+    fn field_names_round_trip() {
+        let table = parse(super::super::BUNDLED_LITELLM_JSON).unwrap();
+        for prices in table.values() {
+            for slot in prices.slots.keys() {
+                assert_eq!(parse_field_name(&field_name(slot)).as_ref(), Some(slot));
+            }
+        }
     }
 
     #[test]
@@ -169,8 +213,18 @@ mod tests {
         let error = parse(r#"{"m": {"input_cost_per_token": -1, "output_cost_per_token": "x"}}"#)
             .unwrap_err();
         assert_eq!(error.problems.len(), 2);
-        assert!(error.problems.iter().any(|p| p.contains("`m`.input_cost_per_token")));
-        assert!(error.problems.iter().any(|p| p.contains("`m`.output_cost_per_token")));
+        assert!(
+            error
+                .problems
+                .iter()
+                .any(|p| p.contains("`m`.input_cost_per_token"))
+        );
+        assert!(
+            error
+                .problems
+                .iter()
+                .any(|p| p.contains("`m`.output_cost_per_token"))
+        );
         assert!(parse("[1]").is_err());
         assert!(parse("{").is_err());
     }

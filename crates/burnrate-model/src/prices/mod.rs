@@ -222,8 +222,7 @@ impl ModelPrices {
         let band = self
             .thresholds()
             .into_iter()
-            .filter(|threshold| input_tokens > *threshold)
-            .next_back()
+            .rfind(|threshold| input_tokens > *threshold)
             .unwrap_or(0);
         let price = |class| self.resolve(class, tier, band);
         Rates {
@@ -272,8 +271,7 @@ impl ModelPrices {
         let lower = self
             .thresholds()
             .into_iter()
-            .filter(|threshold| *threshold < band)
-            .next_back()
+            .rfind(|threshold| *threshold < band)
             .unwrap_or(0);
         self.resolve(class, tier, lower)
     }

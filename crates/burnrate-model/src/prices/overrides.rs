@@ -90,7 +90,9 @@ fn parse_entry(entry: &Value, place: &str) -> Result<PriceOverride, Vec<String>>
         Some(Value::Datetime(date)) => parse_date(&date.to_string(), place, &mut problems),
         Some(Value::String(date)) => parse_date(date, place, &mut problems),
         Some(_) => {
-            problems.push(format!("{place}.effective_from: expected a date like 2026-12-01"));
+            problems.push(format!(
+                "{place}.effective_from: expected a date like 2026-12-01"
+            ));
             None
         }
     };

@@ -1,0 +1,336 @@
+//! The embedded store: one DuckDB file, created on first use.
+//!
+//! Tables: `events` (one row per call, counters raw), `price_versions` (the whole price book
+//! with its history), `model_map` (each provider + model seen, resolved to a price key),
+//! `price_bands` (per-token prices in femtodollars of the keys in use, per tier, input band
+//! and validity period: what queries join to) and `meta`.
+
+mod prices;
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use arrow::array::{BooleanArray, FixedSizeBinaryBuilder};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::Schema;
+use arrow::record_batch::RecordBatch;
+use burnrate_model::{PriceBook, UsageEvent};
+use duckdb::{Connection, params_from_iter};
+use uuid::Uuid;
+
+use crate::batch::{EVENT_COLUMNS, event_schema, events_to_batch, uuid_field};
+use crate::error::StoreError;
+use crate::query::result::QueryResult;
+use crate::query::spec::QuerySpec;
+use crate::query::sql;
+
+/// Events ready to append: an Arrow batch plus what deduplication and pricing need.
+pub struct EventBatch {
+    batch: RecordBatch,
+    ids: Vec<Uuid>,
+    models: HashSet<(String, String)>,
+}
+
+impl EventBatch {
+    /// Converts events (each with an id) into a batch. Pure: safe to run on worker threads.
+    pub fn from_events(events: &[UsageEvent]) -> Result<EventBatch, StoreError> {
+        let batch = events_to_batch(&event_schema(), events)?;
+        let ids = events.iter().filter_map(|e| e.id).collect();
+        let models = events
+            .iter()
+            .map(|e| (e.provider.clone(), e.model.clone()))
+            .collect();
+        Ok(EventBatch { batch, ids, models })
+    }
+
+    /// Number of events in the batch.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True when the batch holds no events.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// Events written.
+    pub inserted: u64,
+    /// Events skipped because their id was already in the ledger (or earlier in the batch).
+    pub duplicates: u64,
+}
+
+/// The DuckDB ledger.
+pub struct DuckStore {
+    conn: Connection,
+    book: PriceBook,
+    thresholds: Vec<u64>,
+    known_models: HashSet<(String, String)>,
+}
+
+impl DuckStore {
+    /// Opens (creating when absent) the ledger file at `path`.
+    pub fn open(path: &Path) -> Result<DuckStore, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        DuckStore::init(conn)
+    }
+
+    /// An in-memory ledger, for tests.
+    pub fn open_in_memory() -> Result<DuckStore, StoreError> {
+        DuckStore::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<DuckStore, StoreError> {
+        let columns: Vec<String> = EVENT_COLUMNS
+            .iter()
+            .map(|(name, sql)| format!("{name} {sql}"))
+            .collect();
+        conn.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS events ({});
+             CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+             CREATE TABLE IF NOT EXISTS price_versions (price_key VARCHAR NOT NULL,
+                 effective_from DATE, source VARCHAR NOT NULL, provider VARCHAR, mode VARCHAR,
+                 max_output_tokens BIGINT, slots VARCHAR NOT NULL);
+             CREATE TABLE IF NOT EXISTS model_map (provider VARCHAR NOT NULL,
+                 model VARCHAR NOT NULL, price_key VARCHAR);
+             CREATE TABLE IF NOT EXISTS price_bands (price_key VARCHAR NOT NULL,
+                 tier VARCHAR NOT NULL, band INTEGER NOT NULL, valid_from DATE NOT NULL,
+                 valid_to DATE NOT NULL, input HUGEINT NOT NULL, cache_read HUGEINT NOT NULL,
+                 cache_write_5m HUGEINT NOT NULL, cache_write_1h HUGEINT NOT NULL,
+                 output HUGEINT NOT NULL, reasoning HUGEINT NOT NULL);",
+            columns.join(", ")
+        ))?;
+        let mut store = DuckStore {
+            conn,
+            book: PriceBook::default(),
+            thresholds: Vec::new(),
+            known_models: HashSet::new(),
+        };
+        store.load_prices()?;
+        Ok(store)
+    }
+
+    /// The price book the ledger prices with.
+    pub fn prices(&self) -> &PriceBook {
+        &self.book
+    }
+
+    /// Appends events (each must carry an id), skipping ids already in the ledger.
+    pub fn append(&mut self, events: &[UsageEvent]) -> Result<AppendOutcome, StoreError> {
+        self.append_batches(vec![EventBatch::from_events(events)?])
+    }
+
+    /// Appends prepared batches in one transaction, skipping ids already in the ledger and ids
+    /// repeated among them (the first one wins).
+    pub fn append_batches(
+        &mut self,
+        batches: Vec<EventBatch>,
+    ) -> Result<AppendOutcome, StoreError> {
+        if batches.iter().all(EventBatch::is_empty) {
+            return Ok(AppendOutcome::default());
+        }
+        self.conn.execute_batch("BEGIN TRANSACTION")?;
+        let result = self.append_in_transaction(batches);
+        match result {
+            Ok(outcome) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(outcome)
+            }
+            Err(error) => {
+                // The original error matters more than a failed rollback.
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(error)
+            }
+        }
+    }
+
+    fn append_in_transaction(
+        &mut self,
+        batches: Vec<EventBatch>,
+    ) -> Result<AppendOutcome, StoreError> {
+        let all_ids: Vec<Uuid> = batches.iter().flat_map(|b| b.ids.iter().copied()).collect();
+        let existing = self.existing_ids(&all_ids)?;
+        let mut seen = HashSet::with_capacity(all_ids.len());
+        let mut new_models = HashSet::new();
+        let mut appender = self.conn.appender("events")?;
+        for batch in batches {
+            let keep: BooleanArray = batch
+                .ids
+                .iter()
+                .map(|id| Some(!existing.contains(id) && seen.insert(*id)))
+                .collect();
+            let rows = if keep.true_count() == batch.ids.len() {
+                batch.batch
+            } else {
+                filter_record_batch(&batch.batch, &keep)?
+            };
+            if rows.num_rows() > 0 {
+                appender.append_record_batch(rows)?;
+            }
+            new_models.extend(
+                batch
+                    .models
+                    .into_iter()
+                    .filter(|pair| !self.known_models.contains(pair)),
+            );
+        }
+        appender.flush()?;
+        drop(appender);
+        if !new_models.is_empty() {
+            self.map_models(new_models.into_iter().collect())?;
+        }
+        let inserted = seen.len() as u64;
+        Ok(AppendOutcome {
+            inserted,
+            duplicates: all_ids.len() as u64 - inserted,
+        })
+    }
+
+    /// The ids of `ids` already in the ledger. The id range bounds the scan by DuckDB's
+    /// per-row-group min/max statistics, so time-ordered (UUIDv7) ids touch few row groups.
+    fn existing_ids(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
+        let (Some(min), Some(max)) = (ids.iter().min(), ids.iter().max()) else {
+            return Ok(HashSet::new());
+        };
+        self.conn
+            .execute_batch("CREATE OR REPLACE TEMP TABLE incoming_ids (id UUID NOT NULL)")?;
+        let mut builder = FixedSizeBinaryBuilder::with_capacity(ids.len(), 16);
+        for id in ids {
+            builder.append_value(id.as_bytes())?;
+        }
+        let field = uuid_field("id");
+        let batch = RecordBatch::try_new(
+            std::sync::Arc::new(Schema::new(vec![field])),
+            vec![std::sync::Arc::new(builder.finish())],
+        )?;
+        {
+            let mut appender = self.conn.appender("incoming_ids")?;
+            appender.append_record_batch(batch)?;
+            appender.flush()?;
+        }
+        let mut statement = self.conn.prepare(
+            "SELECT CAST(e.id AS VARCHAR) FROM events e SEMI JOIN incoming_ids i ON e.id = i.id \
+             WHERE e.id BETWEEN CAST(? AS UUID) AND CAST(? AS UUID)",
+        )?;
+        let rows = statement.query_map([min.to_string(), max.to_string()], |row| {
+            row.get::<_, String>(0)
+        })?;
+        let mut existing = HashSet::new();
+        for row in rows {
+            let text = row?;
+            let id = Uuid::parse_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("stored id `{text}`: {e}")))?;
+            existing.insert(id);
+        }
+        Ok(existing)
+    }
+
+    /// Number of events in the ledger.
+    pub fn event_count(&self) -> Result<u64, StoreError> {
+        let count: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM events", [], |row| row.get(0))?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// Runs a query spec.
+    pub fn query(&self, spec: &QuerySpec) -> Result<QueryResult, StoreError> {
+        spec.validate()?;
+        let rendered = sql::render(spec, &self.thresholds);
+        let kinds = crate::query::result::column_kinds(spec);
+        let mut result = self.run_sql(&rendered.sql, &rendered.params, rendered.columns, kinds)?;
+        self.annotate_unpriced(spec, &mut result)?;
+        Ok(result)
+    }
+
+    /// Adds the count of unpriced calls in the spec's range, with a warning when there are any.
+    pub(crate) fn annotate_unpriced(
+        &self,
+        spec: &QuerySpec,
+        result: &mut QueryResult,
+    ) -> Result<(), StoreError> {
+        let unpriced = self.unpriced_in(spec)?;
+        if unpriced.requests > 0 {
+            result.warnings.push(format!(
+                "{} calls ({} input and {} output tokens) in this range use models with no price \
+                 and count as $0 here; run `burnrate prices missing` to list them and add their \
+                 prices (history re-prices at once)",
+                unpriced.requests, unpriced.input_tokens, unpriced.output_tokens
+            ));
+        }
+        result.unpriced = unpriced;
+        Ok(())
+    }
+
+    /// Runs SQL whose every output column is text, typing the cells by `kinds`.
+    pub(crate) fn run_sql(
+        &self,
+        statement_sql: &str,
+        params: &[String],
+        columns: Vec<String>,
+        kinds: Vec<crate::query::result::ColumnKind>,
+    ) -> Result<QueryResult, StoreError> {
+        let mut statement = self.conn.prepare(statement_sql)?;
+        let width = columns.len();
+        let rows = statement.query_map(params_from_iter(params.iter()), |row| {
+            (0..width)
+                .map(|i| row.get::<_, Option<String>>(i))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        let mut result = QueryResult::new(columns, kinds);
+        for row in rows {
+            result.push_text_row(row?)?;
+        }
+        Ok(result)
+    }
+
+    fn unpriced_in(&self, spec: &QuerySpec) -> Result<crate::query::result::Unpriced, StoreError> {
+        let mut params = Vec::new();
+        let filter = sql::where_clause(spec, &mut params);
+        let statement_sql = format!(
+            "SELECT count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0) \
+             FROM events e SEMI JOIN (SELECT provider, model FROM model_map WHERE price_key IS NULL) m \
+             ON e.provider = m.provider AND e.model = m.model WHERE {filter}"
+        );
+        let mut statement = self.conn.prepare(&statement_sql)?;
+        let (requests, input_tokens, output_tokens) =
+            statement.query_row(params_from_iter(params.iter()), |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, i128>(1)?,
+                    row.get::<_, i128>(2)?,
+                ))
+            })?;
+        Ok(crate::query::result::Unpriced {
+            requests: u64::try_from(requests).unwrap_or(0),
+            input_tokens: u64::try_from(input_tokens).unwrap_or(u64::MAX),
+            output_tokens: u64::try_from(output_tokens).unwrap_or(u64::MAX),
+        })
+    }
+
+    /// Writes everything to the file and compacts it.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn.execute_batch("CHECKPOINT")?;
+        Ok(())
+    }
+
+    /// The price book's input-size thresholds for the models in use.
+    pub(crate) fn thresholds(&self) -> &[u64] {
+        &self.thresholds
+    }
+}
+
+#[cfg(test)]
+mod tests;

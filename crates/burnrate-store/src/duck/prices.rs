@@ -1,0 +1,284 @@
+//! The price book inside the ledger: stored versions, the model map and the price bands.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use burnrate_model::prices::litellm::{field_name, parse_field_name};
+use burnrate_model::prices::{ModelPrices, PriceVersion, overrides};
+use burnrate_model::{Money, PriceBook, ServiceTier};
+use chrono::NaiveDate;
+use duckdb::params;
+
+use super::DuckStore;
+use crate::error::StoreError;
+
+/// A model seen in the ledger with no price, and what it used.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UnpricedModel {
+    /// Provider reported.
+    pub provider: String,
+    /// Model reported.
+    pub model: String,
+    /// Calls.
+    pub requests: u64,
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// First call.
+    pub first_seen: String,
+    /// Last call.
+    pub last_seen: String,
+}
+
+const META_PRICES_AS_OF: &str = "prices_as_of";
+
+impl DuckStore {
+    /// Loads the stored price book; a new ledger starts from the bundled LiteLLM snapshot.
+    pub(super) fn load_prices(&mut self) -> Result<(), StoreError> {
+        let stored: i64 =
+            self.conn
+                .query_row("SELECT count(*) FROM price_versions", [], |row| row.get(0))?;
+        if stored == 0 {
+            self.book = PriceBook::bundled()?;
+            self.save_prices()?;
+        } else {
+            self.book = self.read_prices()?;
+        }
+        let mut statement = self.conn.prepare("SELECT provider, model FROM model_map")?;
+        let pairs = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        for pair in pairs {
+            self.known_models.insert(pair?);
+        }
+        self.rebuild_bands()
+    }
+
+    fn read_prices(&self) -> Result<PriceBook, StoreError> {
+        let mut book = PriceBook::default();
+        let mut statement = self.conn.prepare(
+            "SELECT price_key, effective_from, source, provider, mode, max_output_tokens, slots \
+             FROM price_versions",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, Option<NaiveDate>>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, Option<String>>(3)?,
+                row.get::<_, Option<String>>(4)?,
+                row.get::<_, Option<i64>>(5)?,
+                row.get::<_, String>(6)?,
+            ))
+        })?;
+        for row in rows {
+            let (key, effective_from, source, provider, mode, max_output, slots_json) = row?;
+            let fields: BTreeMap<String, String> = serde_json::from_str(&slots_json)
+                .map_err(|e| StoreError::Corrupt(format!("prices of `{key}`: {e}")))?;
+            let mut prices = ModelPrices {
+                provider,
+                mode,
+                max_output_tokens: max_output.and_then(|m| u64::try_from(m).ok()),
+                slots: BTreeMap::new(),
+            };
+            for (field, value) in fields {
+                let slot = parse_field_name(&field).ok_or_else(|| {
+                    StoreError::Corrupt(format!("prices of `{key}`: unknown field {field}"))
+                })?;
+                let money: Money = value
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt(format!("prices of `{key}`.{field}: {e}")))?;
+                prices.slots.insert(slot, money);
+            }
+            book.insert(
+                key,
+                PriceVersion {
+                    effective_from,
+                    source,
+                    prices,
+                },
+            );
+        }
+        let as_of: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?",
+                [META_PRICES_AS_OF],
+                |row| row.get(0),
+            )
+            .ok();
+        book.as_of = as_of.and_then(|text| NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok());
+        Ok(book)
+    }
+
+    fn save_prices(&self) -> Result<(), StoreError> {
+        self.conn.execute_batch("DELETE FROM price_versions")?;
+        {
+            let mut appender = self.conn.appender("price_versions")?;
+            for (key, version) in self.book.versions() {
+                let slots: BTreeMap<String, String> = version
+                    .prices
+                    .slots
+                    .iter()
+                    .map(|(slot, money)| (field_name(slot), money.to_string()))
+                    .collect();
+                let slots_json = serde_json::to_string(&slots)
+                    .map_err(|e| StoreError::Corrupt(format!("prices of `{key}`: {e}")))?;
+                appender.append_row(params![
+                    key,
+                    version.effective_from,
+                    version.source,
+                    version.prices.provider,
+                    version.prices.mode,
+                    version
+                        .prices
+                        .max_output_tokens
+                        .and_then(|m| i64::try_from(m).ok()),
+                    slots_json,
+                ])?;
+            }
+            appender.flush()?;
+        }
+        if let Some(as_of) = self.book.as_of {
+            self.conn.execute(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                params![META_PRICES_AS_OF, as_of.format("%Y-%m-%d").to_string()],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Imports a LiteLLM price table whose prices apply from `effective_from` (`None`: since
+    /// the beginning). Returns how many models changed. History is kept; every model is
+    /// re-resolved, so calls that were unpriced are priced from now on.
+    pub fn import_litellm(
+        &mut self,
+        json: &str,
+        effective_from: Option<NaiveDate>,
+        as_of: NaiveDate,
+        source: &str,
+    ) -> Result<usize, StoreError> {
+        let table = burnrate_model::prices::litellm::parse(json)?;
+        let changed = self.book.add_table(table, effective_from, source, as_of);
+        self.after_price_change()?;
+        Ok(changed)
+    }
+
+    /// Imports a TOML file of overrides and contract prices. Returns how many entries it held.
+    pub fn import_overrides(&mut self, text: &str, source: &str) -> Result<usize, StoreError> {
+        let entries = overrides::parse(text)?;
+        overrides::apply(&mut self.book, &entries, source);
+        self.after_price_change()?;
+        Ok(entries.len())
+    }
+
+    fn after_price_change(&mut self) -> Result<(), StoreError> {
+        self.conn.execute_batch("BEGIN TRANSACTION")?;
+        let result = self.save_prices().and_then(|()| {
+            let pairs: Vec<(String, String)> = self.known_models.iter().cloned().collect();
+            self.conn.execute_batch("DELETE FROM model_map")?;
+            self.known_models.clear();
+            self.map_models(pairs)
+        });
+        match result {
+            Ok(()) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(())
+            }
+            Err(error) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(error)
+            }
+        }
+    }
+
+    /// Resolves newly seen provider + model pairs to price keys and rebuilds the bands.
+    pub(super) fn map_models(&mut self, pairs: Vec<(String, String)>) -> Result<(), StoreError> {
+        {
+            let mut appender = self.conn.appender("model_map")?;
+            for (provider, model) in &pairs {
+                let key = self.book.resolve(provider, model);
+                appender.append_row(params![provider, model, key])?;
+            }
+            appender.flush()?;
+        }
+        self.known_models.extend(pairs);
+        self.rebuild_bands()
+    }
+
+    /// Rewrites `price_bands` for the price keys in use: per key, version, tier and band, the
+    /// fully resolved per-token prices in femtodollars.
+    fn rebuild_bands(&mut self) -> Result<(), StoreError> {
+        let keys: BTreeSet<String> = self
+            .known_models
+            .iter()
+            .filter_map(|(provider, model)| self.book.resolve(provider, model))
+            .collect();
+        let thresholds: BTreeSet<u64> = keys
+            .iter()
+            .flat_map(|key| self.book.history(key))
+            .flat_map(|version| version.prices.thresholds())
+            .collect();
+        self.thresholds = thresholds.into_iter().collect();
+        self.conn.execute_batch("DELETE FROM price_bands")?;
+        let far_past = NaiveDate::MIN.max(NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or_default());
+        let far_future = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or_default();
+        let mut appender = self.conn.appender("price_bands")?;
+        for key in &keys {
+            let history = self.book.history(key);
+            for (index, version) in history.iter().enumerate() {
+                let valid_from = version.effective_from.unwrap_or(far_past);
+                let valid_to = history
+                    .get(index + 1)
+                    .and_then(|next| next.effective_from)
+                    .unwrap_or(far_future);
+                for tier in ServiceTier::ALL {
+                    for band in 0..=self.thresholds.len() {
+                        // A call just above the band's threshold represents the band.
+                        let input = match band {
+                            0 => 0,
+                            _ => self.thresholds[band - 1] + 1,
+                        };
+                        let rates = version.prices.rates(tier, input);
+                        appender.append_row(params![
+                            key,
+                            tier.as_str(),
+                            i32::try_from(band).unwrap_or(i32::MAX),
+                            valid_from,
+                            valid_to,
+                            rates.input.to_femto(),
+                            rates.cache_read.to_femto(),
+                            rates.cache_write_5m.to_femto(),
+                            rates.cache_write_1h.to_femto(),
+                            rates.output.to_femto(),
+                            rates.reasoning.to_femto(),
+                        ])?;
+                    }
+                }
+            }
+        }
+        appender.flush()?;
+        Ok(())
+    }
+
+    /// Models in the ledger with no price, with their usage: `burnrate prices missing`.
+    pub fn unpriced_models(&self) -> Result<Vec<UnpricedModel>, StoreError> {
+        let mut statement = self.conn.prepare(
+            "SELECT e.provider, e.model, count(*), sum(e.input_tokens), sum(e.output_tokens), \
+             strftime(min(e.ts), '%Y-%m-%dT%H:%M:%SZ'), strftime(max(e.ts), '%Y-%m-%dT%H:%M:%SZ') \
+             FROM events e SEMI JOIN (SELECT provider, model FROM model_map \
+             WHERE price_key IS NULL) m ON e.provider = m.provider AND e.model = m.model \
+             GROUP BY ALL ORDER BY sum(e.input_tokens) + sum(e.output_tokens) DESC",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok(UnpricedModel {
+                provider: row.get(0)?,
+                model: row.get(1)?,
+                requests: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+                input_tokens: u64::try_from(row.get::<_, i128>(3)?).unwrap_or(u64::MAX),
+                output_tokens: u64::try_from(row.get::<_, i128>(4)?).unwrap_or(u64::MAX),
+                first_seen: row.get(5)?,
+                last_seen: row.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

@@ -1,0 +1,533 @@
+//! Every query metric on a small hand-built data set with known answers, plus deduplication,
+//! re-pricing and a property test that group costs add up to the total.
+
+use burnrate_model::{Money, Outcome, Status, Usage, UsageEvent};
+use chrono::{DateTime, Utc};
+use proptest::prelude::*;
+
+use super::*;
+use crate::query::result::Cell;
+use crate::query::spec::{Bucket, Metric};
+
+/// $1 per million input tokens and simple multiples for the other classes.
+const TEST_PRICES: &str = r#"
+[[price]]
+model = "test-model"
+provider = "testprov"
+input_cost_per_token = "0.000001"
+cache_read_input_token_cost = "0.0000001"
+cache_creation_input_token_cost = "0.000002"
+cache_creation_input_token_cost_above_1hr = "0.000003"
+output_cost_per_token = "0.00001"
+output_cost_per_reasoning_token = "0.00002"
+"#;
+
+fn ts(text: &str) -> DateTime<Utc> {
+    text.parse().unwrap()
+}
+
+fn usd(text: &str) -> Cell {
+    Cell::Money(text.parse::<Money>().unwrap())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn event(
+    at: &str,
+    tenant: Option<&str>,
+    user: Option<&str>,
+    feature: Option<&str>,
+    run: Option<&str>,
+    usage: [u64; 6],
+    duration_ms: u64,
+    status: Status,
+    tool_calls: u32,
+) -> UsageEvent {
+    let mut event = UsageEvent::from_json(&format!(
+        r#"{{"ts": "{at}", "provider": "testprov", "model": "test-model", "usage": {{}}}}"#
+    ))
+    .unwrap();
+    event.tenant_id = tenant.map(str::to_owned);
+    event.user_id = user.map(str::to_owned);
+    event.feature = feature.map(str::to_owned);
+    event.agent_run_id = run.map(str::to_owned);
+    event.usage = Usage {
+        input_tokens: usage[0],
+        cache_read_tokens: usage[1],
+        cache_write_tokens: usage[2],
+        cache_write_1h_tokens: usage[3],
+        output_tokens: usage[4],
+        reasoning_tokens: usage[5],
+    };
+    event.duration_ms = Some(duration_ms);
+    event.status = status;
+    event.tool_calls = tool_calls;
+    event.id = Some(uuid::Uuid::now_v7());
+    event.validate().unwrap();
+    event
+}
+
+/// Six calls; costs worked out by hand in the comments.
+fn hand_built() -> Vec<UsageEvent> {
+    let day1 = "2026-11-20T10:00:00Z";
+    let mut e1 = event(
+        day1,
+        Some("A"),
+        Some("u1"),
+        Some("F1"),
+        Some("r1"),
+        [1000, 500, 100, 0, 100, 0],
+        100,
+        Status::Ok,
+        1,
+    );
+    // 400 × 1e-6 + 500 × 1e-7 + 100 × 2e-6 + 100 × 1e-5 = 0.00165 (naive 0.002)
+    e1.labels.insert("team".into(), "core".into());
+    let e2 = event(
+        day1,
+        Some("A"),
+        Some("u1"),
+        Some("F1"),
+        Some("r1"),
+        [2000, 0, 1000, 1000, 200, 50],
+        300,
+        Status::Ok,
+        2,
+    );
+    // 1000 × 1e-6 + 1000 × 3e-6 + 150 × 1e-5 + 50 × 2e-5 = 0.0065 (naive 0.004)
+    let e3 = event(
+        day1,
+        Some("A"),
+        Some("u2"),
+        Some("F2"),
+        Some("r2"),
+        [100, 0, 0, 0, 10, 0],
+        200,
+        Status::Error,
+        0,
+    );
+    // 100 × 1e-6 + 10 × 1e-5 = 0.0002
+    let mut e4 = event(
+        day1,
+        Some("B"),
+        Some("u3"),
+        Some("F1"),
+        Some("r3"),
+        [10000, 9000, 0, 0, 1000, 0],
+        1000,
+        Status::Ok,
+        0,
+    );
+    // 1000 × 1e-6 + 9000 × 1e-7 + 1000 × 1e-5 = 0.0119 (naive 0.02)
+    e4.outcome = Some(Outcome {
+        name: "ticket_resolved".into(),
+        success: true,
+    });
+    let mut e5 = event(
+        day1,
+        Some("B"),
+        None,
+        None,
+        None,
+        [50, 0, 0, 0, 5, 0],
+        50,
+        Status::Ok,
+        0,
+    );
+    e5.model = "mystery-model".into(); // unpriced
+    let mut e6 = event(
+        "2026-11-21T08:00:00Z",
+        Some("A"),
+        Some("u1"),
+        Some("F1"),
+        Some("r4"),
+        [1000, 0, 0, 0, 0, 0],
+        400,
+        Status::Ok,
+        0,
+    );
+    // 1000 × 1e-6 = 0.001
+    e6.outcome = Some(Outcome {
+        name: "ticket_resolved".into(),
+        success: false,
+    });
+    vec![e1, e2, e3, e4, e5, e6]
+}
+
+fn store_with(events: &[UsageEvent]) -> DuckStore {
+    let mut store = DuckStore::open_in_memory().unwrap();
+    store.import_overrides(TEST_PRICES, "test").unwrap();
+    store.append(events).unwrap();
+    store
+}
+
+fn spec(group_by: &[&str], metrics: &[Metric]) -> QuerySpec {
+    let mut spec = QuerySpec::new(ts("2026-11-01T00:00:00Z"), ts("2026-12-01T00:00:00Z"));
+    spec.group_by = group_by.iter().map(|d| d.parse().unwrap()).collect();
+    spec.metrics = metrics.to_vec();
+    spec
+}
+
+#[test]
+fn every_metric_by_tenant() {
+    let store = store_with(&hand_built());
+    let mut query = spec(&["tenant_id"], Metric::ALL);
+    query.order = Some("tenant_id:asc".parse().unwrap());
+    let result = store.query(&query).unwrap();
+    assert_eq!(result.rows.len(), 2);
+    let a = |column: &str| result.get(0, column).unwrap().clone();
+    let b = |column: &str| result.get(1, column).unwrap().clone();
+    assert_eq!(a("tenant_id"), Cell::Text("A".into()));
+    assert_eq!(a("requests"), Cell::Count(4));
+    assert_eq!(b("requests"), Cell::Count(2));
+    assert_eq!(a("cost_usd"), usd("0.00935"));
+    assert_eq!(b("cost_usd"), usd("0.0119"));
+    assert_eq!(a("naive_cost_usd"), usd("0.0072"));
+    assert_eq!(b("naive_cost_usd"), usd("0.02"));
+    assert_eq!(a("input_tokens"), Cell::Count(4100));
+    assert_eq!(b("input_tokens"), Cell::Count(10050));
+    assert_eq!(a("uncached_input_tokens"), Cell::Count(2500));
+    assert_eq!(b("uncached_input_tokens"), Cell::Count(1050));
+    assert_eq!(a("cache_read_tokens"), Cell::Count(500));
+    assert_eq!(a("cache_write_tokens"), Cell::Count(1100));
+    assert_eq!(a("output_tokens"), Cell::Count(310));
+    assert_eq!(b("output_tokens"), Cell::Count(1005));
+    assert_eq!(a("reasoning_tokens"), Cell::Count(50));
+    assert_eq!(a("cache_hit_rate"), Cell::Number(500.0 / 4100.0));
+    assert_eq!(b("cache_hit_rate"), Cell::Number(9000.0 / 10050.0));
+    assert_eq!(a("tool_calls"), Cell::Count(3));
+    assert_eq!(a("runs"), Cell::Count(3));
+    assert_eq!(b("runs"), Cell::Count(1));
+    // Runs of A: r2 0.0002, r4 0.001, r1 0.00815. Nearest rank: p50 → 2nd, p90 and p99 → 3rd.
+    assert_eq!(a("cost_per_run_p50"), usd("0.001"));
+    assert_eq!(a("cost_per_run_p90"), usd("0.00815"));
+    assert_eq!(a("cost_per_run_p99"), usd("0.00815"));
+    assert_eq!(a("cost_per_run_min"), usd("0.0002"));
+    assert_eq!(a("cost_per_run_max"), usd("0.00815"));
+    assert_eq!(a("run_cost_spread"), Cell::Number(40.75));
+    assert_eq!(b("cost_per_run_p50"), usd("0.0119"));
+    assert_eq!(a("error_rate"), Cell::Number(0.25));
+    assert_eq!(b("error_rate"), Cell::Number(0.0));
+    // Latencies of A: 100, 200, 300, 400 → p50 is the 2nd, p99 the 4th. B: 50, 1000.
+    assert_eq!(a("latency_p50_ms"), Cell::Count(200));
+    assert_eq!(a("latency_p99_ms"), Cell::Count(400));
+    assert_eq!(b("latency_p50_ms"), Cell::Count(50));
+    assert_eq!(b("latency_p99_ms"), Cell::Count(1000));
+    assert_eq!(a("share_of_cost"), Cell::Number(0.44));
+    assert_eq!(b("share_of_cost"), Cell::Number(0.56));
+    assert_eq!(a("unpriced_requests"), Cell::Count(0));
+    assert_eq!(b("unpriced_requests"), Cell::Count(1));
+    assert_eq!(result.unpriced.requests, 1);
+    assert_eq!(result.unpriced.input_tokens, 50);
+    assert!(result.warnings.iter().any(|w| w.contains("no price")));
+}
+
+#[test]
+fn buckets_filters_labels_and_top() {
+    let store = store_with(&hand_built());
+    let mut by_day = spec(&[], &[Metric::Requests, Metric::CostUsd]);
+    by_day.bucket = Some(Bucket::Day);
+    by_day.order = Some("bucket".parse().unwrap());
+    let result = store.query(&by_day).unwrap();
+    assert_eq!(
+        result.get(0, "bucket"),
+        Some(&Cell::Text("2026-11-20T00:00:00Z".into()))
+    );
+    assert_eq!(result.get(0, "requests"), Some(&Cell::Count(5)));
+    assert_eq!(result.get(0, "cost_usd"), Some(&usd("0.02025")));
+    assert_eq!(
+        result.get(1, "bucket"),
+        Some(&Cell::Text("2026-11-21T00:00:00Z".into()))
+    );
+    assert_eq!(result.get(1, "cost_usd"), Some(&usd("0.001")));
+
+    let mut f1 = spec(&[], &[Metric::Requests, Metric::CostUsd]);
+    f1.filters = vec!["feature=F1".parse().unwrap()];
+    let result = store.query(&f1).unwrap();
+    assert_eq!(result.get(0, "cost_usd"), Some(&usd("0.02105")));
+    f1.filters = vec!["feature!=F1".parse().unwrap()];
+    let result = store.query(&f1).unwrap();
+    assert_eq!(
+        result.get(0, "requests"),
+        Some(&Cell::Count(2)),
+        "!= keeps calls without the dimension"
+    );
+    f1.filters = vec!["user_id=".parse().unwrap()];
+    assert_eq!(
+        store.query(&f1).unwrap().get(0, "requests"),
+        Some(&Cell::Count(1))
+    );
+    f1.filters = vec![
+        "tenant_id=A,B".parse().unwrap(),
+        "feature=F2".parse().unwrap(),
+    ];
+    assert_eq!(
+        store.query(&f1).unwrap().get(0, "cost_usd"),
+        Some(&usd("0.0002"))
+    );
+
+    let labels = store
+        .query(&spec(&["label.team"], &[Metric::CostUsd]))
+        .unwrap();
+    let core = labels
+        .rows
+        .iter()
+        .find(|row| row[0] == Cell::Text("core".into()))
+        .unwrap();
+    assert_eq!(core[1], usd("0.00165"));
+
+    let mut top = spec(&["tenant_id"], &[Metric::CostUsd]);
+    top.top = Some(1);
+    let result = store.query(&top).unwrap();
+    assert_eq!(result.rows.len(), 1);
+    assert_eq!(result.get(0, "tenant_id"), Some(&Cell::Text("B".into())));
+
+    // Two dimensions at once, bucketed, top 1 group keeps every bucket of that group.
+    let mut two = spec(&["tenant_id", "feature"], &[Metric::CostUsd]);
+    two.bucket = Some(Bucket::Day);
+    two.top = Some(1);
+    let result = store.query(&two).unwrap();
+    assert!(
+        result
+            .rows
+            .iter()
+            .all(|row| row[0] == Cell::Text("B".into()) && row[1] == Cell::Text("F1".into()))
+    );
+}
+
+#[test]
+fn json_rows_follow_the_contract() {
+    let store = store_with(&hand_built());
+    let mut query = spec(
+        &["tenant_id"],
+        &[Metric::Requests, Metric::CostUsd, Metric::ShareOfCost],
+    );
+    query.order = Some("tenant_id:asc".parse().unwrap());
+    let json = store.query(&query).unwrap().to_json();
+    assert_eq!(json["rows"][0]["tenant_id"], "A");
+    assert_eq!(json["rows"][0]["requests"], 4);
+    assert_eq!(json["rows"][0]["cost_usd"], "0.00935");
+    assert_eq!(json["rows"][0]["share_of_cost"], 0.44);
+}
+
+#[test]
+fn reports_answer_what_they_promise() {
+    use crate::reports::{Report, ReportParams};
+    let store = store_with(&hand_built());
+    let params = ReportParams {
+        since: ts("2026-11-01T00:00:00Z"),
+        until: ts("2026-12-01T00:00:00Z"),
+        filters: Vec::new(),
+        top: None,
+    };
+    let outcomes = store.report(Report::Outcomes, &params).unwrap();
+    // Two ticket_resolved outcomes in F1 (r3 succeeded: 0.0119; r4 failed: 0.001).
+    assert_eq!(
+        outcomes.get(0, "outcome_name"),
+        Some(&Cell::Text("ticket_resolved".into()))
+    );
+    assert_eq!(outcomes.get(0, "outcomes"), Some(&Cell::Count(2)));
+    assert_eq!(outcomes.get(0, "successes"), Some(&Cell::Count(1)));
+    assert_eq!(outcomes.get(0, "cost_usd"), Some(&usd("0.0129")));
+    assert_eq!(
+        outcomes.get(0, "cost_per_success_usd"),
+        Some(&usd("0.0129"))
+    );
+
+    let coverage = store.report(Report::Coverage, &params).unwrap();
+    // Only e5 lacks user and feature; it is unpriced, so it carries no cost.
+    assert_eq!(
+        coverage.get(1, "dimension"),
+        Some(&Cell::Text("user_id".into()))
+    );
+    assert_eq!(coverage.get(1, "requests_missing"), Some(&Cell::Count(1)));
+    assert_eq!(
+        coverage.get(1, "share_of_requests"),
+        Some(&Cell::Number(1.0 / 6.0))
+    );
+    assert_eq!(coverage.get(0, "requests_missing"), Some(&Cell::Count(0)));
+    assert_eq!(
+        coverage.get(3, "dimension"),
+        Some(&Cell::Text("any".into()))
+    );
+
+    let runs = store.report(Report::Runs, &params).unwrap();
+    let f1 = runs
+        .rows
+        .iter()
+        .position(|row| row[0] == Cell::Text("F1".into()))
+        .unwrap();
+    // F1 runs: r1 0.00815, r3 0.0119, r4 0.001 → spread 11.9.
+    assert_eq!(runs.get(f1, "runs"), Some(&Cell::Count(3)));
+    assert_eq!(runs.get(f1, "run_cost_spread"), Some(&Cell::Number(11.9)));
+
+    for report in Report::ALL {
+        let result = store.report(report, &params).unwrap();
+        assert!(!result.rows.is_empty(), "{} is empty", report.as_str());
+    }
+}
+
+#[test]
+fn importing_twice_counts_once() {
+    let events = hand_built();
+    let mut store = store_with(&events);
+    let again = store.append(&events).unwrap();
+    assert_eq!(
+        again,
+        AppendOutcome {
+            inserted: 0,
+            duplicates: 6
+        }
+    );
+    assert_eq!(store.event_count().unwrap(), 6);
+    // Repeats inside one batch count once too.
+    let mut repeated = vec![hand_built()[0].clone()];
+    repeated.push(repeated[0].clone());
+    let outcome = store.append(&repeated).unwrap();
+    assert_eq!(
+        outcome,
+        AppendOutcome {
+            inserted: 1,
+            duplicates: 1
+        }
+    );
+}
+
+#[test]
+fn adding_a_price_later_reprices_history() {
+    let mut store = store_with(&hand_built());
+    assert_eq!(store.unpriced_models().unwrap().len(), 1);
+    store
+        .import_overrides(
+            "[[price]]\nmodel = \"mystery-model\"\ninput_cost_per_token = \"0.001\"\noutput_cost_per_token = \"0\"\n",
+            "later",
+        )
+        .unwrap();
+    assert!(store.unpriced_models().unwrap().is_empty());
+    let result = store
+        .query(&spec(&[], &[Metric::CostUsd, Metric::UnpricedRequests]))
+        .unwrap();
+    // 0.02125 + 50 × 0.001
+    assert_eq!(result.get(0, "cost_usd"), Some(&usd("0.07125")));
+    assert_eq!(result.get(0, "unpriced_requests"), Some(&Cell::Count(0)));
+    assert!(result.warnings.is_empty());
+}
+
+#[test]
+fn effective_dated_prices_apply_from_their_day() {
+    let mut store = store_with(&hand_built());
+    store
+        .import_overrides(
+            "[[price]]\nmodel = \"test-model\"\neffective_from = \"2026-11-21\"\ninput_cost_per_token = \"0.000002\"\n",
+            "raise",
+        )
+        .unwrap();
+    let mut by_day = spec(&[], &[Metric::CostUsd]);
+    by_day.bucket = Some(Bucket::Day);
+    by_day.order = Some("bucket".parse().unwrap());
+    let result = store.query(&by_day).unwrap();
+    assert_eq!(result.get(0, "cost_usd"), Some(&usd("0.02025")));
+    assert_eq!(result.get(1, "cost_usd"), Some(&usd("0.002")));
+}
+
+#[test]
+fn reopening_keeps_events_and_prices() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/ledger.duckdb");
+    {
+        let mut store = DuckStore::open(&path).unwrap();
+        store.import_overrides(TEST_PRICES, "test").unwrap();
+        store.append(&hand_built()).unwrap();
+        store.checkpoint().unwrap();
+    }
+    let store = DuckStore::open(&path).unwrap();
+    assert_eq!(store.event_count().unwrap(), 6);
+    let result = store.query(&spec(&[], &[Metric::CostUsd])).unwrap();
+    assert_eq!(result.get(0, "cost_usd"), Some(&usd("0.02125")));
+    assert!(store.prices().as_of.is_some());
+}
+
+fn random_events() -> impl Strategy<Value = Vec<UsageEvent>> {
+    let one = (
+        0usize..4,
+        0usize..3,
+        0usize..3,
+        0usize..4,
+        (
+            0u64..300_000,
+            0u64..100,
+            0u64..100,
+            0u64..100,
+            0u64..5000,
+            0u64..100,
+        ),
+        0i64..(3 * 86_400_000),
+    )
+        .prop_map(
+            |(
+                tenant,
+                feature,
+                model,
+                tier,
+                (input, read_pct, write_pct, h1_pct, output, reason_pct),
+                offset,
+            )| {
+                let read = input * read_pct / 100;
+                let write = (input - read) * write_pct / 100;
+                let base: DateTime<Utc> = ts("2026-11-20T00:00:00Z");
+                let mut e = UsageEvent::from_json(
+                    r#"{"ts": "2026-11-20T00:00:00Z", "provider": "x", "model": "y", "usage": {}}"#,
+                )
+                .unwrap();
+                e.ts = base + chrono::Duration::milliseconds(offset);
+                e.tenant_id = ["t1", "t2", "t3"].get(tenant).map(|s| (*s).to_owned());
+                e.feature = ["f1", "f2", "f3"].get(feature).map(|s| (*s).to_owned());
+                let (provider, name) = [
+                    ("anthropic", "claude-sonnet-4-5-20250929"),
+                    ("gemini", "gemini-2.5-pro"),
+                    ("openai", "gpt-5-2025-08-07"),
+                ][model];
+                e.provider = provider.into();
+                e.model = name.into();
+                e.service_tier =
+                    [None, Some("batch"), Some("flex"), Some("priority")][tier].map(str::to_owned);
+                e.usage = Usage {
+                    input_tokens: input,
+                    cache_read_tokens: read,
+                    cache_write_tokens: write,
+                    cache_write_1h_tokens: write * h1_pct / 100,
+                    output_tokens: output,
+                    reasoning_tokens: output * reason_pct / 100,
+                };
+                e.id = Some(uuid::Uuid::now_v7());
+                e
+            },
+        );
+    proptest::collection::vec(one, 1..60)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn group_costs_sum_to_the_total_and_match_the_price_book(events in random_events()) {
+        let mut store = DuckStore::open_in_memory().unwrap();
+        store.append(&events).unwrap();
+        let total = store.query(&spec(&[], &[Metric::CostUsd])).unwrap();
+        let Cell::Money(total) = total.rows[0][0].clone() else { panic!("no total") };
+        for group_by in [vec!["tenant_id"], vec!["feature", "model"], vec!["service_tier"]] {
+            let result = store.query(&spec(&group_by, &[Metric::CostUsd])).unwrap();
+            let sum: Money = result.rows.iter().map(|row| match row.last() {
+                Some(Cell::Money(m)) => *m,
+                _ => Money::ZERO,
+            }).sum();
+            prop_assert_eq!(sum, total);
+        }
+        // The SQL pricing agrees with the Rust price book, event by event.
+        let book = store.prices();
+        let expected: Money = events.iter().map(|e| {
+            let key = book.resolve(&e.provider, &e.model).unwrap();
+            let tier = burnrate_model::ServiceTier::from_event(e.service_tier.as_deref());
+            book.cost(&key, e.ts.date_naive(), tier, &e.usage).unwrap()
+        }).sum();
+        prop_assert_eq!(total, expected);
+    }
+}

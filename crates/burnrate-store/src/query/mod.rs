@@ -1,0 +1,5 @@
+//! Queries: the spec, its SQL and typed results.
+
+pub mod result;
+pub mod spec;
+pub mod sql;

@@ -1,0 +1,193 @@
+//! Typed query results and their JSON form (`{"rows": [{...}, ...]}`).
+
+use burnrate_model::Money;
+use burnrate_model::dimension::Dimension;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::spec::{MetricKind, QuerySpec};
+use crate::error::StoreError;
+
+/// How a result column is typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// A dimension value or bucket start.
+    Text,
+    /// A whole number (counts, token totals, integer dimensions).
+    Count,
+    /// Dollars; computed in whole femtodollars.
+    Money,
+    /// A rate or share between 0 and 1.
+    Ratio,
+    /// A multiple (max/min ratios).
+    Factor,
+    /// Milliseconds.
+    Millis,
+}
+
+impl From<MetricKind> for ColumnKind {
+    fn from(kind: MetricKind) -> ColumnKind {
+        match kind {
+            MetricKind::Count => ColumnKind::Count,
+            MetricKind::Money => ColumnKind::Money,
+            MetricKind::Ratio => ColumnKind::Ratio,
+            MetricKind::Factor => ColumnKind::Factor,
+            MetricKind::Millis => ColumnKind::Millis,
+        }
+    }
+}
+
+/// One value of a result row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// No value (dimension not set, or no data for the metric).
+    Null,
+    /// Text.
+    Text(String),
+    /// A whole number.
+    Count(i64),
+    /// Exact dollars.
+    Money(Money),
+    /// A float (rates, shares, factors).
+    Number(f64),
+}
+
+impl Cell {
+    /// The cell as JSON: money as a decimal string, counts as integers.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Cell::Null => Value::Null,
+            Cell::Text(text) => Value::String(text.clone()),
+            Cell::Count(count) => Value::from(*count),
+            Cell::Money(money) => Value::String(money.to_string()),
+            Cell::Number(number) => serde_json::Number::from_f64(*number)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
+        }
+    }
+
+    /// The cell as plain text, for tables and CSV.
+    pub fn to_text(&self) -> String {
+        match self {
+            Cell::Null => String::new(),
+            Cell::Text(text) => text.clone(),
+            Cell::Count(count) => count.to_string(),
+            Cell::Money(money) => money.to_string(),
+            Cell::Number(number) => format!("{number:.4}"),
+        }
+    }
+}
+
+/// Calls in a query's range whose model has no price.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Unpriced {
+    /// Calls.
+    pub requests: u64,
+    /// Their input tokens.
+    pub input_tokens: u64,
+    /// Their output tokens.
+    pub output_tokens: u64,
+}
+
+/// The answer to a query or report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryResult {
+    /// Column names: dimensions, `bucket`, metrics.
+    pub columns: Vec<String>,
+    /// How each column is typed.
+    pub kinds: Vec<ColumnKind>,
+    /// The rows.
+    pub rows: Vec<Vec<Cell>>,
+    /// Things the reader must know (unpriced calls, stale prices).
+    pub warnings: Vec<String>,
+    /// Unpriced calls in the range.
+    pub unpriced: Unpriced,
+}
+
+/// The column kinds of a spec's result, in output order.
+pub fn column_kinds(spec: &QuerySpec) -> Vec<ColumnKind> {
+    let mut kinds: Vec<ColumnKind> = spec
+        .group_by
+        .iter()
+        .map(|d| match d {
+            Dimension::Field(field) if field.is_integer() => ColumnKind::Count,
+            Dimension::Field(_) | Dimension::Label(_) => ColumnKind::Text,
+        })
+        .collect();
+    if spec.bucket.is_some() {
+        kinds.push(ColumnKind::Text);
+    }
+    kinds.extend(spec.metrics.iter().map(|m| ColumnKind::from(m.kind())));
+    kinds
+}
+
+impl QueryResult {
+    /// An empty result with these columns.
+    pub fn new(columns: Vec<String>, kinds: Vec<ColumnKind>) -> QueryResult {
+        QueryResult {
+            columns,
+            kinds,
+            rows: Vec::new(),
+            warnings: Vec::new(),
+            unpriced: Unpriced::default(),
+        }
+    }
+
+    /// Adds a row given as SQL text values, typing each by its column.
+    pub fn push_text_row(&mut self, values: Vec<Option<String>>) -> Result<(), StoreError> {
+        let mut row = Vec::with_capacity(values.len());
+        for (value, kind) in values.into_iter().zip(&self.kinds) {
+            row.push(match value {
+                None => Cell::Null,
+                Some(text) => parse_cell(&text, *kind)?,
+            });
+        }
+        self.rows.push(row);
+        Ok(())
+    }
+
+    /// The value of `column` in `row`, if both exist.
+    pub fn get(&self, row: usize, column: &str) -> Option<&Cell> {
+        let index = self.columns.iter().position(|c| c == column)?;
+        self.rows.get(row)?.get(index)
+    }
+
+    /// `{"rows": [...], "warnings": [...], "unpriced": {...}}`.
+    pub fn to_json(&self) -> Value {
+        let rows: Vec<Value> = self
+            .rows
+            .iter()
+            .map(|row| {
+                let object: Map<String, Value> = self
+                    .columns
+                    .iter()
+                    .zip(row)
+                    .map(|(column, cell)| (column.clone(), cell.to_json()))
+                    .collect();
+                Value::Object(object)
+            })
+            .collect();
+        serde_json::json!({
+            "rows": rows,
+            "warnings": self.warnings,
+            "unpriced": self.unpriced,
+        })
+    }
+}
+
+fn parse_cell(text: &str, kind: ColumnKind) -> Result<Cell, StoreError> {
+    let bad = |what: &str| StoreError::Corrupt(format!("`{text}` is not {what}"));
+    Ok(match kind {
+        ColumnKind::Text => Cell::Text(text.to_owned()),
+        ColumnKind::Count | ColumnKind::Millis => {
+            Cell::Count(text.parse().map_err(|_| bad("a whole number"))?)
+        }
+        ColumnKind::Money => {
+            let femto: i128 = text.parse().map_err(|_| bad("femtodollars"))?;
+            Cell::Money(Money::from_femto(femto).map_err(|_| bad("a representable amount"))?)
+        }
+        ColumnKind::Ratio | ColumnKind::Factor => {
+            Cell::Number(text.parse().map_err(|_| bad("a number"))?)
+        }
+    })
+}

@@ -1,0 +1,321 @@
+//! Renders a [`QuerySpec`] to SQL.
+//!
+//! Cost is derived at query time: events are first summed per group, model, service tier,
+//! input-size band and day; those few rows are joined to the price bands in force that day and
+//! multiplied out in whole femtodollars (exact integers); then summed per group. Percentiles
+//! use the nearest-rank definition: the value at rank ⌈p·n/100⌉ of the sorted list, computed
+//! with integer arithmetic so every backend picks the same element.
+
+use burnrate_model::Dimension;
+
+use super::spec::{Bucket, Metric, MetricKind, OrderKey, QuerySpec};
+
+/// SQL with its positional text parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The statement; `?` marks parameters.
+    pub sql: String,
+    /// Parameters in order.
+    pub params: Vec<String>,
+    /// Output column names, in order.
+    pub columns: Vec<String>,
+}
+
+/// The SQL expression reading a dimension from the `events` table.
+pub fn dimension_expr(dimension: &Dimension) -> String {
+    match dimension {
+        Dimension::Field(field) => field.as_str().to_owned(),
+        // Label names are restricted to [A-Za-z0-9_.-] when parsed, so quoting is safe.
+        Dimension::Label(name) => format!("json_extract_string(labels, '$.\"{name}\"')"),
+    }
+}
+
+fn bucket_expr(bucket: Bucket) -> String {
+    format!("date_trunc('{}', ts)", bucket.as_str())
+}
+
+/// The band of a call: how many of the price book's thresholds its input exceeds.
+pub fn band_expr(thresholds: &[u64]) -> String {
+    if thresholds.is_empty() {
+        return "0".to_owned();
+    }
+    thresholds
+        .iter()
+        .map(|t| format!("CAST(input_tokens > {t} AS INTEGER)"))
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+/// The tier an event's `service_tier` prices at (mirrors `ServiceTier::from_event`).
+pub const TIER_EXPR: &str = "CASE service_tier WHEN 'batch' THEN 'batch' WHEN 'flex' THEN 'flex' \
+     WHEN 'priority' THEN 'priority' WHEN 'scale' THEN 'priority' ELSE 'standard' END";
+
+/// The WHERE clause for the spec's range and filters, with its parameters.
+pub fn where_clause(spec: &QuerySpec, params: &mut Vec<String>) -> String {
+    let mut clauses = vec![
+        "ts >= CAST(? AS TIMESTAMP)".to_owned(),
+        "ts < CAST(? AS TIMESTAMP)".to_owned(),
+    ];
+    params.push(spec.since.naive_utc().to_string());
+    params.push(spec.until.naive_utc().to_string());
+    for filter in &spec.filters {
+        let column = dimension_expr(&filter.dimension);
+        let integer = matches!(&filter.dimension, Dimension::Field(f) if f.is_integer());
+        let mut alternatives = Vec::new();
+        for value in &filter.values {
+            if value.is_empty() {
+                alternatives.push(format!("{column} IS NULL"));
+            } else {
+                params.push(value.clone());
+                let placeholder = if integer {
+                    "TRY_CAST(? AS INTEGER)"
+                } else {
+                    "?"
+                };
+                alternatives.push(format!("{column} = {placeholder}"));
+            }
+        }
+        let any = format!("({})", alternatives.join(" OR "));
+        clauses.push(if filter.negate {
+            format!("NOT coalesce({any}, false)")
+        } else {
+            any
+        });
+    }
+    clauses.join(" AND ")
+}
+
+/// Nearest-rank percentile of a sorted 1-based list.
+fn percentile(list: &str, percent: u32) -> String {
+    format!("{list}[({percent} * len({list}) + 99) // 100]")
+}
+
+/// The expression of the cost of a `priced` row in femtodollars, from summed token columns
+/// `b.*` and per-token prices `p.*`.
+const COST_EXPR: &str = "(b.input_tokens - b.cache_read_tokens - b.cache_write_tokens) * p.input \
+    + b.cache_read_tokens * p.cache_read \
+    + (b.cache_write_tokens - b.cache_write_1h_tokens) * p.cache_write_5m \
+    + b.cache_write_1h_tokens * p.cache_write_1h \
+    + (b.output_tokens - b.reasoning_tokens) * p.output \
+    + b.reasoning_tokens * p.reasoning";
+
+const NAIVE_COST_EXPR: &str = "b.input_tokens * p.input + b.output_tokens * p.output";
+
+/// The `base` and `priced` common table expressions: events matching `filter`, summed per
+/// `keys` (alias, expression), optional `run` key, model, tier, band and day, then priced in
+/// femtodollars (`cost`, `naive_cost`; `unpriced` counts calls with no price).
+pub fn priced_ctes(
+    keys: &[(String, String)],
+    run: Option<&str>,
+    filter: &str,
+    thresholds: &[u64],
+) -> String {
+    let key_select: String = keys
+        .iter()
+        .map(|(alias, expr)| format!("{expr} AS {alias}, "))
+        .collect();
+    let run_select = run
+        .map(|expr| format!("{expr} AS run, "))
+        .unwrap_or_default();
+    format!(
+        "WITH base AS (SELECT {key_select}{run_select}provider, model, {TIER_EXPR} AS tier, \
+         {band} AS band, CAST(ts AS DATE) AS day, count(*) AS requests, \
+         count(*) FILTER (WHERE status = 'error') AS errors, \
+         sum(input_tokens) AS input_tokens, sum(cache_read_tokens) AS cache_read_tokens, \
+         sum(cache_write_tokens) AS cache_write_tokens, \
+         sum(cache_write_1h_tokens) AS cache_write_1h_tokens, \
+         sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens, \
+         sum(tool_calls) AS tool_calls \
+         FROM events WHERE {filter} GROUP BY ALL), \
+         priced AS (SELECT b.*, {COST_EXPR} AS cost, {NAIVE_COST_EXPR} AS naive_cost, \
+         CASE WHEN p.price_key IS NULL THEN b.requests ELSE 0 END AS unpriced \
+         FROM base b LEFT JOIN model_map m ON m.provider = b.provider AND m.model = b.model \
+         LEFT JOIN price_bands p ON p.price_key = m.price_key AND p.tier = b.tier \
+         AND p.band = b.band AND b.day >= p.valid_from AND b.day < p.valid_to)",
+        band = band_expr(thresholds),
+    )
+}
+
+/// Renders a validated spec; `thresholds` are the price book's input-size band thresholds.
+pub fn render(spec: &QuerySpec, thresholds: &[u64]) -> Rendered {
+    let mut params = Vec::new();
+    let filter = where_clause(spec, &mut params);
+    let needs_runs = spec.metrics.iter().any(|m| m.needs_runs());
+    let needs_latency = spec.metrics.iter().any(|m| m.needs_latency());
+
+    // Group keys: g0.. for dimensions, then the bucket.
+    let mut keys: Vec<(String, String)> = spec
+        .group_by
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (format!("g{i}"), dimension_expr(d)))
+        .collect();
+    if let Some(bucket) = spec.bucket {
+        keys.push(("bucket".to_owned(), bucket_expr(bucket)));
+    }
+    let key_select: String = keys
+        .iter()
+        .map(|(alias, expr)| format!("{expr} AS {alias}, "))
+        .collect();
+    let key_names: Vec<&str> = keys.iter().map(|(alias, _)| alias.as_str()).collect();
+    let key_list: String = key_names.iter().map(|k| format!("{k}, ")).collect();
+    let mut sql = priced_ctes(
+        &keys,
+        needs_runs.then_some("agent_run_id"),
+        &filter,
+        thresholds,
+    );
+    sql.push_str(&format!(
+        ", groups AS (SELECT {key_list}sum(requests) AS requests, sum(errors) AS errors, \
+         coalesce(sum(cost), 0) AS cost, coalesce(sum(naive_cost), 0) AS naive_cost, \
+         sum(unpriced) AS unpriced, sum(input_tokens) AS input_tokens, \
+         sum(cache_read_tokens) AS cache_read_tokens, sum(cache_write_tokens) AS cache_write_tokens, \
+         sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens, \
+         sum(tool_calls) AS tool_calls FROM priced GROUP BY ALL)"
+    ));
+    if needs_runs {
+        sql.push_str(&format!(
+            ", runs AS (SELECT {key_list}run, coalesce(sum(cost), 0) AS run_cost FROM priced \
+             WHERE run IS NOT NULL GROUP BY ALL), \
+             run_stats AS (SELECT {key_list}count(*) AS runs, list_sort(list(run_cost)) AS costs \
+             FROM runs GROUP BY ALL)"
+        ));
+    }
+    if needs_latency {
+        let mut latency_params = Vec::new();
+        let latency_filter = where_clause(spec, &mut latency_params);
+        params.extend(latency_params);
+        sql.push_str(&format!(
+            ", latency AS (SELECT {key_select}list_sort(list(duration_ms)) AS millis FROM events \
+             WHERE {latency_filter} AND duration_ms IS NOT NULL GROUP BY ALL)"
+        ));
+    }
+
+    let join_on = |alias: &str| -> String {
+        if key_names.is_empty() {
+            "true".to_owned()
+        } else {
+            key_names
+                .iter()
+                .map(|k| format!("g.{k} IS NOT DISTINCT FROM {alias}.{k}"))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        }
+    };
+    let mut columns = Vec::new();
+    let mut select = Vec::new();
+    for (i, dimension) in spec.group_by.iter().enumerate() {
+        columns.push(dimension.to_string());
+        select.push(format!("CAST(g.g{i} AS VARCHAR)"));
+    }
+    if spec.bucket.is_some() {
+        columns.push("bucket".to_owned());
+        select.push("strftime(g.bucket, '%Y-%m-%dT%H:%M:%SZ')".to_owned());
+    }
+    for metric in &spec.metrics {
+        columns.push(metric.as_str().to_owned());
+        select.push(format!("CAST({} AS VARCHAR)", metric_expr(*metric)));
+    }
+    let order = spec.effective_order();
+    let order_expr = match &order.key {
+        OrderKey::Metric(metric) => metric_expr(*metric),
+        OrderKey::Dimension(dimension) => {
+            let index = spec
+                .group_by
+                .iter()
+                .position(|d| d == dimension)
+                .unwrap_or(0);
+            format!("g.g{index}")
+        }
+        OrderKey::Bucket => "g.bucket".to_owned(),
+    };
+    let direction = if order.descending {
+        "DESC NULLS LAST"
+    } else {
+        "ASC NULLS LAST"
+    };
+    // Ties broken by the group keys so results are deterministic on every backend.
+    let mut tie_break = String::new();
+    if order.key == OrderKey::Bucket
+        && let Some(money) = spec.metrics.iter().find(|m| m.kind() == MetricKind::Money)
+    {
+        tie_break.push_str(&format!(", {} DESC NULLS LAST", metric_expr(*money)));
+    }
+    for key in &key_names {
+        tie_break.push_str(&format!(", g.{key} ASC NULLS FIRST"));
+    }
+
+    let mut from = "groups g".to_owned();
+    if needs_runs {
+        from.push_str(&format!(" LEFT JOIN run_stats r ON {}", join_on("r")));
+    }
+    if needs_latency {
+        from.push_str(&format!(" LEFT JOIN latency l ON {}", join_on("l")));
+    }
+    let mut limit = String::new();
+    if let Some(top) = spec.top {
+        if spec.bucket.is_some() && !spec.group_by.is_empty() {
+            // Keep the N groups with the most cost over the whole range, every bucket of each.
+            let dims: Vec<String> = (0..spec.group_by.len()).map(|i| format!("g{i}")).collect();
+            let dims_list = dims.join(", ");
+            sql.push_str(&format!(
+                ", top_groups AS (SELECT {dims_list} FROM groups GROUP BY ALL \
+                 ORDER BY sum(cost) DESC, {dims_list} LIMIT {top})"
+            ));
+            let on: Vec<String> = dims
+                .iter()
+                .map(|d| format!("g.{d} IS NOT DISTINCT FROM t.{d}"))
+                .collect();
+            from.push_str(&format!(" SEMI JOIN top_groups t ON {}", on.join(" AND ")));
+        } else {
+            limit = format!(" LIMIT {top}");
+        }
+    }
+    sql.push_str(&format!(
+        " SELECT {} FROM {from} ORDER BY {order_expr} {direction}{tie_break}{limit}",
+        select.join(", ")
+    ));
+    Rendered {
+        sql,
+        params,
+        columns,
+    }
+}
+
+/// The SQL of one metric over the joined `g` (groups), `r` (run stats), `l` (latency) rows.
+fn metric_expr(metric: Metric) -> String {
+    match metric {
+        Metric::Requests => "g.requests".into(),
+        Metric::CostUsd => "g.cost".into(),
+        Metric::NaiveCostUsd => "g.naive_cost".into(),
+        Metric::InputTokens => "g.input_tokens".into(),
+        Metric::UncachedInputTokens => {
+            "g.input_tokens - g.cache_read_tokens - g.cache_write_tokens".into()
+        }
+        Metric::CacheReadTokens => "g.cache_read_tokens".into(),
+        Metric::CacheWriteTokens => "g.cache_write_tokens".into(),
+        Metric::OutputTokens => "g.output_tokens".into(),
+        Metric::ReasoningTokens => "g.reasoning_tokens".into(),
+        Metric::CacheHitRate => {
+            "CAST(g.cache_read_tokens AS DOUBLE) / nullif(g.input_tokens, 0)".into()
+        }
+        Metric::ToolCalls => "g.tool_calls".into(),
+        Metric::Runs => "coalesce(r.runs, 0)".into(),
+        Metric::CostPerRunP50 => percentile("r.costs", 50),
+        Metric::CostPerRunP90 => percentile("r.costs", 90),
+        Metric::CostPerRunP99 => percentile("r.costs", 99),
+        Metric::CostPerRunMin => "r.costs[1]".into(),
+        Metric::CostPerRunMax => "r.costs[len(r.costs)]".into(),
+        Metric::RunCostSpread => "CAST(r.costs[len(r.costs)] AS DOUBLE) / \
+             nullif(CAST(list_filter(r.costs, lambda c: c > 0)[1] AS DOUBLE), 0)"
+            .into(),
+        Metric::ErrorRate => "CAST(g.errors AS DOUBLE) / g.requests".into(),
+        Metric::LatencyP50Ms => percentile("l.millis", 50),
+        Metric::LatencyP99Ms => percentile("l.millis", 99),
+        Metric::ShareOfCost => {
+            "CAST(g.cost AS DOUBLE) / nullif(CAST((SELECT sum(cost) FROM groups) AS DOUBLE), 0)"
+                .into()
+        }
+        Metric::UnpricedRequests => "g.unpriced".into(),
+    }
+}

@@ -1,0 +1,294 @@
+//! The named reports: the five roll-ups and tagging coverage.
+
+use std::str::FromStr;
+
+use burnrate_model::dimension::{Dimension, Field};
+use chrono::{DateTime, Utc};
+
+use crate::duck::DuckStore;
+use crate::error::StoreError;
+use crate::query::result::{ColumnKind, QueryResult};
+use crate::query::spec::{Bucket, Filter, Metric, Order, OrderKey, QuerySpec};
+use crate::query::sql;
+
+/// A named report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    /// Cost per user per day.
+    UsersDaily,
+    /// Cost per feature.
+    Features,
+    /// Cost per agent run, per feature: median, p90, p99, min, max and the max/min spread.
+    Runs,
+    /// Cost per successful outcome.
+    Outcomes,
+    /// Cost per tenant.
+    Tenants,
+    /// Share of calls and cost lacking tenant, user or feature.
+    Coverage,
+}
+
+impl Report {
+    /// Every report, in the order the CLI lists them.
+    pub const ALL: [Report; 6] = [
+        Report::UsersDaily,
+        Report::Features,
+        Report::Runs,
+        Report::Outcomes,
+        Report::Tenants,
+        Report::Coverage,
+    ];
+
+    /// The report's name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Report::UsersDaily => "users-daily",
+            Report::Features => "features",
+            Report::Runs => "runs",
+            Report::Outcomes => "outcomes",
+            Report::Tenants => "tenants",
+            Report::Coverage => "coverage",
+        }
+    }
+
+    /// A one-line description.
+    pub fn title(self) -> &'static str {
+        match self {
+            Report::UsersDaily => "Cost per user per day",
+            Report::Features => "Cost per feature",
+            Report::Runs => {
+                "Cost per agent run, by feature (spread = costliest run / cheapest run)"
+            }
+            Report::Outcomes => "Cost per successful outcome",
+            Report::Tenants => "Cost per tenant",
+            Report::Coverage => "Tagging coverage: calls and cost lacking attribution",
+        }
+    }
+}
+
+impl FromStr for Report {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Report, String> {
+        Report::ALL
+            .iter()
+            .copied()
+            .find(|report| report.as_str() == text)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Report::ALL.iter().map(|r| r.as_str()).collect();
+                format!("unknown report `{text}`; use one of {}", names.join(", "))
+            })
+    }
+}
+
+/// What every report is restricted by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportParams {
+    /// Start, inclusive.
+    pub since: DateTime<Utc>,
+    /// End, exclusive.
+    pub until: DateTime<Utc>,
+    /// Filters, all of which must hold.
+    pub filters: Vec<Filter>,
+    /// Keep the top N rows (groups).
+    pub top: Option<usize>,
+}
+
+fn field(field: Field) -> Dimension {
+    Dimension::Field(field)
+}
+
+impl ReportParams {
+    fn spec(&self, group_by: Vec<Dimension>, metrics: Vec<Metric>) -> QuerySpec {
+        QuerySpec {
+            since: self.since,
+            until: self.until,
+            bucket: None,
+            group_by,
+            filters: self.filters.clone(),
+            metrics,
+            order: None,
+            top: self.top,
+        }
+    }
+}
+
+impl DuckStore {
+    /// Runs a named report.
+    pub fn report(&self, report: Report, params: &ReportParams) -> Result<QueryResult, StoreError> {
+        use Metric::*;
+        match report {
+            Report::UsersDaily => {
+                let mut spec = params.spec(
+                    vec![field(Field::Tenant), field(Field::User)],
+                    vec![Requests, CostUsd, InputTokens, OutputTokens, CacheHitRate],
+                );
+                spec.bucket = Some(Bucket::Day);
+                spec.order = Some(Order {
+                    key: OrderKey::Bucket,
+                    descending: false,
+                });
+                self.query(&spec)
+            }
+            Report::Features => self.query(&params.spec(
+                vec![field(Field::Feature)],
+                vec![
+                    Requests,
+                    CostUsd,
+                    ShareOfCost,
+                    Runs,
+                    CostPerRunP50,
+                    CostPerRunP99,
+                    CacheHitRate,
+                    ErrorRate,
+                ],
+            )),
+            Report::Runs => self.query(&params.spec(
+                vec![field(Field::Feature)],
+                vec![
+                    Runs,
+                    CostUsd,
+                    CostPerRunP50,
+                    CostPerRunP90,
+                    CostPerRunP99,
+                    CostPerRunMin,
+                    CostPerRunMax,
+                    RunCostSpread,
+                ],
+            )),
+            Report::Tenants => self.query(&params.spec(
+                vec![field(Field::Tenant)],
+                vec![
+                    Requests,
+                    CostUsd,
+                    ShareOfCost,
+                    NaiveCostUsd,
+                    CacheHitRate,
+                    Runs,
+                    ErrorRate,
+                    UnpricedRequests,
+                ],
+            )),
+            Report::Outcomes => self.outcomes(params),
+            Report::Coverage => self.coverage(params),
+        }
+    }
+
+    fn base_spec(&self, params: &ReportParams) -> Result<QuerySpec, StoreError> {
+        let spec = params.spec(Vec::new(), vec![Metric::Requests]);
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Per outcome name and feature: outcomes, successes, the cost of the runs that reached
+    /// them (a call outside any run is its own run) and that cost per success.
+    fn outcomes(&self, params: &ReportParams) -> Result<QueryResult, StoreError> {
+        let spec = self.base_spec(params)?;
+        let mut sql_params = Vec::new();
+        let filter = sql::where_clause(&spec, &mut sql_params);
+        let outcome_filter = sql::where_clause(&spec, &mut sql_params);
+        let run = "coalesce(agent_run_id, CAST(id AS VARCHAR))";
+        let limit = params
+            .top
+            .map(|n| format!(" LIMIT {n}"))
+            .unwrap_or_default();
+        let statement = format!(
+            "{priced}, run_cost AS (SELECT run, coalesce(sum(cost), 0) AS cost FROM priced GROUP BY run), \
+             reached AS (SELECT outcome_name AS name, feature, {run} AS run, \
+             bool_or(outcome_success) AS success FROM events \
+             WHERE {outcome_filter} AND outcome_name IS NOT NULL GROUP BY ALL), \
+             totals AS (SELECT o.name, o.feature, count(*) AS outcomes, \
+             count(*) FILTER (WHERE o.success) AS successes, \
+             coalesce(sum(rc.cost), 0) AS cost FROM reached o LEFT JOIN run_cost rc ON rc.run = o.run \
+             GROUP BY ALL) \
+             SELECT name, feature, CAST(outcomes AS VARCHAR), CAST(successes AS VARCHAR), \
+             CAST(CAST(successes AS DOUBLE) / outcomes AS VARCHAR), CAST(cost AS VARCHAR), \
+             CAST((cost * 2 + successes) // nullif(successes * 2, 0) AS VARCHAR) \
+             FROM totals ORDER BY cost DESC, name, feature{limit}",
+            priced = sql::priced_ctes(&[], Some(run), &filter, self.thresholds()),
+        );
+        let columns = [
+            "outcome_name",
+            "feature",
+            "outcomes",
+            "successes",
+            "success_rate",
+            "cost_usd",
+            "cost_per_success_usd",
+        ];
+        let kinds = vec![
+            ColumnKind::Text,
+            ColumnKind::Text,
+            ColumnKind::Count,
+            ColumnKind::Count,
+            ColumnKind::Ratio,
+            ColumnKind::Money,
+            ColumnKind::Money,
+        ];
+        let mut result = self.run_sql(
+            &statement,
+            &sql_params,
+            columns.iter().map(|c| (*c).to_owned()).collect(),
+            kinds,
+        )?;
+        self.annotate_unpriced(&spec, &mut result)?;
+        Ok(result)
+    }
+
+    /// For tenant, user and feature (and any of them): calls and cost lacking it, and shares.
+    fn coverage(&self, params: &ReportParams) -> Result<QueryResult, StoreError> {
+        let spec = self.base_spec(params)?;
+        let mut sql_params = Vec::new();
+        let filter = sql::where_clause(&spec, &mut sql_params);
+        let keys = [
+            ("t", "tenant_id IS NULL"),
+            ("u", "user_id IS NULL"),
+            ("f", "feature IS NULL"),
+        ]
+        .map(|(alias, expr)| (alias.to_owned(), expr.to_owned()));
+        let part = |name: &str, condition: &str| {
+            format!(
+                "SELECT '{name}' AS dimension, coalesce(sum(requests) FILTER (WHERE {condition}), 0) AS requests, \
+                 coalesce(sum(cost) FILTER (WHERE {condition}), 0) AS cost FROM flags"
+            )
+        };
+        let statement = format!(
+            "{priced}, flags AS (SELECT t, u, f, sum(requests) AS requests, \
+             coalesce(sum(cost), 0) AS cost FROM priced GROUP BY ALL), \
+             totals AS (SELECT sum(requests) AS requests, sum(cost) AS cost FROM flags), \
+             parts AS ({} UNION ALL {} UNION ALL {} UNION ALL {}) \
+             SELECT p.dimension, CAST(p.requests AS VARCHAR), \
+             CAST(CAST(p.requests AS DOUBLE) / nullif(t.requests, 0) AS VARCHAR), \
+             CAST(p.cost AS VARCHAR), \
+             CAST(CAST(p.cost AS DOUBLE) / nullif(CAST(t.cost AS DOUBLE), 0) AS VARCHAR) \
+             FROM parts p, totals t ORDER BY CASE p.dimension WHEN 'tenant_id' THEN 1 \
+             WHEN 'user_id' THEN 2 WHEN 'feature' THEN 3 ELSE 4 END",
+            part("tenant_id", "t"),
+            part("user_id", "u"),
+            part("feature", "f"),
+            part("any", "t OR u OR f"),
+            priced = sql::priced_ctes(&keys, None, &filter, self.thresholds()),
+        );
+        let columns = [
+            "dimension",
+            "requests_missing",
+            "share_of_requests",
+            "cost_usd_missing",
+            "share_of_cost",
+        ];
+        let kinds = vec![
+            ColumnKind::Text,
+            ColumnKind::Count,
+            ColumnKind::Ratio,
+            ColumnKind::Money,
+            ColumnKind::Ratio,
+        ];
+        let mut result = self.run_sql(
+            &statement,
+            &sql_params,
+            columns.iter().map(|c| (*c).to_owned()).collect(),
+            kinds,
+        )?;
+        self.annotate_unpriced(&spec, &mut result)?;
+        Ok(result)
+    }
+}

@@ -1,0 +1,8 @@
+//! The commands behind the CLI, one module each, plus shared time parsing and output.
+
+pub mod generate;
+pub mod import;
+pub mod output;
+pub mod prices;
+pub mod query;
+pub mod time;

@@ -1,0 +1,112 @@
+//! Query results as a table, JSON or CSV.
+
+use std::io::Write;
+
+use burnrate_store::{Cell, ColumnKind, QueryResult};
+use comfy_table::{CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+
+use crate::Format;
+
+/// Prints a result in the chosen format to stdout; warnings go to stderr as well.
+pub fn print_result(
+    result: &QueryResult,
+    format: Format,
+    title: Option<&str>,
+) -> anyhow::Result<()> {
+    for warning in &result.warnings {
+        eprintln!("WARNING: {warning}");
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &result.to_json())?;
+            writeln!(out)?;
+        }
+        Format::Csv => {
+            let mut writer = csv::Writer::from_writer(out);
+            writer.write_record(&result.columns)?;
+            for row in &result.rows {
+                writer.write_record(row.iter().map(Cell::to_text))?;
+            }
+            writer.flush()?;
+        }
+        Format::Table => {
+            if let Some(title) = title {
+                writeln!(out, "{title}")?;
+            }
+            writeln!(out, "{}", table(result))?;
+            writeln!(out, "{} rows", result.rows.len())?;
+        }
+    }
+    Ok(())
+}
+
+/// A human table: money rounded to 6 decimals (JSON and CSV stay exact), rates as percents.
+pub fn table(result: &QueryResult) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(&result.columns);
+    for row in &result.rows {
+        let cells = row.iter().zip(&result.kinds).map(|(cell, kind)| {
+            let text = human(cell, *kind);
+            let aligned = comfy_table::Cell::new(text);
+            if *kind == ColumnKind::Text {
+                aligned
+            } else {
+                aligned.set_alignment(CellAlignment::Right)
+            }
+        });
+        table.add_row(cells);
+    }
+    table
+}
+
+fn human(cell: &Cell, kind: ColumnKind) -> String {
+    match (cell, kind) {
+        (Cell::Null, ColumnKind::Text) => "(none)".to_owned(),
+        (Cell::Null, _) => "-".to_owned(),
+        (Cell::Money(money), _) => {
+            let rounded = money.as_decimal().round_dp(6);
+            format!("${rounded:.6}")
+        }
+        (Cell::Number(number), ColumnKind::Ratio) => format!("{:.1}%", number * 100.0),
+        (Cell::Number(number), ColumnKind::Factor) => format!("{number:.1}×"),
+        (Cell::Count(count), ColumnKind::Millis) => format!("{count} ms"),
+        (Cell::Count(count), _) => thousands(*count),
+        (other, _) => other.to_text(),
+    }
+}
+
+fn thousands(count: i64) -> String {
+    let digits = count.unsigned_abs().to_string();
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    if count < 0 {
+        grouped.insert(0, '-');
+    }
+    grouped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn humanises_cells() {
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(thousands(-1000), "-1,000");
+        assert_eq!(thousands(12), "12");
+        let money = Cell::Money("0.00935".parse().unwrap());
+        assert_eq!(human(&money, ColumnKind::Money), "$0.009350");
+        assert_eq!(human(&Cell::Number(0.44), ColumnKind::Ratio), "44.0%");
+        assert_eq!(human(&Cell::Null, ColumnKind::Text), "(none)");
+    }
+}

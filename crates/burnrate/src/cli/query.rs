@@ -1,0 +1,117 @@
+//! `burnrate query` and `burnrate report`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow};
+use burnrate_store::reports::{Report, ReportParams};
+use burnrate_store::{DuckStore, Filter, QueryResult, QuerySpec};
+use chrono::Utc;
+
+use super::output::print_result;
+use super::time::parse_time;
+use crate::{QueryArgs, RangeArgs, ReportArgs};
+
+/// Runs `burnrate query`.
+pub fn run_query(args: QueryArgs) -> anyhow::Result<ExitCode> {
+    let (since, until, filters) = range(&args.range)?;
+    let spec = QuerySpec {
+        since,
+        until,
+        bucket: args
+            .bucket
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: String| anyhow!(e))?,
+        group_by: args
+            .group_by
+            .iter()
+            .filter(|d| !d.trim().is_empty())
+            .map(|d| d.trim().parse())
+            .collect::<Result<_, _>>()?,
+        filters,
+        metrics: args
+            .metrics
+            .iter()
+            .map(|m| m.trim().parse())
+            .collect::<Result<_, String>>()
+            .map_err(|e| anyhow!(e))?,
+        order: args
+            .order
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: String| anyhow!(e))?,
+        top: args.range.top,
+    };
+    spec.validate()?;
+    let store = open(&args.db.db)?;
+    let mut result = store.query(&spec)?;
+    warn_if_stale(&store, &mut result, args.range.max_price_age_days);
+    print_result(&result, args.range.format, None)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `burnrate report NAME`.
+pub fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let report: Report = args.report.parse().map_err(|e: String| anyhow!(e))?;
+    let (since, until, filters) = range(&args.range)?;
+    let params = ReportParams {
+        since,
+        until,
+        filters,
+        top: args.range.top,
+    };
+    let store = open(&args.db.db)?;
+    let mut result = store.report(report, &params)?;
+    warn_if_stale(&store, &mut result, args.range.max_price_age_days);
+    let title = format!(
+        "{} — {} to {}",
+        report.title(),
+        since.format("%Y-%m-%d %H:%M"),
+        until.format("%Y-%m-%d %H:%M UTC")
+    );
+    print_result(&result, args.range.format, Some(&title))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens an existing ledger; queries never create one.
+pub fn open(path: &std::path::Path) -> anyhow::Result<DuckStore> {
+    if !path.exists() {
+        return Err(anyhow!(
+            "no ledger at {}: import events first (`burnrate import --db {} events.jsonl`) or pass --db",
+            path.display(),
+            path.display()
+        ));
+    }
+    DuckStore::open(path).with_context(|| format!("opening {}", path.display()))
+}
+
+fn range(
+    args: &RangeArgs,
+) -> anyhow::Result<(chrono::DateTime<Utc>, chrono::DateTime<Utc>, Vec<Filter>)> {
+    let now = Utc::now();
+    let since = parse_time(&args.since, now).context("--since")?;
+    let until = parse_time(&args.until, now).context("--until")?;
+    let filters = args
+        .filters
+        .iter()
+        .map(|f| f.parse::<Filter>().map_err(|e| anyhow!(e)))
+        .collect::<anyhow::Result<_>>()?;
+    Ok((since, until, filters))
+}
+
+/// Adds the stale-prices warning every report carries once the table is too old.
+pub fn warn_if_stale(store: &DuckStore, result: &mut QueryResult, max_age_days: i64) {
+    let book = store.prices();
+    if let Some(age) = book.stale_by(Utc::now().date_naive(), max_age_days) {
+        let taken = book.as_of.map(|d| d.to_string()).unwrap_or_default();
+        result.warnings.insert(
+            0,
+            format!(
+                "the price table is {age} days old (taken {taken}; limit {max_age_days}): costs may be \
+                 wrong. Refresh it with `burnrate prices import --db LEDGER model_prices_and_context_window.json`"
+            ),
+        );
+    }
+}

@@ -1,0 +1,270 @@
+//! Black-box tests of the `burnrate` binary: the CLI contract as scripts use it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a panic is a test failure"
+)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn burnrate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_burnrate"))
+        .args(args)
+        .env_remove("BURNRATE_DB")
+        .output()
+        .expect("burnrate runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    assert!(output.status.success(), "stderr: {}", text(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("JSON on stdout")
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+const RANGE: [&str; 4] = ["--since", "2026-10-01", "--until", "2026-11-21"];
+
+#[test]
+fn generate_import_twice_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let db = dir.path().join("ledger.duckdb");
+    let generated = burnrate(&[
+        "gen-events",
+        "--tenants",
+        "12",
+        "--days",
+        "7",
+        "--events",
+        "5000",
+        "--seed",
+        "7",
+        "--end",
+        "2026-11-20T00:00:00Z",
+        "--out",
+        path(&events),
+    ]);
+    assert!(generated.status.success(), "{}", text(&generated.stderr));
+
+    let first = burnrate(&["import", "--db", path(&db), path(&events)]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(
+        text(&first.stdout)
+            .contains("imported 5000 events, skipped 0 duplicates, rejected 0 lines")
+    );
+    let again = burnrate(&["import", "--db", path(&db), path(&events)]);
+    assert!(
+        text(&again.stdout).contains("imported 0 events, skipped 5000 duplicates"),
+        "{}",
+        text(&again.stdout)
+    );
+
+    let mut args = vec![
+        "query",
+        "--db",
+        path(&db),
+        "--format",
+        "json",
+        "--metrics",
+        "requests,cost_usd",
+    ];
+    args.extend(RANGE);
+    let total = json(&burnrate(&args));
+    assert_eq!(total["rows"][0]["requests"], 5000);
+    let cost: f64 = total["rows"][0]["cost_usd"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(cost > 0.0);
+
+    for report in [
+        "users-daily",
+        "features",
+        "runs",
+        "outcomes",
+        "tenants",
+        "coverage",
+    ] {
+        let mut args = vec!["report", report, "--db", path(&db), "--format", "json"];
+        args.extend(RANGE);
+        let result = json(&burnrate(&args));
+        assert!(
+            !result["rows"].as_array().unwrap().is_empty(),
+            "{report} has no rows"
+        );
+        let mut args = vec!["report", report, "--db", path(&db)];
+        args.extend(RANGE);
+        let table = burnrate(&args);
+        assert!(table.status.success());
+        assert!(
+            text(&table.stdout).contains("rows"),
+            "{report}: {}",
+            text(&table.stdout)
+        );
+    }
+
+    // Tenant costs add up to the total, exactly.
+    let mut args = vec!["report", "tenants", "--db", path(&db), "--format", "json"];
+    args.extend(RANGE);
+    let tenants = json(&burnrate(&args));
+    let sum: rust_decimal::Decimal = tenants["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row["cost_usd"]
+                .as_str()
+                .unwrap()
+                .parse::<rust_decimal::Decimal>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(
+        sum,
+        total["rows"][0]["cost_usd"]
+            .as_str()
+            .unwrap()
+            .parse::<rust_decimal::Decimal>()
+            .unwrap()
+    );
+
+    // The generator's unpriced model shows up.
+    let missing = json(&burnrate(&[
+        "prices",
+        "missing",
+        "--db",
+        path(&db),
+        "--format",
+        "json",
+    ]));
+    assert!(!missing["rows"].as_array().unwrap().is_empty());
+
+    let mut args = vec![
+        "query",
+        "--db",
+        path(&db),
+        "--format",
+        "csv",
+        "--group-by",
+        "tenant_id,feature",
+        "--bucket",
+        "day",
+        "--top",
+        "3",
+    ];
+    args.extend(RANGE);
+    let csv = burnrate(&args);
+    assert!(text(&csv.stdout).starts_with("tenant_id,feature,bucket,requests,cost_usd"));
+}
+
+#[test]
+fn bad_lines_are_rejected_by_number_and_good_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("mixed.jsonl");
+    let db = dir.path().join("ledger.duckdb");
+    let good = r#"{"ts": "2026-11-20T10:00:00Z", "provider": "openai", "model": "gpt-4.1", "tenant_id": "acme", "usage": {"input_tokens": 1144, "cache_read_tokens": 1024, "output_tokens": 2}}"#;
+    let good2 = good.replace("acme", "globex");
+    let lines = [
+        good,
+        "{not json",
+        r#"{"ts": "2026-11-20T10:00:00Z", "provider": "openai", "model": "gpt-4.1", "usage": {"input_tokens": 10, "cache_read_tokens": 11}}"#,
+        "",
+        &good2,
+        r#"{"ts": "2026-11-20T10:00:00Z", "provider": "openai", "model": "gpt-4.1", "usage": {}, "tenant": "x"}"#,
+    ];
+    std::fs::write(&events, lines.join("\n") + "\n").unwrap();
+    let output = burnrate(&["import", "--db", path(&db), path(&events)]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("mixed.jsonl:2:"), "{stderr}");
+    assert!(
+        stderr.contains("mixed.jsonl:3: field `usage.cache_read_tokens`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("mixed.jsonl:6: field `tenant`"), "{stderr}");
+    assert!(
+        text(&output.stdout).contains("imported 2 events, skipped 0 duplicates, rejected 3 lines")
+    );
+
+    // Lines without ids get deterministic ones: importing again adds nothing.
+    let again = burnrate(&["import", "--db", path(&db), path(&events)]);
+    assert!(
+        text(&again.stdout).contains("imported 0 events, skipped 2 duplicates, rejected 3 lines")
+    );
+
+    let mut args = vec![
+        "query",
+        "--db",
+        path(&db),
+        "--format",
+        "json",
+        "--group-by",
+        "tenant_id",
+        "--order",
+        "tenant_id",
+    ];
+    args.extend(RANGE);
+    let result = json(&burnrate(&args));
+    // 120 × 2e-6 + 1024 × 5e-7 + 2 × 8e-6 for gpt-4.1 (the dated and undated names share prices).
+    assert_eq!(result["rows"][0]["tenant_id"], "acme");
+    assert_eq!(result["rows"][0]["cost_usd"], "0.000768");
+    assert_eq!(result["rows"][1]["tenant_id"], "globex");
+}
+
+#[test]
+fn stdin_import_and_friendly_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ledger.duckdb");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_burnrate"))
+        .args(["import", "--db", path(&db), "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"ts": "2026-11-20T10:00:00Z", "provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "usage": {"input_tokens": 1532, "cache_read_tokens": 1111, "cache_write_tokens": 418, "output_tokens": 33}}"#)
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(text(&output.stdout).contains("imported 1 events"));
+
+    let missing_db = burnrate(&["query", "--db", path(&dir.path().join("nope.duckdb"))]);
+    assert!(!missing_db.status.success());
+    assert!(text(&missing_db.stderr).contains("import events first"));
+    let bad_metric = burnrate(&["query", "--db", path(&db), "--metrics", "dollars"]);
+    assert!(text(&bad_metric.stderr).contains("unknown metric `dollars`"));
+    let bad_time = burnrate(&["query", "--db", path(&db), "--since", "last tuesday"]);
+    assert!(text(&bad_time.stderr).contains("--since"));
+}
+
+#[test]
+fn prices_show_and_list() {
+    let shown = burnrate(&[
+        "prices",
+        "show",
+        "claude-sonnet-4-5-20250929",
+        "--provider",
+        "anthropic",
+    ]);
+    assert!(shown.status.success(), "{}", text(&shown.stderr));
+    let out = text(&shown.stdout);
+    assert!(out.contains("cache_write_1h"));
+    assert!(out.contains("$6"), "1h writes are $6/MTok: {out}");
+    assert!(out.contains("$0.3"), "cache reads are $0.30/MTok: {out}");
+    let listed = burnrate(&["prices", "list", "gpt-4.1"]);
+    assert!(text(&listed.stdout).contains("gpt-4.1-mini"));
+    let unknown = burnrate(&["prices", "show", "no-such-model"]);
+    assert!(!unknown.status.success());
+    assert!(text(&unknown.stderr).contains("no price for `no-such-model`"));
+}
