@@ -20,62 +20,62 @@ pub struct UsageEvent {
     /// Start of the call, stored in UTC.
     pub ts: DateTime<Utc>,
     /// Wall time of the call in milliseconds.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
     /// Where the event came from: `gateway`, `otlp`, `api`, `import`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     /// Provider that served the call (`openai`, `anthropic`, `gemini`, ...).
     pub provider: String,
     /// Model that served the call, as the provider reported it.
     pub model: String,
     /// Model the caller asked for, when the gateway routed it elsewhere.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_model: Option<String>,
     /// API operation (`chat`, `responses`, `messages`, `embeddings`, ...).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<String>,
     /// Service tier: `standard`, `batch`, `flex` or `priority` (others price as standard).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_tier: Option<String>,
     /// Customer the call is billed to.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<String>,
     /// End user inside the tenant.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
     /// Product feature that made the call.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feature: Option<String>,
     /// Unit of work the call belongs to.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_id: Option<String>,
     /// HTTP route of the caller's application.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
     /// Agent run the call belongs to.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_run_id: Option<String>,
     /// Agent run that spawned this one.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_run_id: Option<String>,
     /// Name of the agent making the call.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_name: Option<String>,
     /// Depth of the agent in the sub-agent tree (0 = top).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub span_depth: Option<u32>,
     /// Conversation or session.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
     /// Deployment (`production`, `staging`, ...).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployment: Option<String>,
     /// Version of the prompt template.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_version: Option<String>,
     /// Reasoning effort requested.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effort: Option<String>,
     /// Free-form labels.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -83,7 +83,7 @@ pub struct UsageEvent {
     /// Token counts.
     pub usage: Usage,
     /// Split of the tokens into prompt, tool, memory and response layers.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layers: Option<Layers>,
     /// Number of tool calls the response asked for.
     #[serde(default)]
@@ -95,10 +95,10 @@ pub struct UsageEvent {
     #[serde(default)]
     pub status: Status,
     /// Error or refusal reason.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Business outcome reached, for cost per outcome.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
 }
 
@@ -223,7 +223,7 @@ pub struct ToolCall {
     /// Tool name.
     pub name: String,
     /// Hash of the normalised JSON arguments.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args_hash: Option<String>,
 }
 

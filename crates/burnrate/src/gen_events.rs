@@ -956,39 +956,10 @@ mod tests {
 
     #[test]
     fn priced_models_are_in_the_price_table_and_unpriced_ones_are_not() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../prices/litellm_model_prices.json"
-        );
-        let table: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let book = burnrate_model::PriceBook::bundled().unwrap();
         for (index, model) in MODELS.iter().enumerate() {
-            let base = strip_date(model.name);
-            let known = table.get(base).is_some()
-                || table.get(format!("{}/{base}", model.provider)).is_some();
+            let known = book.resolve(model.provider, model.name).is_some();
             assert_eq!(known, !UNPRICED.contains(&index), "{}", model.name);
         }
-    }
-
-    /// `gpt-4.1-2025-04-14` → `gpt-4.1`, `claude-haiku-4-5-20251001` → `claude-haiku-4-5`.
-    fn strip_date(name: &str) -> &str {
-        let dated = |suffix: usize| {
-            let (base, date) = name.split_at(name.len().checked_sub(suffix)?);
-            let digits = date.chars().filter(char::is_ascii_digit).count();
-            (date.starts_with('-') && digits == 8).then_some(base)
-        };
-        dated(11).or_else(|| dated(9)).unwrap_or(name)
-    }
-
-    #[test]
-    #[ignore = "throughput measurement: cargo test --release -p burnrate gen_events -- --ignored --nocapture"]
-    fn throughput() {
-        let started = std::time::Instant::now();
-        let written = write_events(&spec(42, 1_000_000), &mut io::sink(), &|_| {}).unwrap();
-        let seconds = started.elapsed().as_secs_f64();
-        println!(
-            "{written} events in {seconds:.2} s: {:.0} events/s",
-            written as f64 / seconds
-        );
     }
 }

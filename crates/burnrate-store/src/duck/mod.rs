@@ -109,7 +109,8 @@ impl DuckStore {
                  tier VARCHAR NOT NULL, band INTEGER NOT NULL, valid_from DATE NOT NULL,
                  valid_to DATE NOT NULL, input HUGEINT NOT NULL, cache_read HUGEINT NOT NULL,
                  cache_write_5m HUGEINT NOT NULL, cache_write_1h HUGEINT NOT NULL,
-                 output HUGEINT NOT NULL, reasoning HUGEINT NOT NULL);",
+                 output HUGEINT NOT NULL, reasoning HUGEINT NOT NULL);
+             CREATE TEMP TABLE incoming_ids (id UUID NOT NULL);",
             columns.join(", ")
         ))?;
         let mut store = DuckStore {
@@ -132,8 +133,11 @@ impl DuckStore {
         self.append_batches(vec![EventBatch::from_events(events)?])
     }
 
-    /// Appends prepared batches in one transaction, skipping ids already in the ledger and ids
-    /// repeated among them (the first one wins).
+    /// Appends prepared batches, skipping ids already in the ledger and ids repeated among them
+    /// (the first one wins). DuckDB's appender commits as it flushes; the append is not wrapped
+    /// in an explicit transaction because DuckDB 2.0 fails large optimistic appends inside one
+    /// ("Partially optimistically written data"). An interrupted import is completed by
+    /// importing again: deduplication makes that safe.
     pub fn append_batches(
         &mut self,
         batches: Vec<EventBatch>,
@@ -141,22 +145,10 @@ impl DuckStore {
         if batches.iter().all(EventBatch::is_empty) {
             return Ok(AppendOutcome::default());
         }
-        self.conn.execute_batch("BEGIN TRANSACTION")?;
-        let result = self.append_in_transaction(batches);
-        match result {
-            Ok(outcome) => {
-                self.conn.execute_batch("COMMIT")?;
-                Ok(outcome)
-            }
-            Err(error) => {
-                // The original error matters more than a failed rollback.
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Err(error)
-            }
-        }
+        self.append_deduplicated(batches)
     }
 
-    fn append_in_transaction(
+    fn append_deduplicated(
         &mut self,
         batches: Vec<EventBatch>,
     ) -> Result<AppendOutcome, StoreError> {
