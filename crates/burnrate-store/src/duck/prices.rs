@@ -49,7 +49,26 @@ impl DuckStore {
         for pair in pairs {
             self.known_models.insert(pair?);
         }
-        self.rebuild_bands()
+        // The stored bands are current (they are rewritten with every change); only the
+        // thresholds, which queries need to compute bands, are derived again.
+        self.thresholds = self.thresholds_in_use(&self.keys_in_use());
+        Ok(())
+    }
+
+    fn keys_in_use(&self) -> BTreeSet<String> {
+        self.known_models
+            .iter()
+            .filter_map(|(provider, model)| self.book.resolve(provider, model))
+            .collect()
+    }
+
+    fn thresholds_in_use(&self, keys: &BTreeSet<String>) -> Vec<u64> {
+        let thresholds: BTreeSet<u64> = keys
+            .iter()
+            .flat_map(|key| self.book.history(key))
+            .flat_map(|version| version.prices.thresholds())
+            .collect();
+        thresholds.into_iter().collect()
     }
 
     fn read_prices(&self) -> Result<PriceBook, StoreError> {
@@ -207,17 +226,8 @@ impl DuckStore {
     /// Rewrites `price_bands` for the price keys in use: per key, version, tier and band, the
     /// fully resolved per-token prices in femtodollars.
     fn rebuild_bands(&mut self) -> Result<(), StoreError> {
-        let keys: BTreeSet<String> = self
-            .known_models
-            .iter()
-            .filter_map(|(provider, model)| self.book.resolve(provider, model))
-            .collect();
-        let thresholds: BTreeSet<u64> = keys
-            .iter()
-            .flat_map(|key| self.book.history(key))
-            .flat_map(|version| version.prices.thresholds())
-            .collect();
-        self.thresholds = thresholds.into_iter().collect();
+        let keys = self.keys_in_use();
+        self.thresholds = self.thresholds_in_use(&keys);
         self.conn.execute_batch("DELETE FROM price_bands")?;
         let far_past = NaiveDate::MIN.max(NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or_default());
         let far_future = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or_default();
