@@ -206,32 +206,20 @@ impl DuckStore {
              FROM totals ORDER BY cost DESC, name, feature{limit}",
             priced = sql::priced_ctes(&[], Some(run), &filter, self.thresholds()),
         );
-        let columns = [
-            "outcome_name",
-            "feature",
-            "outcomes",
-            "successes",
-            "success_rate",
-            "cost_usd",
-            "cost_per_success_usd",
-        ];
-        let kinds = vec![
-            ColumnKind::Text,
-            ColumnKind::Text,
-            ColumnKind::Count,
-            ColumnKind::Count,
-            ColumnKind::Ratio,
-            ColumnKind::Money,
-            ColumnKind::Money,
-        ];
-        let mut result = self.run_sql(
+        self.report_sql(
+            &spec,
             &statement,
             &sql_params,
-            columns.iter().map(|c| (*c).to_owned()).collect(),
-            kinds,
-        )?;
-        self.annotate_unpriced(&spec, &mut result)?;
-        Ok(result)
+            &[
+                ("outcome_name", ColumnKind::Text),
+                ("feature", ColumnKind::Text),
+                ("outcomes", ColumnKind::Count),
+                ("successes", ColumnKind::Count),
+                ("success_rate", ColumnKind::Ratio),
+                ("cost_usd", ColumnKind::Money),
+                ("cost_per_success_usd", ColumnKind::Money),
+            ],
+        )
     }
 
     /// For tenant, user and feature (and any of them): calls and cost lacking it, and shares.
@@ -268,27 +256,32 @@ impl DuckStore {
             part("any", "t OR u OR f"),
             priced = sql::priced_ctes(&keys, None, &filter, self.thresholds()),
         );
-        let columns = [
-            "dimension",
-            "requests_missing",
-            "share_of_requests",
-            "cost_usd_missing",
-            "share_of_cost",
-        ];
-        let kinds = vec![
-            ColumnKind::Text,
-            ColumnKind::Count,
-            ColumnKind::Ratio,
-            ColumnKind::Money,
-            ColumnKind::Ratio,
-        ];
-        let mut result = self.run_sql(
+        self.report_sql(
+            &spec,
             &statement,
             &sql_params,
-            columns.iter().map(|c| (*c).to_owned()).collect(),
-            kinds,
-        )?;
-        self.annotate_unpriced(&spec, &mut result)?;
+            &[
+                ("dimension", ColumnKind::Text),
+                ("requests_missing", ColumnKind::Count),
+                ("share_of_requests", ColumnKind::Ratio),
+                ("cost_usd_missing", ColumnKind::Money),
+                ("share_of_cost", ColumnKind::Ratio),
+            ],
+        )
+    }
+
+    /// Runs a report's own SQL (every output column text) and notes unpriced calls.
+    fn report_sql(
+        &self,
+        spec: &QuerySpec,
+        statement: &str,
+        params: &[String],
+        columns: &[(&str, ColumnKind)],
+    ) -> Result<QueryResult, StoreError> {
+        let names = columns.iter().map(|(name, _)| (*name).to_owned()).collect();
+        let kinds = columns.iter().map(|(_, kind)| *kind).collect();
+        let mut result = self.run_sql(statement, params, names, kinds)?;
+        self.annotate_unpriced(spec, &mut result)?;
         Ok(result)
     }
 }
