@@ -4,10 +4,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, FixedSizeBinaryBuilder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder, UInt32Builder,
+    ArrayRef, BooleanBuilder, FixedSizeBinaryBuilder, Int64Builder, ListBuilder, StringBuilder,
+    StructBuilder, TimestampMicrosecondBuilder, UInt32Builder, UInt64Builder,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use burnrate_model::UsageEvent;
@@ -48,7 +48,7 @@ pub const EVENT_COLUMNS: &[(&str, &str)] = &[
     ("layer_tool", "BIGINT"),
     ("layer_memory", "BIGINT"),
     ("tool_calls", "UINTEGER NOT NULL"),
-    ("tools", "VARCHAR"),
+    ("tools", "STRUCT(name VARCHAR, args_hash UBIGINT)[]"),
     ("status", "VARCHAR NOT NULL"),
     ("error", "VARCHAR"),
     ("outcome_name", "VARCHAR"),
@@ -71,6 +71,8 @@ pub fn event_schema() -> SchemaRef {
             };
             if *name == "id" {
                 uuid_field(name)
+            } else if *name == "tools" {
+                Field::new(*name, tools_type(), true)
             } else {
                 Field::new(*name, data_type, nullable)
             }
@@ -86,6 +88,29 @@ pub fn uuid_field(name: &str) -> Field {
         "ARROW:extension:name".to_owned(),
         "arrow.uuid".to_owned(),
     )]))
+}
+
+fn tool_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("args_hash", DataType::UInt64, true),
+    ])
+}
+
+/// `tools` as Arrow: a list of (name, 64-bit argument hash) structs.
+fn tools_type() -> DataType {
+    DataType::List(Arc::new(Field::new_struct("item", tool_fields(), true)))
+}
+
+/// The ledger keeps 64 bits of each argument hash: a hash written as up to 16 hex digits is
+/// stored as its value (and prints back the same); any other text is hashed to 64 bits, which
+/// keeps equal hashes equal, all that loop detection needs.
+pub fn args_hash_u64(text: &str) -> u64 {
+    if (1..=16).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        u64::from_str_radix(text, 16).unwrap_or_default()
+    } else {
+        xxhash_rust::xxh3::xxh3_64(text.as_bytes())
+    }
 }
 
 fn tokens(count: u64) -> i64 {
@@ -110,7 +135,8 @@ struct EventColumns {
     /// The six usage counts then the three layers.
     counts: Vec<Int64Builder>,
     tool_calls: UInt32Builder,
-    /// tools, status, error, outcome_name.
+    tools: ListBuilder<StructBuilder>,
+    /// status, error, outcome_name.
     texts_tail: Vec<StringBuilder>,
     outcome_success: BooleanBuilder,
 }
@@ -126,7 +152,9 @@ impl EventColumns {
             texts_after_depth: (0..5).map(|_| text_builder(rows)).collect(),
             counts: (0..9).map(|_| Int64Builder::with_capacity(rows)).collect(),
             tool_calls: UInt32Builder::with_capacity(rows),
-            texts_tail: (0..4).map(|_| text_builder(rows)).collect(),
+            tools: ListBuilder::new(StructBuilder::from_fields(tool_fields(), rows))
+                .with_field(Arc::new(Field::new_struct("item", tool_fields(), true))),
+            texts_tail: (0..3).map(|_| text_builder(rows)).collect(),
             outcome_success: BooleanBuilder::with_capacity(rows),
         }
     }
@@ -190,12 +218,24 @@ impl EventColumns {
             builder.append_option(value.map(tokens));
         }
         self.tool_calls.append_value(event.tool_calls);
-        let tools = (!event.tools.is_empty())
-            .then(|| serde_json::to_string(&event.tools))
-            .transpose()
-            .map_err(|e| ArrowError::ExternalError(Box::new(e)))?;
+        if event.tools.is_empty() {
+            self.tools.append_null();
+        } else {
+            let calls = self.tools.values();
+            for tool in &event.tools {
+                calls
+                    .field_builder::<StringBuilder>(0)
+                    .ok_or_else(|| ArrowError::SchemaError("tools.name".into()))?
+                    .append_value(&tool.name);
+                calls
+                    .field_builder::<UInt64Builder>(1)
+                    .ok_or_else(|| ArrowError::SchemaError("tools.args_hash".into()))?
+                    .append_option(tool.args_hash.as_deref().map(args_hash_u64));
+                calls.append(true);
+            }
+            self.tools.append(true);
+        }
         let tail = [
-            tools.as_deref(),
             Some(event.status.as_str()),
             event.error.as_deref(),
             event.outcome.as_ref().map(|o| o.name.as_str()),
@@ -224,6 +264,7 @@ impl EventColumns {
             columns.push(Arc::new(builder.finish()));
         }
         columns.push(Arc::new(self.tool_calls.finish()));
+        columns.push(Arc::new(self.tools.finish()));
         for builder in &mut self.texts_tail {
             columns.push(Arc::new(builder.finish()));
         }

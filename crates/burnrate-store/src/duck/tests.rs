@@ -531,3 +531,36 @@ proptest! {
         prop_assert_eq!(total, expected);
     }
 }
+
+#[test]
+fn tool_calls_are_stored_typed_for_loop_detection() {
+    let mut e = hand_built().remove(0);
+    e.tools = vec![
+        burnrate_model::ToolCall {
+            name: "search_crm".into(),
+            args_hash: Some("b1946ac92492d234".into()),
+        },
+        burnrate_model::ToolCall {
+            name: "search_crm".into(),
+            args_hash: Some("not hex".into()),
+        },
+        burnrate_model::ToolCall {
+            name: "noop".into(),
+            args_hash: None,
+        },
+    ];
+    let store = store_with(&[e]);
+    let (name, first, second, third): (String, u64, u64, Option<u64>) = store
+        .conn
+        .query_row(
+            "SELECT tools[1].name, tools[1].args_hash, tools[2].args_hash, tools[3].args_hash FROM events",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(name, "search_crm");
+    assert_eq!(format!("{first:016x}"), "b1946ac92492d234");
+    assert_eq!(second, crate::batch::args_hash_u64("not hex"));
+    assert_ne!(second, first);
+    assert_eq!(third, None);
+}

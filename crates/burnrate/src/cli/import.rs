@@ -19,8 +19,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 /// Bytes per parse block.
 const BLOCK_BYTES: usize = 4 << 20;
-/// Events per append (one dedup probe and one transaction each).
-const APPEND_EVENTS: usize = 256 * 1024;
+/// Events per append (one dedup probe each). Large appends matter: DuckDB merges and rewrites
+/// the row groups of each append, and small appends left the file 40–70% larger (measured at
+/// 1M events: 122,880 per append → 130 MB, 256k → 103 MB, 1M → 75 MB). Costs about 1 GB of
+/// memory at peak.
+const APPEND_EVENTS: usize = 1 << 20;
 /// Longest accepted line.
 const MAX_LINE_BYTES: usize = 1 << 20;
 /// Rejections printed before the rest are only counted.
