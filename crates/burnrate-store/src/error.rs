@@ -26,6 +26,14 @@ pub enum StoreError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The journal could not take an event.
+    #[error("journal {path}: {reason}")]
+    Journal {
+        /// Journal directory.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// DuckDB failed.
     #[error("ledger: {0}")]
     Duck(#[from] duckdb::Error),

@@ -4,10 +4,12 @@
 pub mod batch;
 pub mod duck;
 pub mod error;
+pub mod journal;
 pub mod query;
 pub mod reports;
 
 pub use duck::{AppendOutcome, DuckStore, EventBatch};
 pub use error::StoreError;
+pub use journal::Journal;
 pub use query::result::{Cell, ColumnKind, QueryResult};
 pub use query::spec::{Bucket, Filter, Metric, Order, QuerySpec};

@@ -5,6 +5,7 @@
 //! `price_bands` (per-token prices in femtodollars of the keys in use, per tier, input band
 //! and validity period: what queries join to) and `meta`.
 
+mod export;
 mod prices;
 
 use std::collections::HashSet;
@@ -126,6 +127,26 @@ impl DuckStore {
     /// The price book the ledger prices with.
     pub fn prices(&self) -> &PriceBook {
         &self.book
+    }
+
+    /// Adds the stale-prices warning every report carries once the table is older than
+    /// `max_age_days` on `today`.
+    pub fn warn_if_stale(
+        &self,
+        result: &mut QueryResult,
+        max_age_days: i64,
+        today: chrono::NaiveDate,
+    ) {
+        if let Some(age) = self.book.stale_by(today, max_age_days) {
+            let taken = self.book.as_of.map(|d| d.to_string()).unwrap_or_default();
+            result.warnings.insert(
+                0,
+                format!(
+                    "the price table is {age} days old (taken {taken}; limit {max_age_days}): costs may be \
+                     wrong. Refresh it with `burnrate prices import --db LEDGER model_prices_and_context_window.json`"
+                ),
+            );
+        }
     }
 
     /// Appends events (each must carry an id), skipping ids already in the ledger.

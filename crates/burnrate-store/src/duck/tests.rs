@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 
 use super::*;
-use crate::query::result::Cell;
+use crate::query::result::{Cell, ColumnKind};
 use crate::query::spec::{Bucket, Metric};
 
 /// $1 per million input tokens and simple multiples for the other classes.
@@ -563,4 +563,71 @@ fn tool_calls_are_stored_typed_for_loop_detection() {
     assert_eq!(second, crate::batch::args_hash_u64("not hex"));
     assert_ne!(second, first);
     assert_eq!(third, None);
+}
+
+#[test]
+fn exported_events_read_back_as_they_were_appended() {
+    let mut store = DuckStore::open_in_memory().unwrap();
+    let mut full: UsageEvent = serde_json::from_value(serde_json::json!({
+        "id": "01936f6e-0000-7000-8000-000000000001",
+        "ts": "2026-11-20T10:00:00.123456Z", "duration_ms": 812, "source": "gateway",
+        "provider": "anthropic", "model": "claude-sonnet-4-6", "requested_model": "claude-opus-4-7",
+        "operation": "messages", "service_tier": "standard", "tenant_id": "acme", "user_id": "u1",
+        "feature": "triage", "task_id": "t", "route": "/r", "agent_run_id": "run", "parent_run_id": "p",
+        "agent_name": "a", "span_depth": 2, "session_id": "s", "deployment": "production",
+        "prompt_version": "v2", "effort": "high", "labels": {"team": "core"},
+        "usage": {"input_tokens": 100, "cache_read_tokens": 50, "cache_write_tokens": 20,
+                  "cache_write_1h_tokens": 5, "output_tokens": 30, "reasoning_tokens": 10},
+        "layers": {"prompt": 60, "tool": 30, "memory": 10, "response": 30},
+        "tool_calls": 1, "tools": [{"name": "search", "args_hash": "b1946ac92492d234"}],
+        "status": "ok", "outcome": {"name": "resolved", "success": true}
+    }))
+    .unwrap();
+    full.validate().unwrap();
+    let bare: UsageEvent = serde_json::from_value(serde_json::json!({
+        "id": "01936f6e-0000-7000-8000-000000000002",
+        "ts": "2026-11-20T11:00:00Z", "provider": "openai", "model": "gpt-4.1",
+        "usage": {"input_tokens": 1}, "status": "blocked", "error": "budget"
+    }))
+    .unwrap();
+    store.append(&[full.clone(), bare.clone()]).unwrap();
+    let events = store.events().unwrap();
+    full.tools[0].args_hash = Some("b1946ac92492d234".into());
+    assert_eq!(events, vec![full, bare]);
+}
+
+#[test]
+fn a_result_survives_the_wire_form_the_query_api_sends() {
+    let mut result = QueryResult::new(
+        vec![
+            "tenant_id".into(),
+            "requests".into(),
+            "cost_usd".into(),
+            "cache_hit_rate".into(),
+        ],
+        vec![
+            ColumnKind::Text,
+            ColumnKind::Count,
+            ColumnKind::Money,
+            ColumnKind::Ratio,
+        ],
+    );
+    result.rows.push(vec![
+        Cell::Text("acme".into()),
+        Cell::Count(3),
+        usd("0.000000000000001"),
+        Cell::Number(0.25),
+    ]);
+    result
+        .rows
+        .push(vec![Cell::Null, Cell::Count(0), Cell::Null, Cell::Null]);
+    result.warnings.push("stale".into());
+    let wire = result.to_wire_json();
+    assert_eq!(QueryResult::from_wire_json(&wire).unwrap(), result);
+    let mut broken = wire.clone();
+    broken["rows"][0]["requests"] = serde_json::json!("three");
+    let error = QueryResult::from_wire_json(&broken)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("`requests`"), "{error}");
 }

@@ -9,7 +9,8 @@ use super::spec::{MetricKind, QuerySpec};
 use crate::error::StoreError;
 
 /// How a result column is typed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ColumnKind {
     /// A dimension value or bucket start.
     Text,
@@ -173,6 +174,68 @@ impl QueryResult {
             "unpriced": self.unpriced,
         })
     }
+}
+
+impl QueryResult {
+    /// [`QueryResult::to_json`] plus `columns` and `kinds`, so a client (the CLI's
+    /// `--server`) can rebuild the typed result with [`QueryResult::from_wire_json`].
+    pub fn to_wire_json(&self) -> Value {
+        let mut json = self.to_json();
+        if let Value::Object(object) = &mut json {
+            object.insert("columns".into(), Value::from(self.columns.clone()));
+            object.insert(
+                "kinds".into(),
+                serde_json::to_value(&self.kinds).unwrap_or(Value::Null),
+            );
+        }
+        json
+    }
+
+    /// Rebuilds a result from [`QueryResult::to_wire_json`]'s document.
+    pub fn from_wire_json(json: &Value) -> Result<QueryResult, StoreError> {
+        let bad = |what: &str| StoreError::Corrupt(format!("query answer: {what}"));
+        let columns: Vec<String> = serde_json::from_value(json["columns"].clone())
+            .map_err(|_| bad("`columns` is not a list of names"))?;
+        let kinds: Vec<ColumnKind> = serde_json::from_value(json["kinds"].clone())
+            .map_err(|_| bad("`kinds` is not a list of column kinds"))?;
+        if kinds.len() != columns.len() {
+            return Err(bad("`columns` and `kinds` differ in length"));
+        }
+        let mut result = QueryResult::new(columns, kinds);
+        result.warnings = serde_json::from_value(json["warnings"].clone()).unwrap_or_default();
+        result.unpriced.requests = json["unpriced"]["requests"].as_u64().unwrap_or(0);
+        result.unpriced.input_tokens = json["unpriced"]["input_tokens"].as_u64().unwrap_or(0);
+        result.unpriced.output_tokens = json["unpriced"]["output_tokens"].as_u64().unwrap_or(0);
+        let rows = json["rows"]
+            .as_array()
+            .ok_or_else(|| bad("`rows` is not a list"))?;
+        for row in rows {
+            let mut cells = Vec::with_capacity(result.columns.len());
+            for (column, kind) in result.columns.iter().zip(&result.kinds) {
+                cells.push(json_cell(&row[column.as_str()], *kind).ok_or_else(|| {
+                    bad(&format!(
+                        "`{column}` holds {} where a {kind:?} was expected",
+                        row[column.as_str()]
+                    ))
+                })?);
+            }
+            result.rows.push(cells);
+        }
+        Ok(result)
+    }
+}
+
+/// A cell from its JSON form ([`Cell::to_json`]).
+fn json_cell(value: &Value, kind: ColumnKind) -> Option<Cell> {
+    if value.is_null() {
+        return Some(Cell::Null);
+    }
+    Some(match kind {
+        ColumnKind::Text => Cell::Text(value.as_str()?.to_owned()),
+        ColumnKind::Count | ColumnKind::Millis => Cell::Count(value.as_i64()?),
+        ColumnKind::Money => Cell::Money(value.as_str()?.parse().ok()?),
+        ColumnKind::Ratio | ColumnKind::Factor => Cell::Number(value.as_f64()?),
+    })
 }
 
 fn parse_cell(text: &str, kind: ColumnKind) -> Result<Cell, StoreError> {
