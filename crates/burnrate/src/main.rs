@@ -31,6 +31,85 @@ enum Command {
     },
     /// Write a realistic synthetic workload as JSONL.
     GenEvents(GenEventsArgs),
+    /// Write the ledger's events as JSONL (re-importable: ids keep it idempotent).
+    Export(ExportArgs),
+    /// Run the gateway: an OpenAI- and Anthropic-compatible proxy that records every call.
+    Serve(ConfigArgs),
+    /// Check a configuration file and list every problem in it.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Gateway virtual keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// A fake OpenAI and Anthropic server for tests, demos and benchmarks (never production).
+    MockProvider(MockArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Start (inclusive): RFC 3339, a date, or relative (`7d`); default: the beginning.
+    #[arg(long)]
+    since: Option<String>,
+    /// End (exclusive); default now.
+    #[arg(long, default_value = "now")]
+    until: String,
+}
+
+/// The configuration file.
+#[derive(Debug, Args)]
+struct ConfigArgs {
+    /// TOML configuration (see docs/configuration.md).
+    #[arg(long, env = "BURNRATE_CONFIG", default_value = "burnrate.toml")]
+    config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate the file (and the environment variables it names); exit 1 on any problem.
+    Check(ConfigArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Make a new random key and print it with the `[[keys]]` entry that holds its hash.
+    New {
+        /// The key's id in the configuration.
+        #[arg(long)]
+        id: String,
+        /// The tenant the key bills to.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Print the SHA-256 of a key (read from stdin when not given), for `[[keys]] sha256`.
+    Hash {
+        /// The key; omit to read it from stdin and keep it out of the shell history.
+        key: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct MockArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8791")]
+    listen: std::net::SocketAddr,
+    /// Delay before the first byte of each answer, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
+    /// Delay between stream chunks, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    chunk_delay_ms: u64,
+    /// Share of calls answered with a provider error (0 to 1).
+    #[arg(long, default_value_t = 0.0)]
+    error_rate: f64,
+    /// Seed for the error draw.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 /// Where the ledger is.
@@ -82,6 +161,13 @@ struct RangeArgs {
     /// Warn when the price table is older than this many days.
     #[arg(long, default_value_t = burnrate_model::prices::DEFAULT_MAX_AGE_DAYS)]
     max_price_age_days: i64,
+    /// Ask a running `burnrate serve` at this base URL instead of opening --db (the server
+    /// holds the file while it runs).
+    #[arg(long, env = "BURNRATE_SERVER")]
+    server: Option<String>,
+    /// The server's admin token, for --server.
+    #[arg(long, env = "BURNRATE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -191,6 +277,13 @@ fn main() -> ExitCode {
         Command::Report(args) => cli::query::run_report(args),
         Command::Prices { command } => cli::prices::run(command),
         Command::GenEvents(args) => cli::generate::run(args),
+        Command::Export(args) => cli::export::run(args),
+        Command::Serve(args) => cli::serve::run(&args.config),
+        Command::Config {
+            command: ConfigCommand::Check(args),
+        } => cli::serve::check(&args.config),
+        Command::Keys { command } => cli::serve::keys(command),
+        Command::MockProvider(args) => cli::serve::mock(args),
     };
     match result {
         Ok(code) => code,

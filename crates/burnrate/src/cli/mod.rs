@@ -1,8 +1,11 @@
 //! The commands behind the CLI, one module each, plus shared time parsing and output.
 
+pub mod export;
 pub mod generate;
 pub mod import;
 pub mod output;
 pub mod prices;
 pub mod query;
+pub mod remote;
+pub mod serve;
 pub mod time;

@@ -4,10 +4,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
 use burnrate_store::reports::{Report, ReportParams};
-use burnrate_store::{DuckStore, Filter, QueryResult, QuerySpec};
+use burnrate_store::{DuckStore, Filter, QuerySpec};
 use chrono::Utc;
 
 use super::output::print_result;
+use super::remote;
 use super::time::parse_time;
 use crate::{QueryArgs, RangeArgs, ReportArgs};
 
@@ -45,9 +46,32 @@ pub fn run_query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         top: args.range.top,
     };
     spec.validate()?;
-    let store = open(&args.db.db)?;
-    let mut result = store.query(&spec)?;
-    warn_if_stale(&store, &mut result, args.range.max_price_age_days);
+    let result = match &args.range.server {
+        Some(server) => {
+            let request = serde_json::json!({
+                "since": spec.since, "until": spec.until, "bucket": args.bucket,
+                "group_by": args.group_by.iter().filter(|d| !d.trim().is_empty()).collect::<Vec<_>>(),
+                "filters": args.range.filters, "metrics": args.metrics,
+                "order": args.order, "top": args.range.top,
+            });
+            remote::post(
+                server,
+                args.range.admin_token.as_deref(),
+                "/api/query",
+                &request,
+            )?
+        }
+        None => {
+            let store = open(&args.db.db)?;
+            let mut result = store.query(&spec)?;
+            store.warn_if_stale(
+                &mut result,
+                args.range.max_price_age_days,
+                Utc::now().date_naive(),
+            );
+            result
+        }
+    };
     print_result(&result, args.range.format, None)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -62,9 +86,26 @@ pub fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
         filters,
         top: args.range.top,
     };
-    let store = open(&args.db.db)?;
-    let mut result = store.report(report, &params)?;
-    warn_if_stale(&store, &mut result, args.range.max_price_age_days);
+    let result = match &args.range.server {
+        Some(server) => {
+            let request = serde_json::json!({
+                "since": since, "until": until, "filters": args.range.filters,
+                "top": args.range.top,
+            });
+            let path = format!("/api/reports/{}", report.as_str());
+            remote::post(server, args.range.admin_token.as_deref(), &path, &request)?
+        }
+        None => {
+            let store = open(&args.db.db)?;
+            let mut result = store.report(report, &params)?;
+            store.warn_if_stale(
+                &mut result,
+                args.range.max_price_age_days,
+                Utc::now().date_naive(),
+            );
+            result
+        }
+    };
     let title = format!(
         "{} — {} to {}",
         report.title(),
@@ -99,19 +140,4 @@ fn range(
         .map(|f| f.parse::<Filter>().map_err(|e| anyhow!(e)))
         .collect::<anyhow::Result<_>>()?;
     Ok((since, until, filters))
-}
-
-/// Adds the stale-prices warning every report carries once the table is too old.
-pub fn warn_if_stale(store: &DuckStore, result: &mut QueryResult, max_age_days: i64) {
-    let book = store.prices();
-    if let Some(age) = book.stale_by(Utc::now().date_naive(), max_age_days) {
-        let taken = book.as_of.map(|d| d.to_string()).unwrap_or_default();
-        result.warnings.insert(
-            0,
-            format!(
-                "the price table is {age} days old (taken {taken}; limit {max_age_days}): costs may be \
-                 wrong. Refresh it with `burnrate prices import --db LEDGER model_prices_and_context_window.json`"
-            ),
-        );
-    }
 }

@@ -1,0 +1,220 @@
+//! The admin API: queries and reports over the ledger while `serve` holds the file. Every
+//! route needs `Authorization: Bearer <admin token>` (the variable `server.admin_token_env`
+//! names); without a configured token the API is off.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use burnrate_store::reports::{Report, ReportParams};
+use burnrate_store::{Filter, QuerySpec};
+use chrono::{DateTime, Utc};
+use http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::AppState;
+
+/// A query as text fields, the same words the CLI takes (`group_by: ["tenant_id"]`,
+/// `filters: ["feature!=search"]`, `metrics: ["cost_usd"]`, `order: "cost_usd:asc"`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRequest {
+    /// Start, RFC 3339, inclusive.
+    pub since: DateTime<Utc>,
+    /// End, RFC 3339, exclusive.
+    pub until: DateTime<Utc>,
+    /// `hour`, `day`, `week` or `month`.
+    #[serde(default)]
+    pub bucket: Option<String>,
+    /// Dimensions.
+    #[serde(default)]
+    pub group_by: Vec<String>,
+    /// `key=value` or `key!=value` filters.
+    #[serde(default)]
+    pub filters: Vec<String>,
+    /// Metric names; default requests and cost.
+    #[serde(default)]
+    pub metrics: Vec<String>,
+    /// Sort order.
+    #[serde(default)]
+    pub order: Option<String>,
+    /// Top N groups.
+    #[serde(default)]
+    pub top: Option<usize>,
+}
+
+impl QueryRequest {
+    /// The spec, or an error naming the bad field.
+    pub fn into_spec(self) -> Result<QuerySpec, String> {
+        let mut spec = QuerySpec::new(self.since, self.until);
+        spec.bucket = self
+            .bucket
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|error| format!("bucket: {error}"))?;
+        spec.group_by = self
+            .group_by
+            .iter()
+            .map(|name| name.trim().parse())
+            .collect::<Result<_, _>>()
+            .map_err(|error| format!("group_by: {error}"))?;
+        spec.filters = parse_filters(&self.filters)?;
+        if !self.metrics.is_empty() {
+            spec.metrics = self
+                .metrics
+                .iter()
+                .map(|name| name.trim().parse())
+                .collect::<Result<_, String>>()
+                .map_err(|error| format!("metrics: {error}"))?;
+        }
+        spec.order = self
+            .order
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|error| format!("order: {error}"))?;
+        spec.top = self.top;
+        spec.validate().map_err(|error| error.to_string())?;
+        Ok(spec)
+    }
+}
+
+/// A report's parameters.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRequest {
+    /// Start, RFC 3339, inclusive.
+    pub since: DateTime<Utc>,
+    /// End, RFC 3339, exclusive.
+    pub until: DateTime<Utc>,
+    /// `key=value` filters.
+    #[serde(default)]
+    pub filters: Vec<String>,
+    /// Top N groups.
+    #[serde(default)]
+    pub top: Option<usize>,
+}
+
+fn parse_filters(filters: &[String]) -> Result<Vec<Filter>, String> {
+    filters
+        .iter()
+        .map(|text| text.parse::<Filter>())
+        .collect::<Result<_, _>>()
+        .map_err(|error| format!("filters: {error}"))
+}
+
+/// The admin routes.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/query", post(query))
+        .route("/api/reports/{name}", post(report))
+}
+
+/// Checks the admin token; the refusal is a status and a message for [`problem`].
+fn authorised(state: &AppState, headers: &HeaderMap) -> Result<(), (StatusCode, &'static str)> {
+    let Some(expected) = state.config.admin_token.as_deref() else {
+        return Err((
+            StatusCode::NOT_FOUND,
+            "the admin API is off: set the variable named by server.admin_token_env",
+        ));
+    };
+    let presented = crate::keys::presented_key(headers).unwrap_or_default();
+    // Compare hashes so the comparison time does not depend on the token's prefix.
+    if crate::keys::hash_key(presented) == crate::keys::hash_key(expected) {
+        Ok(())
+    } else {
+        Err((
+            StatusCode::UNAUTHORIZED,
+            "send the admin token as `Authorization: Bearer TOKEN`",
+        ))
+    }
+}
+
+fn problem(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({"error": message}))).into_response()
+}
+
+async fn query(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err((status, message)) = authorised(&state, &headers) {
+        return problem(status, message);
+    }
+    let request: QueryRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(error) => return problem(StatusCode::BAD_REQUEST, &error.to_string()),
+    };
+    let spec = match request.into_spec() {
+        Ok(spec) => spec,
+        Err(error) => return problem(StatusCode::BAD_REQUEST, &error),
+    };
+    let max_age = state.config.max_price_age_days;
+    answer(
+        state
+            .ledger
+            .with_store(move |store| {
+                let mut result = store.query(&spec)?;
+                store.warn_if_stale(&mut result, max_age, Utc::now().date_naive());
+                Ok(result)
+            })
+            .await,
+    )
+}
+
+async fn report(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err((status, message)) = authorised(&state, &headers) {
+        return problem(status, message);
+    }
+    let report: Report = match name.parse() {
+        Ok(report) => report,
+        Err(error) => return problem(StatusCode::NOT_FOUND, &error),
+    };
+    let request: ReportRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(error) => return problem(StatusCode::BAD_REQUEST, &error.to_string()),
+    };
+    let filters = match parse_filters(&request.filters) {
+        Ok(filters) => filters,
+        Err(error) => return problem(StatusCode::BAD_REQUEST, &error),
+    };
+    let params = ReportParams {
+        since: request.since,
+        until: request.until,
+        filters,
+        top: request.top,
+    };
+    let max_age = state.config.max_price_age_days;
+    answer(
+        state
+            .ledger
+            .with_store(move |store| {
+                let mut result = store.report(report, &params)?;
+                store.warn_if_stale(&mut result, max_age, Utc::now().date_naive());
+                Ok(result)
+            })
+            .await,
+    )
+}
+
+fn answer(
+    result: Result<
+        Result<burnrate_store::QueryResult, burnrate_store::StoreError>,
+        burnrate_store::StoreError,
+    >,
+) -> Response {
+    match result.and_then(|inner| inner) {
+        Ok(result) => Json(result.to_wire_json()).into_response(),
+        Err(error) => problem(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+    }
+}

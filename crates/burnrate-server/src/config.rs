@@ -1,0 +1,400 @@
+//! The server's TOML configuration, in two stages: raw serde structs that reject unknown
+//! keys, then [`RawConfig::validate`] into runtime types, collecting every problem (each
+//! naming its key) before failing once. Secrets are named by environment variable only.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::keys::{KeyBinding, VirtualKeys};
+use crate::routing::{Provider, ProviderKind, Providers};
+
+/// A dimension the attribution headers can set and `[attribution] require` can demand.
+pub const REQUIRABLE: [&str; 12] = [
+    "tenant_id",
+    "user_id",
+    "feature",
+    "task_id",
+    "route",
+    "agent_run_id",
+    "parent_run_id",
+    "agent_name",
+    "session_id",
+    "deployment",
+    "prompt_version",
+    "effort",
+];
+
+/// The file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    providers: Vec<RawProvider>,
+    #[serde(default)]
+    keys: Vec<RawKey>,
+    #[serde(default)]
+    attribution: RawAttribution,
+    #[serde(default)]
+    prices: RawPrices,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawServer {
+    listen: String,
+    admin_token_env: String,
+    max_body_bytes: usize,
+    upstream_timeout_s: u64,
+    shutdown_timeout_s: u64,
+}
+
+impl Default for RawServer {
+    fn default() -> RawServer {
+        RawServer {
+            listen: "127.0.0.1:8790".into(),
+            admin_token_env: "BURNRATE_ADMIN_TOKEN".into(),
+            max_body_bytes: 32 << 20,
+            upstream_timeout_s: 600,
+            shutdown_timeout_s: 30,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawStore {
+    kind: String,
+    path: PathBuf,
+    journal_dir: PathBuf,
+    fsync_interval_ms: u64,
+    flush_interval_ms: u64,
+}
+
+impl Default for RawStore {
+    fn default() -> RawStore {
+        RawStore {
+            kind: "duckdb".into(),
+            path: "data/burnrate.duckdb".into(),
+            journal_dir: "data/journal".into(),
+            fsync_interval_ms: 100,
+            flush_interval_ms: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    name: String,
+    kind: String,
+    base_url: String,
+    api_key_env: Option<String>,
+    #[serde(default)]
+    models: Vec<String>,
+    #[serde(default)]
+    http2_prior_knowledge: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    id: String,
+    sha256: String,
+    tenant_id: String,
+    #[serde(default)]
+    users: Vec<String>,
+    #[serde(default)]
+    features: Vec<String>,
+    #[serde(default)]
+    models: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawAttribution {
+    require: Vec<String>,
+    untagged: String,
+}
+
+impl Default for RawAttribution {
+    fn default() -> RawAttribution {
+        RawAttribution {
+            require: vec!["tenant_id".into(), "user_id".into(), "feature".into()],
+            untagged: "reject".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPrices {
+    overrides: Option<PathBuf>,
+    max_age_days: i64,
+}
+
+impl Default for RawPrices {
+    fn default() -> RawPrices {
+        RawPrices {
+            overrides: None,
+            max_age_days: 30,
+        }
+    }
+}
+
+/// What to do with a call that lacks a required attribution header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Untagged {
+    /// Refuse it with 400 naming the missing headers.
+    Reject,
+    /// Serve it and record the missing dimensions as `untagged`.
+    Tag,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Gateway listen address.
+    pub listen: SocketAddr,
+    /// Token for the admin APIs (query, reports); `None` disables them.
+    pub admin_token: Option<String>,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Longest an upstream call may take.
+    pub upstream_timeout: Duration,
+    /// Longest graceful shutdown waits for in-flight calls.
+    pub shutdown_timeout: Duration,
+    /// DuckDB ledger file.
+    pub store_path: PathBuf,
+    /// Journal directory.
+    pub journal_dir: PathBuf,
+    /// Group-commit interval of the journal (zero: fsync every event).
+    pub fsync_interval: Duration,
+    /// How often the store writer moves journaled events into the store.
+    pub flush_interval: Duration,
+    /// Upstream providers and the models they serve.
+    pub providers: Arc<Providers>,
+    /// Gateway virtual keys.
+    pub keys: Arc<VirtualKeys>,
+    /// Dimensions every call must carry.
+    pub require: Vec<&'static str>,
+    /// What to do with calls that lack them.
+    pub untagged: Untagged,
+    /// TOML price overrides loaded into the store at start.
+    pub price_overrides: Option<PathBuf>,
+    /// Age beyond which the price snapshot is reported stale.
+    pub max_price_age_days: i64,
+}
+
+/// Every problem found in a configuration file, each naming its key.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {} problem(s):\n  - {}", problems.len(), problems.join("\n  - "))]
+pub struct ConfigError {
+    /// The file.
+    pub path: String,
+    /// One line per problem.
+    pub problems: Vec<String>,
+}
+
+impl Config {
+    /// Reads and validates the file at `path`; environment variables supply the secrets.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let fail = |problem: String| ConfigError {
+            path: path.display().to_string(),
+            problems: vec![problem],
+        };
+        let text = std::fs::read_to_string(path).map_err(|error| fail(error.to_string()))?;
+        Config::parse(&text, |name| std::env::var(name).ok()).map_err(|problems| ConfigError {
+            path: path.display().to_string(),
+            problems,
+        })
+    }
+
+    /// Parses and validates configuration text; `env` looks up environment variables.
+    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, Vec<String>> {
+        let raw: RawConfig = toml::from_str(text).map_err(|error| vec![error.to_string()])?;
+        raw.validate(env)
+    }
+}
+
+impl RawConfig {
+    /// Checks every key and builds the runtime configuration, or lists every problem.
+    pub fn validate(self, env: impl Fn(&str) -> Option<String>) -> Result<Config, Vec<String>> {
+        let mut problems = Vec::new();
+        let listen = self
+            .server
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|error| {
+                problems.push(format!(
+                    "server.listen: `{}` is not an address like 127.0.0.1:8790 ({error})",
+                    self.server.listen
+                ))
+            })
+            .ok();
+        if self.server.max_body_bytes == 0 {
+            problems.push("server.max_body_bytes: must be above zero".into());
+        }
+        if self.store.kind != "duckdb" {
+            problems.push(format!(
+                "store.kind: `{}` is not supported by this build (use \"duckdb\")",
+                self.store.kind
+            ));
+        }
+        let providers = validate_providers(self.providers, &env, &mut problems);
+        let keys = validate_keys(self.keys, &mut problems);
+        let require = validate_require(&self.attribution.require, &mut problems);
+        let untagged = match self.attribution.untagged.as_str() {
+            "reject" => Untagged::Reject,
+            "tag" => Untagged::Tag,
+            other => {
+                problems.push(format!(
+                    "attribution.untagged: `{other}` must be \"reject\" or \"tag\""
+                ));
+                Untagged::Reject
+            }
+        };
+        if self.prices.max_age_days < 0 {
+            problems.push("prices.max_age_days: must not be negative".into());
+        }
+        let admin_token = env(&self.server.admin_token_env).filter(|token| !token.is_empty());
+        match (listen, problems.is_empty()) {
+            (Some(listen), true) => Ok(Config {
+                listen,
+                admin_token,
+                max_body_bytes: self.server.max_body_bytes,
+                upstream_timeout: Duration::from_secs(self.server.upstream_timeout_s.max(1)),
+                shutdown_timeout: Duration::from_secs(self.server.shutdown_timeout_s),
+                store_path: self.store.path,
+                journal_dir: self.store.journal_dir,
+                fsync_interval: Duration::from_millis(self.store.fsync_interval_ms),
+                flush_interval: Duration::from_millis(self.store.flush_interval_ms.max(10)),
+                providers: Arc::new(providers),
+                keys: Arc::new(keys),
+                require,
+                untagged,
+                price_overrides: self.prices.overrides,
+                max_price_age_days: self.prices.max_age_days,
+            }),
+            _ => Err(problems),
+        }
+    }
+}
+
+fn validate_providers(
+    raw: Vec<RawProvider>,
+    env: &impl Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) -> Providers {
+    if raw.is_empty() {
+        problems.push("providers: at least one [[providers]] entry is required".into());
+    }
+    let mut seen = HashMap::new();
+    let mut providers = Vec::new();
+    for (index, provider) in raw.into_iter().enumerate() {
+        let at = format!("providers[{index}] ({})", provider.name);
+        if seen.insert(provider.name.clone(), index).is_some() {
+            problems.push(format!("{at}.name: defined twice"));
+        }
+        let kind = match provider.kind.as_str() {
+            "openai" => ProviderKind::OpenAi,
+            "anthropic" => ProviderKind::Anthropic,
+            other => {
+                problems.push(format!(
+                    "{at}.kind: `{other}` must be \"openai\" or \"anthropic\""
+                ));
+                continue;
+            }
+        };
+        let base_url = provider.base_url.trim_end_matches('/').to_string();
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            problems.push(format!(
+                "{at}.base_url: `{base_url}` must start with http:// or https://"
+            ));
+        }
+        let api_key = match &provider.api_key_env {
+            Some(name) => match env(name) {
+                Some(value) if !value.is_empty() => Some(value),
+                _ => {
+                    problems.push(format!(
+                        "{at}.api_key_env: environment variable {name} is not set"
+                    ));
+                    None
+                }
+            },
+            None => None,
+        };
+        if provider.http2_prior_knowledge && base_url.starts_with("https://") {
+            problems.push(format!(
+                "{at}.http2_prior_knowledge: only for http:// upstreams (HTTPS negotiates HTTP/2 by itself)"
+            ));
+        }
+        if provider.models.is_empty() {
+            problems.push(format!(
+                "{at}.models: list the model names or patterns (\"gpt-*\") it serves"
+            ));
+        }
+        providers.push(Provider {
+            name: provider.name,
+            kind,
+            base_url,
+            api_key,
+            models: provider.models,
+            http2_prior_knowledge: provider.http2_prior_knowledge,
+        });
+    }
+    Providers::new(providers)
+}
+
+fn validate_keys(raw: Vec<RawKey>, problems: &mut Vec<String>) -> VirtualKeys {
+    let mut keys = VirtualKeys::default();
+    for (index, key) in raw.into_iter().enumerate() {
+        let at = format!("keys[{index}] ({})", key.id);
+        let mut hash = [0u8; 32];
+        if hex::decode_to_slice(key.sha256.trim(), &mut hash).is_err() {
+            problems.push(format!(
+                "{at}.sha256: must be 64 hex digits (the SHA-256 of the key; `burnrate keys hash` prints it)"
+            ));
+            continue;
+        }
+        if key.tenant_id.trim().is_empty() {
+            problems.push(format!("{at}.tenant_id: must not be empty"));
+        }
+        let binding = KeyBinding {
+            id: key.id,
+            tenant_id: key.tenant_id,
+            users: key.users,
+            features: key.features,
+            models: key.models,
+        };
+        if !keys.insert(hash, binding) {
+            problems.push(format!("{at}.sha256: the same key hash is listed twice"));
+        }
+    }
+    keys
+}
+
+fn validate_require(raw: &[String], problems: &mut Vec<String>) -> Vec<&'static str> {
+    let mut require = Vec::new();
+    for name in raw {
+        match REQUIRABLE.iter().find(|known| **known == name.as_str()) {
+            Some(known) => require.push(*known),
+            None => problems.push(format!(
+                "attribution.require: `{name}` is not a dimension (one of {})",
+                REQUIRABLE.join(", ")
+            )),
+        }
+    }
+    require
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,85 @@
+//! Configuration: defaults, every problem reported at once, secrets from the environment.
+
+use super::*;
+
+const MINIMAL: &str = r#"
+[[providers]]
+name = "openai"
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1/"
+api_key_env = "TEST_OPENAI_KEY"
+models = ["gpt-*"]
+
+[[keys]]
+id = "acme-prod"
+sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
+tenant_id = "acme-corp"
+"#;
+
+fn env(name: &str) -> Option<String> {
+    (name == "TEST_OPENAI_KEY").then(|| "sk-upstream".to_string())
+}
+
+#[test]
+fn a_minimal_file_gets_the_documented_defaults() {
+    let config = Config::parse(MINIMAL, env).unwrap();
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8790");
+    assert_eq!(config.require, vec!["tenant_id", "user_id", "feature"]);
+    assert_eq!(config.untagged, Untagged::Reject);
+    assert_eq!(config.store_path, PathBuf::from("data/burnrate.duckdb"));
+    assert_eq!(config.keys.len(), 1);
+    let provider = config.providers.iter().next().unwrap();
+    assert_eq!(
+        provider.base_url, "http://127.0.0.1:9/v1",
+        "trailing slash trimmed"
+    );
+    assert_eq!(provider.api_key.as_deref(), Some("sk-upstream"));
+}
+
+#[test]
+fn every_problem_is_listed_with_its_key() {
+    let text = r#"
+[server]
+listen = "nowhere"
+[store]
+kind = "sqlite"
+[[providers]]
+name = "x"
+kind = "gemini"
+base_url = "ftp://x"
+[[providers]]
+name = "y"
+kind = "openai"
+base_url = "ftp://y"
+api_key_env = "UNSET_VARIABLE"
+[[keys]]
+id = "k"
+sha256 = "zz"
+tenant_id = "t"
+[attribution]
+require = ["tenant", "user_id"]
+untagged = "drop"
+"#;
+    let problems = Config::parse(text, env).unwrap_err();
+    let all = problems.join("\n");
+    for expected in [
+        "server.listen",
+        "store.kind",
+        "providers[0] (x).kind",
+        "providers[1] (y).base_url",
+        "providers[1] (y).api_key_env: environment variable UNSET_VARIABLE is not set",
+        "providers[1] (y).models",
+        "keys[0] (k).sha256",
+        "attribution.require: `tenant`",
+        "attribution.untagged",
+    ] {
+        assert!(all.contains(expected), "missing `{expected}` in:\n{all}");
+    }
+}
+
+#[test]
+fn unknown_keys_are_rejected_by_name() {
+    let problems =
+        Config::parse(&format!("{MINIMAL}\n[server]\nlisten_on = \"x\"\n"), env).unwrap_err();
+    assert!(problems[0].contains("listen_on"), "{problems:?}");
+}

@@ -1,0 +1,189 @@
+//! Errors the gateway answers with, in the dialect of the endpoint called so SDKs raise their
+//! usual exceptions. One exhaustive match maps each error to its status and error type.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use burnrate_wire::Dialect;
+use http::StatusCode;
+use serde_json::json;
+
+/// Why the gateway refused or failed a call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// No key, or a key the configuration does not know.
+    #[error(
+        "missing or unknown burnrate key: send it as `Authorization: Bearer KEY` or `x-api-key`"
+    )]
+    Unauthorized,
+    /// The key may not be used for this call.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request body or a header is malformed.
+    #[error("{field}: {reason}")]
+    BadRequest {
+        /// The field or header at fault.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Required attribution headers are missing.
+    #[error("missing attribution header(s): {}", .0.join(", "))]
+    MissingAttribution(Vec<String>),
+    /// The body is not JSON.
+    #[error("content-type must be application/json, got `{0}`")]
+    UnsupportedMediaType(String),
+    /// The body is larger than the configured limit.
+    #[error("request body is larger than the limit of {0} bytes (server.max_body_bytes)")]
+    PayloadTooLarge(usize),
+    /// No configured provider serves the model.
+    #[error("no provider is configured for model `{0}` (see [[providers]] models in the config)")]
+    UnknownModel(String),
+    /// The upstream could not be reached or failed mid-call.
+    #[error("upstream {provider} failed: {reason}")]
+    Upstream {
+        /// Provider name.
+        provider: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The upstream did not answer in time.
+    #[error("upstream {provider} did not answer within {seconds} s")]
+    UpstreamTimeout {
+        /// Provider name.
+        provider: String,
+        /// The limit.
+        seconds: u64,
+    },
+    /// The call could not be recorded, so it is not served.
+    #[error("burnrate cannot record the call: {0}")]
+    Unavailable(String),
+}
+
+impl ApiError {
+    /// HTTP status, OpenAI error type and Anthropic error type.
+    fn classify(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "authentication_error",
+            ),
+            ApiError::Forbidden(_) => (
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "permission_error",
+            ),
+            ApiError::BadRequest { .. } | ApiError::MissingAttribution(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_request_error",
+            ),
+            ApiError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid_request_error",
+                "invalid_request_error",
+            ),
+            ApiError::PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "request_too_large",
+            ),
+            ApiError::UnknownModel(_) => (
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                "not_found_error",
+            ),
+            ApiError::Upstream { .. } => (StatusCode::BAD_GATEWAY, "api_error", "api_error"),
+            ApiError::UpstreamTimeout { .. } => {
+                (StatusCode::GATEWAY_TIMEOUT, "api_error", "timeout_error")
+            }
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "overloaded_error",
+            ),
+        }
+    }
+
+    /// OpenAI's `code` field.
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "invalid_api_key",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::BadRequest { .. } => "invalid_request",
+            ApiError::MissingAttribution(_) => "missing_attribution",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::PayloadTooLarge(_) => "request_too_large",
+            ApiError::UnknownModel(_) => "model_not_found",
+            ApiError::Upstream { .. } => "upstream_error",
+            ApiError::UpstreamTimeout { .. } => "upstream_timeout",
+            ApiError::Unavailable(_) => "unavailable",
+        }
+    }
+
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        self.classify().0
+    }
+
+    /// The response in the endpoint's dialect.
+    pub fn into_dialect(self, dialect: Dialect) -> Response {
+        let (status, openai_type, anthropic_type) = self.classify();
+        let message = self.to_string();
+        let param = match &self {
+            ApiError::BadRequest { field, .. } => Some(field.clone()),
+            _ => None,
+        };
+        let body = match dialect {
+            Dialect::OpenAi => json!({"error": {
+                "message": message, "type": openai_type, "param": param, "code": self.code(),
+            }}),
+            Dialect::Anthropic => json!({"type": "error", "error": {
+                "type": anthropic_type, "message": message,
+            }}),
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn errors_speak_each_dialect() {
+        let error = ApiError::MissingAttribution(vec!["X-Attribution-User-ID".into()]);
+        let openai = error.clone().into_dialect(Dialect::OpenAi);
+        assert_eq!(openai.status(), StatusCode::BAD_REQUEST);
+        let openai = body(openai).await;
+        assert_eq!(openai["error"]["type"], "invalid_request_error");
+        assert_eq!(openai["error"]["code"], "missing_attribution");
+        assert!(
+            openai["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("X-Attribution-User-ID")
+        );
+        let anthropic = body(error.into_dialect(Dialect::Anthropic)).await;
+        assert_eq!(anthropic["type"], "error");
+        assert_eq!(anthropic["error"]["type"], "invalid_request_error");
+    }
+
+    #[tokio::test]
+    async fn bad_requests_name_the_field() {
+        let error = ApiError::BadRequest {
+            field: "model".into(),
+            reason: "missing".into(),
+        };
+        let openai = body(error.into_dialect(Dialect::OpenAi)).await;
+        assert_eq!(openai["error"]["param"], "model");
+        assert_eq!(openai["error"]["message"], "model: missing");
+    }
+}

@@ -1,0 +1,206 @@
+//! The ledger writer: one thread owns the DuckDB store (DuckDB lets one process hold the
+//! file, and a connection is used from one thread at a time). It moves journaled events into
+//! the store in batches and runs queries for the APIs between batches.
+//!
+//! Flush cycle: seal the active journal segment, take every event received so far, append
+//! them, then delete the sealed segments. An event therefore leaves the journal only after
+//! the store has it; a crash in between replays it at the next start, and its id makes the
+//! second append a no-op.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use burnrate_model::UsageEvent;
+use burnrate_store::journal::{self, ReplayOutcome};
+use burnrate_store::{DuckStore, Journal, StoreError};
+use crossbeam_channel::{Receiver, Sender, select, tick};
+use tokio::sync::oneshot;
+
+/// Events appended to the store at most per append call.
+const MAX_BATCH: usize = 100_000;
+
+/// Work the ledger thread runs with the store.
+type Job = Box<dyn FnOnce(&mut DuckStore) + Send>;
+
+/// Handle to the ledger thread.
+pub struct Ledger {
+    journal: Arc<Journal>,
+    jobs: Sender<Job>,
+    stop: Sender<()>,
+    thread: Mutex<Option<JoinHandle<Result<(), StoreError>>>>,
+    /// Events journaled but not yet in the store.
+    lag: Arc<AtomicU64>,
+}
+
+impl Ledger {
+    /// Replays the journal left in `journal_dir` into `store`, then starts the writer thread
+    /// and a fresh journal segment.
+    pub fn start(
+        mut store: DuckStore,
+        journal_dir: &Path,
+        fsync_interval: Duration,
+        flush_interval: Duration,
+    ) -> Result<(Ledger, ReplayOutcome), StoreError> {
+        let (outcome, last) =
+            journal::replay(journal_dir, |batch| store.append(&batch).map(|_| ()))?;
+        if let Some(last) = last {
+            store.checkpoint()?;
+            journal::remove_replayed(journal_dir, last)?;
+        }
+        let (events_tx, events_rx) = crossbeam_channel::unbounded();
+        let journal = Arc::new(Journal::open(journal_dir, fsync_interval, events_tx)?);
+        let (jobs, jobs_rx) = crossbeam_channel::unbounded::<Job>();
+        let (stop, stop_rx) = crossbeam_channel::bounded(1);
+        let lag = Arc::new(AtomicU64::new(0));
+        let writer = Writer {
+            store,
+            journal: Arc::clone(&journal),
+            events: events_rx,
+            pending: Vec::new(),
+            lag: Arc::clone(&lag),
+        };
+        let thread = std::thread::Builder::new()
+            .name("ledger".into())
+            .spawn(move || writer.run(&jobs_rx, &stop_rx, flush_interval))
+            .map_err(|source| StoreError::Io {
+                path: journal_dir.display().to_string(),
+                source,
+            })?;
+        Ok((
+            Ledger {
+                journal,
+                jobs,
+                stop,
+                thread: Mutex::new(Some(thread)),
+                lag,
+            },
+            outcome,
+        ))
+    }
+
+    /// Journals an event (durable when this returns) and queues it for the store.
+    pub fn record(&self, event: UsageEvent) -> Result<(), StoreError> {
+        // Counted first: the writer may take the event before `append` returns.
+        self.lag.fetch_add(1, Ordering::Relaxed);
+        self.journal.append(event).inspect_err(|_| {
+            self.lag.fetch_sub(1, Ordering::Relaxed);
+        })
+    }
+
+    /// Events journaled but not yet in the store.
+    pub fn lag(&self) -> u64 {
+        self.lag.load(Ordering::Relaxed)
+    }
+
+    /// Runs `job` on the ledger thread with the store (after the events queued so far are
+    /// appended, so a query sees every call answered before it was asked).
+    pub async fn with_store<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut DuckStore) -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |store| {
+            let _ = reply.send(job(store));
+        });
+        let gone = || StoreError::Journal {
+            path: "ledger".into(),
+            reason: "the ledger thread has stopped".into(),
+        };
+        self.jobs.send(job).map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())
+    }
+
+    /// Flushes every queued event into the store, checkpoints and stops the thread.
+    /// Later calls do nothing.
+    pub fn shutdown(&self) -> Result<(), StoreError> {
+        let _ = self.stop.try_send(());
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        let Some(thread) = thread else {
+            return Ok(());
+        };
+        let result = thread.join().unwrap_or_else(|_| {
+            Err(StoreError::Journal {
+                path: "ledger".into(),
+                reason:
+                    "the ledger thread panicked; the journal keeps its events for the next start"
+                        .into(),
+            })
+        });
+        self.journal.close()?;
+        result
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        if let Err(error) = self.shutdown() {
+            tracing::error!(%error, "ledger shutdown failed");
+        }
+    }
+}
+
+struct Writer {
+    store: DuckStore,
+    journal: Arc<Journal>,
+    events: Receiver<UsageEvent>,
+    /// Received events not yet in the store.
+    pending: Vec<UsageEvent>,
+    lag: Arc<AtomicU64>,
+}
+
+impl Writer {
+    fn run(
+        mut self,
+        jobs: &Receiver<Job>,
+        stop: &Receiver<()>,
+        flush_interval: Duration,
+    ) -> Result<(), StoreError> {
+        let ticker = tick(flush_interval);
+        loop {
+            select! {
+                recv(ticker) -> _ => self.flush_logged(),
+                recv(jobs) -> job => {
+                    self.flush_logged();
+                    if let Ok(job) = job {
+                        job(&mut self.store);
+                    }
+                }
+                recv(stop) -> _ => {
+                    self.flush()?;
+                    return self.store.checkpoint();
+                }
+            }
+        }
+    }
+
+    fn flush_logged(&mut self) {
+        if let Err(error) = self.flush() {
+            // The events stay in the journal; the next flush or start retries them.
+            tracing::error!(%error, "moving journaled events into the store failed");
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        if self.events.is_empty() && self.pending.is_empty() {
+            return Ok(());
+        }
+        let sealed = self.journal.rotate()?;
+        self.pending.extend(self.events.try_iter());
+        // On failure the events stay pending (and in the sealed segments, which are only
+        // deleted once everything up to them is in the store).
+        for chunk in self.pending.chunks(MAX_BATCH) {
+            self.store.append(chunk)?;
+        }
+        self.lag
+            .fetch_sub(self.pending.len() as u64, Ordering::Relaxed);
+        self.pending.clear();
+        self.journal.remove_through(sealed)
+    }
+}

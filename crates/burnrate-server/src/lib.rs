@@ -1,0 +1,17 @@
+//! The burnrate gateway: an OpenAI- and Anthropic-compatible proxy that attributes, meters
+//! and journals every call, plus the admin query API and Prometheus metrics.
+
+pub mod api;
+pub mod app;
+pub mod attribution;
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod ledger;
+pub mod metrics;
+pub mod proxy;
+pub mod routing;
+pub mod serve;
+
+pub use config::Config;
+pub use serve::{Gateway, ServeError, termination};

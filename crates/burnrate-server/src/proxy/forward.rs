@@ -1,0 +1,294 @@
+//! Sending a call upstream and answering the client: the whole body for plain calls, chunk by
+//! chunk for streams (see [`super::stream`]).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::response::Response;
+use burnrate_model::{Layers, Status};
+use burnrate_wire::{Api, LayerEstimate, Metered, WireError};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::record::{self, CallContext};
+use super::{Call, stream};
+use crate::app::AppState;
+use crate::attribution;
+use crate::error::ApiError;
+use crate::routing::{Provider, ProviderKind};
+
+/// Largest non-streaming upstream body the gateway reads.
+const MAX_UPSTREAM_BODY: usize = 256 << 20;
+
+/// Client headers never forwarded: hop-by-hop headers, the client's credentials (the
+/// provider's key replaces them), and encodings the gateway could not meter through.
+const NOT_FORWARDED: [&str; 12] = [
+    "host",
+    "authorization",
+    "x-api-key",
+    "content-length",
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "accept-encoding",
+    "proxy-authorization",
+];
+
+/// Upstream response headers not passed back to the client.
+const NOT_RETURNED: [&str; 6] = [
+    "content-length",
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+];
+
+/// Runs one admitted call to its end and sends the response head (and, for plain calls, the
+/// body) to the waiting handler through `head`.
+pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Response>) {
+    let Call {
+        context,
+        provider,
+        info,
+        body,
+        strip_usage,
+        layers,
+        headers,
+    } = call;
+    let dialect = context.api.dialect();
+    let request = upstream_request(&state, &provider, context.api, &headers, body);
+    let sent = Instant::now();
+    let timeout = state.config.upstream_timeout;
+    let sending = async { request.send().await.map_err(|error| describe(&error)) };
+    let response = match within(timeout, &provider, sending).await {
+        Ok(response) => response,
+        Err(error) => {
+            fail(&state, &context, error, head, dialect);
+            return;
+        }
+    };
+    let status = response.status();
+    let response_headers = returned_headers(response.headers());
+    if info.stream && status.is_success() {
+        let pump = stream::Pump {
+            state,
+            context,
+            provider: provider.name.clone(),
+            layers,
+            sent,
+            strip_usage,
+        };
+        pump.run(response, status, response_headers, head).await;
+        return;
+    }
+    let body = match within(timeout, &provider, read_limited(response)).await {
+        Ok(body) => body,
+        Err(error) => {
+            fail(&state, &context, error, head, dialect);
+            return;
+        }
+    };
+    state.metrics.upstream(&provider.name, sent.elapsed(), None);
+    let (metered, status_of_call, error) = if status.is_success() {
+        match burnrate_wire::meter_json(context.api, &body) {
+            Ok(metered) => (metered, Status::Ok, None),
+            Err(error) => (
+                Metered::default(),
+                Status::Ok,
+                Some(format!("usage not readable from the response: {error}")),
+            ),
+        }
+    } else {
+        (
+            Metered::default(),
+            Status::Error,
+            Some(upstream_error_text(status, &body)),
+        )
+    };
+    let layers = finish_layers(layers, &metered).await;
+    let event = context.event(&metered, layers, status_of_call, error);
+    if let Err(error) = record::record(&state, event) {
+        let _ = head.send(ApiError::Unavailable(error.to_string()).into_dialect(dialect));
+        return;
+    }
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = response_headers;
+    let _ = head.send(response);
+}
+
+/// Records a failed call and answers the client with the failure in its dialect.
+fn fail(
+    state: &AppState,
+    context: &CallContext,
+    error: ApiError,
+    head: oneshot::Sender<Response>,
+    dialect: burnrate_wire::Dialect,
+) {
+    tracing::warn!(%error, "upstream call failed");
+    let event = context.event(
+        &Metered::default(),
+        None,
+        Status::Error,
+        Some(error.to_string()),
+    );
+    let response = match record::record(state, event) {
+        Ok(()) => error.into_dialect(dialect),
+        Err(store) => ApiError::Unavailable(store.to_string()).into_dialect(dialect),
+    };
+    let _ = head.send(response);
+}
+
+/// Waits for the layer estimate and scales it to what the provider counted.
+pub async fn finish_layers(
+    layers: JoinHandle<Result<LayerEstimate, WireError>>,
+    metered: &Metered,
+) -> Option<Layers> {
+    match layers.await {
+        Ok(Ok(estimate)) => {
+            Some(estimate.scale_to(metered.usage.input_tokens, metered.usage.output_tokens))
+        }
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "no layer split for this request");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+fn upstream_request(
+    state: &AppState,
+    provider: &crate::routing::Provider,
+    api: Api,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> reqwest::RequestBuilder {
+    let url = format!("{}{}", provider.base_url, api.upstream_path());
+    let mut forwarded = HeaderMap::with_capacity(headers.len() + 2);
+    for (name, value) in headers {
+        let name_text = name.as_str();
+        if NOT_FORWARDED.contains(&name_text) || name_text.starts_with(attribution::PREFIX) {
+            continue;
+        }
+        forwarded.append(name.clone(), value.clone());
+    }
+    if let Some(key) = &provider.api_key
+        && let Ok(value) = provider_auth(provider.kind, key)
+    {
+        let name = match provider.kind {
+            ProviderKind::OpenAi => http::header::AUTHORIZATION,
+            ProviderKind::Anthropic => HeaderName::from_static("x-api-key"),
+        };
+        forwarded.insert(name, value);
+    }
+    let client = if provider.http2_prior_knowledge {
+        &state.h2c_client
+    } else {
+        &state.client
+    };
+    client.post(url).headers(forwarded).body(body)
+}
+
+fn provider_auth(
+    kind: ProviderKind,
+    key: &str,
+) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+    let mut value = match kind {
+        ProviderKind::OpenAi => HeaderValue::from_str(&format!("Bearer {key}"))?,
+        ProviderKind::Anthropic => HeaderValue::from_str(key)?,
+    };
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// The upstream's response headers minus hop-by-hop ones.
+pub fn returned_headers(headers: &HeaderMap) -> HeaderMap {
+    let mut returned = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if !NOT_RETURNED.contains(&name.as_str()) {
+            returned.append(name.clone(), value.clone());
+        }
+    }
+    returned
+}
+
+/// Runs an upstream step with the upstream timeout; a failure or the timeout becomes the
+/// client's error.
+async fn within<T>(
+    timeout: Duration,
+    provider: &Provider,
+    step: impl Future<Output = Result<T, String>>,
+) -> Result<T, ApiError> {
+    match tokio::time::timeout(timeout, step).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(reason)) => Err(ApiError::Upstream {
+            provider: provider.name.clone(),
+            reason,
+        }),
+        Err(_) => Err(ApiError::UpstreamTimeout {
+            provider: provider.name.clone(),
+            seconds: timeout.as_secs(),
+        }),
+    }
+}
+
+async fn read_limited(response: reqwest::Response) -> Result<Bytes, String> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_UPSTREAM_BODY as u64)
+    {
+        return Err(format!(
+            "response body is larger than {MAX_UPSTREAM_BODY} bytes"
+        ));
+    }
+    let mut response = response;
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|error| describe(&error))? {
+        if body.len() + chunk.len() > MAX_UPSTREAM_BODY {
+            return Err(format!(
+                "response body is larger than {MAX_UPSTREAM_BODY} bytes"
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
+}
+
+/// A short description of an upstream error body: the provider's message when it has one.
+fn upstream_error_text(status: StatusCode, body: &[u8]) -> String {
+    let message = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|value| {
+            value
+                .pointer("/error/message")
+                .and_then(|message| message.as_str().map(str::to_string))
+        });
+    match message {
+        Some(message) => format!("upstream status {}: {message}", status.as_u16()),
+        None => format!("upstream status {}", status.as_u16()),
+    }
+}
+
+/// reqwest's error with its causes, which hold the useful part (connection refused, ...).
+pub fn describe(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// How long a stream may stay silent before the gateway gives up on it.
+pub fn idle_timeout(state: &AppState) -> Duration {
+    state.config.upstream_timeout
+}

@@ -1,0 +1,255 @@
+//! The proxy routes: authenticate, attribute, forward, meter, record.
+//!
+//! The request path does the least it can: read the body, read the few fields it needs,
+//! check the key and the attribution headers, pick the provider and forward. The call then
+//! runs in its own tracked task, so it is metered and recorded even if the client goes away
+//! (metering outlives the client), and graceful shutdown waits for it. The layer split is
+//! tokenised on a blocking thread while the upstream works.
+
+mod forward;
+mod record;
+mod stream;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use burnrate_wire::{Api, Dialect, LayerEstimate, RequestInfo, WireError};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http::StatusCode;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::app::AppState;
+use crate::attribution::Attribution;
+use crate::error::ApiError;
+use crate::keys::KeyBinding;
+use crate::routing::{Provider, ProviderKind};
+
+pub use record::CallContext;
+
+/// A call that passed the gateway's checks and goes upstream.
+struct Call {
+    context: CallContext,
+    provider: Arc<Provider>,
+    info: RequestInfo,
+    /// The body to send upstream (rewritten to ask for stream usage when needed).
+    body: Bytes,
+    /// Whether the gateway added `include_usage` and must hide it from the client.
+    strip_usage: bool,
+    /// The layer split being tokenised.
+    layers: JoinHandle<Result<LayerEstimate, WireError>>,
+    /// The client's headers, to forward the ones that are not the gateway's.
+    headers: http::HeaderMap,
+}
+
+/// Handles one call to a proxy route.
+pub async fn handle(State(state): State<Arc<AppState>>, api: Api, request: Request) -> Response {
+    let ts = Utc::now();
+    let started = Instant::now();
+    let dialect = api.dialect();
+    let (parts, body) = request.into_parts();
+    let call = match admit(&state, api, ts, started, parts.headers, body).await {
+        Ok(call) => call,
+        Err(refusal) => return refusal.respond(&state, dialect),
+    };
+    let (head_tx, head_rx) = oneshot::channel();
+    state
+        .tasks
+        .spawn(forward::run(Arc::clone(&state), call, head_tx));
+    head_rx.await.unwrap_or_else(|_| {
+        ApiError::Unavailable("the call's task ended without an answer".into())
+            .into_dialect(dialect)
+    })
+}
+
+/// A call the gateway refuses before forwarding it.
+struct Refusal {
+    error: ApiError,
+    /// The event to record, when the caller is known (authenticated).
+    event: Option<CallContext>,
+}
+
+impl Refusal {
+    fn anonymous(error: ApiError) -> Refusal {
+        Refusal { error, event: None }
+    }
+
+    fn respond(self, state: &AppState, dialect: Dialect) -> Response {
+        state.metrics.refusal(refusal_reason(&self.error));
+        if let Some(context) = self.event
+            && let Err(error) = record::refused(state, context, &self.error)
+        {
+            return ApiError::Unavailable(error.to_string()).into_dialect(dialect);
+        }
+        self.error.into_dialect(dialect)
+    }
+}
+
+fn refusal_reason(error: &ApiError) -> &'static str {
+    match error {
+        ApiError::Unauthorized => "unauthorized",
+        ApiError::Forbidden(_) => "forbidden",
+        ApiError::BadRequest { .. } => "bad_request",
+        ApiError::MissingAttribution(_) => "missing_attribution",
+        ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+        ApiError::PayloadTooLarge(_) => "payload_too_large",
+        ApiError::UnknownModel(_) => "unknown_model",
+        ApiError::Upstream { .. } => "upstream",
+        ApiError::UpstreamTimeout { .. } => "upstream_timeout",
+        ApiError::Unavailable(_) => "unavailable",
+    }
+}
+
+/// The gateway's checks, in order: key, attribution headers, content type, body size, body
+/// fields, key restrictions, required attribution, provider.
+async fn admit(
+    state: &Arc<AppState>,
+    api: Api,
+    ts: DateTime<Utc>,
+    started: Instant,
+    headers: http::HeaderMap,
+    body: Body,
+) -> Result<Call, Refusal> {
+    let config = &state.config;
+    let key = config
+        .keys
+        .authenticate(&headers)
+        .ok_or_else(|| Refusal::anonymous(ApiError::Unauthorized))?;
+    let mut context = CallContext::new(api, ts, started, &key);
+    let refuse = |context: &CallContext, error: ApiError| Refusal {
+        error,
+        event: Some(context.clone()),
+    };
+    let mut attribution =
+        Attribution::from_headers(&headers).map_err(|error| refuse(&context, error))?;
+    attribution.bind_key(&key);
+    context.attribution = attribution;
+    check_content_type(&headers).map_err(|error| refuse(&context, error))?;
+    let body = axum::body::to_bytes(body, config.max_body_bytes)
+        .await
+        .map_err(|error| refuse(&context, body_error(error, config.max_body_bytes)))?;
+    let info = burnrate_wire::request::analyze(api, &body).map_err(|error| {
+        refuse(
+            &context,
+            ApiError::BadRequest {
+                field: error.field,
+                reason: error.reason,
+            },
+        )
+    })?;
+    context.requested_model = info.model.clone();
+    context.request_tier = info.service_tier.clone();
+    check_key(&key, &context.attribution, &info.model).map_err(|error| refuse(&context, error))?;
+    context
+        .attribution
+        .require(&config.require, config.untagged)
+        .map_err(|error| refuse(&context, error))?;
+    let provider = config
+        .providers
+        .route(provider_kind(api), &info.model)
+        .cloned()
+        .ok_or_else(|| refuse(&context, ApiError::UnknownModel(info.model.clone())))?;
+    context.provider = provider.name.clone();
+    let strip_usage = api == Api::ChatCompletions && info.stream && !info.client_wants_usage;
+    let body = if strip_usage {
+        Bytes::from(
+            burnrate_wire::request::with_stream_usage(&body).map_err(|error| {
+                refuse(
+                    &context,
+                    ApiError::BadRequest {
+                        field: error.field,
+                        reason: error.reason,
+                    },
+                )
+            })?,
+        )
+    } else {
+        body
+    };
+    let for_layers = body.clone();
+    let layers =
+        tokio::task::spawn_blocking(move || burnrate_wire::layers::estimate(api, &for_layers));
+    Ok(Call {
+        context,
+        provider,
+        info,
+        body,
+        strip_usage,
+        layers,
+        headers,
+    })
+}
+
+fn check_content_type(headers: &http::HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(http::header::CONTENT_TYPE) else {
+        return Err(ApiError::UnsupportedMediaType("(none)".into()));
+    };
+    let text = String::from_utf8_lossy(value.as_bytes());
+    let essence = text.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(text.into_owned()))
+    }
+}
+
+fn body_error(error: axum::Error, limit: usize) -> ApiError {
+    let too_large = std::error::Error::source(&error)
+        .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+    if too_large {
+        ApiError::PayloadTooLarge(limit)
+    } else {
+        ApiError::BadRequest {
+            field: "(body)".into(),
+            reason: format!("could not be read: {error}"),
+        }
+    }
+}
+
+fn check_key(key: &KeyBinding, attribution: &Attribution, model: &str) -> Result<(), ApiError> {
+    match key.refusal(
+        attribution.get("user_id"),
+        attribution.get("feature"),
+        model,
+    ) {
+        Some(reason) => Err(ApiError::Forbidden(reason)),
+        None => Ok(()),
+    }
+}
+
+fn provider_kind(api: Api) -> ProviderKind {
+    match api.dialect() {
+        Dialect::OpenAi => ProviderKind::OpenAi,
+        Dialect::Anthropic => ProviderKind::Anthropic,
+    }
+}
+
+/// `GET /v1/models`: the model names and patterns the configured providers serve, in
+/// OpenAI's list shape (authenticated like every proxy route).
+pub async fn models(State(state): State<Arc<AppState>>, headers: http::HeaderMap) -> Response {
+    if state.config.keys.authenticate(&headers).is_none() {
+        state.metrics.refusal("unauthorized");
+        return ApiError::Unauthorized.into_dialect(Dialect::OpenAi);
+    }
+    let data: Vec<serde_json::Value> = state
+        .config
+        .providers
+        .iter()
+        .flat_map(|provider| {
+            provider.models.iter().map(|model| {
+                serde_json::json!({
+                    "id": model, "object": "model", "created": 0, "owned_by": provider.name,
+                })
+            })
+        })
+        .collect();
+    (
+        StatusCode::OK,
+        axum::Json(serde_json::json!({"object": "list", "data": data})),
+    )
+        .into_response()
+}

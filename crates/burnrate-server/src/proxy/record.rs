@@ -1,0 +1,197 @@
+//! Turning a call into its usage event, journaling it and counting it.
+
+use std::time::Instant;
+
+use burnrate_model::prices::ServiceTier;
+use burnrate_model::{Layers, Status, UsageEvent};
+use burnrate_store::StoreError;
+use burnrate_wire::{Api, Metered};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::attribution::Attribution;
+use crate::error::ApiError;
+use crate::keys::KeyBinding;
+use crate::metrics::CallLabels;
+
+/// Longest error text kept in an event.
+const MAX_ERROR_LEN: usize = 512;
+
+/// What the gateway knows about a call before the upstream answers.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    /// The endpoint called.
+    pub api: Api,
+    /// When the call arrived.
+    pub ts: DateTime<Utc>,
+    /// Monotonic arrival time, for durations.
+    pub started: Instant,
+    /// The key's configuration id.
+    pub key_id: String,
+    /// Provider name once routed; the dialect's family before.
+    pub provider: String,
+    /// The model the request asked for.
+    pub requested_model: String,
+    /// The service tier the request asked for.
+    pub request_tier: Option<String>,
+    /// Dimensions from the headers and the key.
+    pub attribution: Attribution,
+}
+
+impl CallContext {
+    /// The context of an authenticated call that has not been read further.
+    pub fn new(api: Api, ts: DateTime<Utc>, started: Instant, key: &KeyBinding) -> CallContext {
+        CallContext {
+            api,
+            ts,
+            started,
+            key_id: key.id.clone(),
+            provider: match api.dialect() {
+                burnrate_wire::Dialect::OpenAi => "openai".into(),
+                burnrate_wire::Dialect::Anthropic => "anthropic".into(),
+            },
+            requested_model: String::new(),
+            request_tier: None,
+            attribution: Attribution::default(),
+        }
+    }
+
+    /// The event for this call with what the upstream reported.
+    pub fn event(
+        &self,
+        metered: &Metered,
+        layers: Option<Layers>,
+        status: Status,
+        error: Option<String>,
+    ) -> UsageEvent {
+        let requested = non_empty(&self.requested_model).unwrap_or("unknown");
+        let model = metered
+            .model
+            .as_deref()
+            .and_then(non_empty)
+            .unwrap_or(requested)
+            .to_string();
+        let mut event = UsageEvent {
+            id: Some(Uuid::now_v7()),
+            ts: self.ts,
+            duration_ms: Some(
+                u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            ),
+            source: Some("gateway".into()),
+            provider: self.provider.clone(),
+            requested_model: (model != requested).then(|| requested.to_string()),
+            model,
+            operation: Some(self.api.operation().into()),
+            service_tier: Some(
+                ServiceTier::from_event(
+                    metered
+                        .service_tier
+                        .as_deref()
+                        .or(self.request_tier.as_deref()),
+                )
+                .as_str()
+                .into(),
+            ),
+            tenant_id: None,
+            user_id: None,
+            feature: None,
+            task_id: None,
+            route: None,
+            agent_run_id: None,
+            parent_run_id: None,
+            agent_name: None,
+            span_depth: None,
+            session_id: None,
+            deployment: None,
+            prompt_version: None,
+            effort: None,
+            labels: Default::default(),
+            usage: metered.usage,
+            layers,
+            tool_calls: metered.tool_calls,
+            tools: metered.tools.clone(),
+            status,
+            error: error.map(|text| clean_error(&text)),
+            outcome: None,
+        };
+        self.attribution.apply(&mut event);
+        event
+    }
+}
+
+fn non_empty(text: &str) -> Option<&str> {
+    let text = text.trim();
+    (!text.is_empty()).then_some(text)
+}
+
+/// Error text fit for an event: one line, no control characters, bounded.
+fn clean_error(text: &str) -> String {
+    let mut clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if clean.len() > MAX_ERROR_LEN {
+        let mut end = MAX_ERROR_LEN;
+        while !clean.is_char_boundary(end) {
+            end -= 1;
+        }
+        clean.truncate(end);
+    }
+    clean
+}
+
+/// Journals a refused call (`status = blocked`, the refusal as its error).
+pub fn refused(state: &AppState, context: CallContext, error: &ApiError) -> Result<(), StoreError> {
+    let event = context.event(
+        &Metered::default(),
+        None,
+        Status::Blocked,
+        Some(error.to_string()),
+    );
+    record(state, event)
+}
+
+/// Validates, journals and counts an event. A call is acknowledged only after this succeeds.
+pub fn record(state: &AppState, mut event: UsageEvent) -> Result<(), StoreError> {
+    if let Err(problem) = event.validate() {
+        // Upstream numbers that break the event's rules (a part above its whole) are kept as
+        // counted, with the layer split dropped and the problem noted, rather than lost.
+        tracing::warn!(%problem, "recording an event that breaks a usage rule");
+        event.layers = None;
+        event.usage.cache_read_tokens = event.usage.cache_read_tokens.min(event.usage.input_tokens);
+        event.usage.cache_write_tokens = event
+            .usage
+            .cache_write_tokens
+            .min(event.usage.input_tokens - event.usage.cache_read_tokens);
+        event.usage.cache_write_1h_tokens = event
+            .usage
+            .cache_write_1h_tokens
+            .min(event.usage.cache_write_tokens);
+        event.usage.reasoning_tokens = event.usage.reasoning_tokens.min(event.usage.output_tokens);
+        event.error = Some(clean_error(&format!("usage clamped: {problem}")));
+    }
+    let cost = state.prices.cost_usd(&event);
+    let labels = CallLabels {
+        operation: event
+            .operation
+            .as_deref()
+            .map_or("unknown", operation_label),
+        provider: event.provider.clone(),
+        status: event.status.as_str(),
+    };
+    let usage = event.usage;
+    state.ledger.record(event)?;
+    state.metrics.call(labels, &usage, cost);
+    Ok(())
+}
+
+fn operation_label(operation: &str) -> &'static str {
+    match operation {
+        "chat" => "chat",
+        "responses" => "responses",
+        "embeddings" => "embeddings",
+        "messages" => "messages",
+        _ => "other",
+    }
+}

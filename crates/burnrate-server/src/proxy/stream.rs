@@ -1,0 +1,164 @@
+//! Streams: upstream chunks pass to the client as they arrive while the meter reads them.
+//!
+//! The pump owns the upstream stream and drives it to its end even when the client has gone,
+//! so usage is always recorded. The event is journaled before the chunk that completes the
+//! stream is sent, so a client that received the whole stream implies a journaled event. A
+//! stream cut off midway is recorded with what it used and `status = error`, and the client's
+//! body is aborted the same way.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::response::Response;
+use burnrate_model::Status;
+use burnrate_wire::{LayerEstimate, StreamMeter, WireError};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{HeaderMap, StatusCode};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::forward::{describe, finish_layers, idle_timeout};
+use super::record::{self, CallContext};
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// Chunks queued between the pump and a slow client.
+const CLIENT_QUEUE: usize = 16;
+
+type ClientChunk = Result<Bytes, std::io::Error>;
+
+/// Moves one streamed call from upstream to the client.
+pub struct Pump {
+    /// Shared state.
+    pub state: Arc<AppState>,
+    /// The call.
+    pub context: CallContext,
+    /// Provider name, for metrics.
+    pub provider: String,
+    /// The layer split being tokenised.
+    pub layers: JoinHandle<Result<LayerEstimate, WireError>>,
+    /// When the call was sent upstream.
+    pub sent: Instant,
+    /// Whether to hide the usage chunk the gateway asked for.
+    pub strip_usage: bool,
+}
+
+impl Pump {
+    /// Answers the head at once, then pumps the body until the upstream ends.
+    pub async fn run(
+        self,
+        response: reqwest::Response,
+        status: StatusCode,
+        headers: HeaderMap,
+        head: oneshot::Sender<Response>,
+    ) {
+        let (client, client_rx) = mpsc::channel::<ClientChunk>(CLIENT_QUEUE);
+        let body = futures_util::stream::unfold(client_rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk, rx))
+        });
+        let mut answer = Response::new(Body::from_stream(body));
+        *answer.status_mut() = status;
+        *answer.headers_mut() = headers;
+        let mut client_gone = head.send(answer).is_err();
+
+        let Pump {
+            state,
+            context,
+            provider,
+            layers,
+            sent,
+            strip_usage,
+        } = self;
+        let mut meter = StreamMeter::new(context.api, strip_usage);
+        let mut upstream = response.bytes_stream();
+        let mut first_byte = None;
+        let mut layers = Some(layers);
+        let mut recorded = false;
+        let idle = idle_timeout(&state);
+        let failure = loop {
+            let next = match tokio::time::timeout(idle, upstream.next()).await {
+                Ok(next) => next,
+                Err(_) => break Some(format!("upstream went silent for {} s", idle.as_secs())),
+            };
+            let chunk = match next {
+                Some(Ok(chunk)) => chunk,
+                Some(Err(error)) => {
+                    break Some(format!("upstream stream failed: {}", describe(&error)));
+                }
+                None => break None,
+            };
+            first_byte.get_or_insert_with(|| sent.elapsed());
+            let out = meter.feed(chunk);
+            if meter.is_complete() && !recorded {
+                recorded = true;
+                let error = meter.error().map(ToString::to_string);
+                if let Err(store) =
+                    finish(&state, &context, &meter, layers.take(), Status::Ok, error).await
+                {
+                    // Not journaled, so not acknowledged: abort the client's stream.
+                    let _ = client
+                        .send(Err(std::io::Error::other(store.to_string())))
+                        .await;
+                    client_gone = true;
+                }
+            }
+            if !client_gone && !out.is_empty() && client.send(Ok(out)).await.is_err() {
+                client_gone = true;
+            }
+        };
+        state
+            .metrics
+            .upstream(&provider, sent.elapsed(), first_byte);
+        let rest = meter.flush();
+        if !recorded {
+            let error = failure.clone().unwrap_or_else(|| {
+                meter.error().map_or_else(
+                    || "the stream ended before its final event".to_string(),
+                    ToString::to_string,
+                )
+            });
+            if let Err(store) = finish(
+                &state,
+                &context,
+                &meter,
+                layers.take(),
+                Status::Error,
+                Some(error),
+            )
+            .await
+            {
+                tracing::error!(%store, "a cut-off stream could not be recorded");
+            }
+        }
+        if client_gone {
+            return;
+        }
+        if !rest.is_empty() {
+            let _ = client.send(Ok(rest)).await;
+        }
+        if let Some(reason) = failure {
+            let error = ApiError::Upstream { provider, reason };
+            let _ = client
+                .send(Err(std::io::Error::other(error.to_string())))
+                .await;
+        }
+    }
+}
+
+async fn finish(
+    state: &AppState,
+    context: &CallContext,
+    meter: &StreamMeter,
+    layers: Option<JoinHandle<Result<LayerEstimate, WireError>>>,
+    status: Status,
+    error: Option<String>,
+) -> Result<(), burnrate_store::StoreError> {
+    let metered = meter.metered();
+    let layers = match layers {
+        Some(layers) => finish_layers(layers, &metered).await,
+        None => None,
+    };
+    record::record(state, context.event(&metered, layers, status, error))
+}

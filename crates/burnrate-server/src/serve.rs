@@ -1,0 +1,184 @@
+//! Starting and stopping the gateway.
+//!
+//! Start: open the ledger, load price overrides, replay the journal a previous run left,
+//! start the ledger thread, bind. Stop (SIGTERM, Ctrl-C or the caller's signal): stop
+//! accepting, let in-flight calls finish (bounded by `server.shutdown_timeout_s`), move the
+//! journal into the store, checkpoint.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use burnrate_store::DuckStore;
+use burnrate_store::journal::ReplayOutcome;
+use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
+
+use crate::app::{AppState, LivePrices, router};
+use crate::config::Config;
+use crate::ledger::Ledger;
+use crate::metrics::Metrics;
+
+/// Why the gateway could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The ledger could not be opened or written.
+    #[error(transparent)]
+    Store(#[from] burnrate_store::StoreError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    /// Serving failed.
+    #[error("serving: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A gateway bound to its address, ready to run.
+pub struct Gateway {
+    state: Arc<AppState>,
+    listener: TcpListener,
+    replayed: ReplayOutcome,
+}
+
+impl Gateway {
+    /// Opens the ledger (replaying any journal left behind) and binds the listen address.
+    pub async fn bind(config: Config) -> Result<Gateway, ServeError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let mut store = DuckStore::open(&config.store_path)?;
+        if let Some(path) = &config.price_overrides {
+            let text = std::fs::read_to_string(path).map_err(|source| ServeError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            store.import_overrides(&text, &path.display().to_string())?;
+        }
+        let prices = LivePrices::new(store.prices().clone());
+        let (ledger, replayed) = Ledger::start(
+            store,
+            &config.journal_dir,
+            config.fsync_interval,
+            config.flush_interval,
+        )?;
+        let client = || {
+            reqwest::Client::builder()
+                .tcp_nodelay(true)
+                .pool_idle_timeout(Duration::from_secs(90))
+                .connect_timeout(Duration::from_secs(10))
+        };
+        let state = Arc::new(AppState {
+            config,
+            client: client().build()?,
+            h2c_client: client().http2_prior_knowledge().build()?,
+            ledger,
+            metrics: Metrics::default(),
+            prices,
+            tasks: TaskTracker::new(),
+        });
+        Ok(Gateway {
+            state,
+            listener,
+            replayed,
+        })
+    }
+
+    /// The address the gateway listens on (useful with port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr, ServeError> {
+        self.listener.local_addr().map_err(ServeError::Serve)
+    }
+
+    /// What the start-up replay of the journal found.
+    pub fn replayed(&self) -> &ReplayOutcome {
+        &self.replayed
+    }
+
+    /// Serves until `shutdown` resolves, then stops gracefully.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let Gateway {
+            state, listener, ..
+        } = self;
+        let grace = state.config.shutdown_timeout;
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let tasks = state.tasks.clone();
+        let signal = async move {
+            shutdown.await;
+            tasks.close();
+            let _ = stopping_tx.send(());
+        };
+        let app = router(Arc::clone(&state));
+        let server = axum::serve(listener, app)
+            .with_graceful_shutdown(signal)
+            .into_future();
+        tokio::pin!(server);
+        // Serve until the signal; then give open connections the grace period to finish.
+        tokio::select! {
+            result = &mut server => result.map_err(ServeError::Serve)?,
+            _ = stopping_rx => {
+                if tokio::time::timeout(grace, &mut server).await.is_err() {
+                    tracing::warn!(seconds = grace.as_secs(), "connections still open after the shutdown timeout; closing them");
+                }
+            }
+        }
+        state.tasks.close();
+        if tokio::time::timeout(grace, state.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "calls still running after the shutdown timeout; the journal keeps what they recorded"
+            );
+        }
+        let state = Arc::clone(&state);
+        tokio::task::spawn_blocking(move || state.ledger.shutdown())
+            .await
+            .map_err(|error| ServeError::Serve(std::io::Error::other(error)))??;
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn termination() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,186 @@
+//! A gateway in front of the mock provider, both on random loopback ports, with its ledger in
+//! a temporary directory.
+
+#![allow(
+    dead_code,
+    reason = "each test file uses a different part of the harness"
+)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test support: a failure here is the test's failure"
+)]
+
+use std::net::SocketAddr;
+
+use burnrate_model::UsageEvent;
+use burnrate_server::{Config, Gateway, ServeError};
+use burnrate_store::DuckStore;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The key the harness configures for tenant `acme-corp`.
+pub const KEY: &str = "br-acme-test-key";
+/// The upstream key the gateway must send to the provider.
+pub const UPSTREAM_OPENAI_KEY: &str = "sk-upstream-openai";
+/// The upstream key the gateway must send to Anthropic.
+pub const UPSTREAM_ANTHROPIC_KEY: &str = "sk-ant-upstream";
+
+/// The attribution headers most tests send.
+pub const TAGS: [(&str, &str); 3] = [
+    ("X-Attribution-User-ID", "u-1"),
+    ("X-Attribution-Feature", "triage"),
+    ("X-Attribution-Agent-Run-ID", "run-7"),
+];
+
+/// A running gateway and mock.
+pub struct Harness {
+    /// Gateway base URL (`http://127.0.0.1:PORT`).
+    pub base: String,
+    /// What the mock received.
+    pub log: burnrate_mock::RequestLog,
+    /// The mock's address.
+    pub mock: SocketAddr,
+    /// HTTP client.
+    pub client: reqwest::Client,
+    dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    run: Option<JoinHandle<Result<(), ServeError>>>,
+    mock_task: JoinHandle<()>,
+}
+
+impl Harness {
+    /// Gateway with the default attribution rules (tenant, user, feature required; reject).
+    pub async fn start() -> Harness {
+        Harness::start_with("").await
+    }
+
+    /// Gateway with extra TOML appended (e.g. an `[attribution]` table).
+    pub async fn start_with(extra: &str) -> Harness {
+        let (router, log) = burnrate_mock::router_with_log(burnrate_mock::MockConfig::default());
+        Harness::start_upstream(router, log, extra).await
+    }
+
+    /// Gateway in front of any upstream `router` (both providers point at it).
+    pub async fn start_upstream(
+        router: axum::Router,
+        log: burnrate_mock::RequestLog,
+        extra: &str,
+    ) -> Harness {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mock = listener.local_addr().unwrap();
+        let mock_task = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_text(dir.path(), &format!("http://{mock}"), extra);
+        let config = Config::parse(&config, env).unwrap();
+        let gateway = Gateway::bind(config).await.unwrap();
+        let base = format!("http://{}", gateway.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let run = tokio::spawn(gateway.run(async move {
+            let _ = stopped.await;
+        }));
+        Harness {
+            base,
+            log,
+            mock,
+            client: reqwest::Client::new(),
+            dir,
+            stop: Some(stop),
+            run: Some(run),
+            mock_task,
+        }
+    }
+
+    /// A POST to the gateway with the test key and the usual attribution headers.
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(KEY);
+        for (name, value) in TAGS {
+            request = request.header(name, value);
+        }
+        request
+    }
+
+    /// Stops the gateway gracefully and returns every event in its ledger.
+    pub async fn stop(mut self) -> Vec<UsageEvent> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(run) = self.run.take() {
+            run.await.unwrap().unwrap();
+        }
+        self.mock_task.abort();
+        let path = self.dir.path().join("ledger.duckdb");
+        tokio::task::spawn_blocking(move || DuckStore::open(&path).unwrap().events().unwrap())
+            .await
+            .unwrap()
+    }
+}
+
+/// The harness configuration: both providers pointing at the mock.
+pub fn config_text(dir: &std::path::Path, mock: &str, extra: &str) -> String {
+    let hash = hex_sha256(KEY);
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+upstream_timeout_s = 2
+shutdown_timeout_s = 5
+max_body_bytes = 65536
+
+[store]
+path = "{dir}/ledger.duckdb"
+journal_dir = "{dir}/journal"
+fsync_interval_ms = 10
+flush_interval_ms = 50
+
+[[providers]]
+name = "openai"
+kind = "openai"
+base_url = "{mock}/v1"
+api_key_env = "TEST_UPSTREAM_OPENAI"
+models = ["gpt-*", "o*", "text-embedding-*"]
+
+[[providers]]
+name = "anthropic"
+kind = "anthropic"
+base_url = "{mock}"
+api_key_env = "TEST_UPSTREAM_ANTHROPIC"
+models = ["claude-*"]
+
+[[keys]]
+id = "acme-prod"
+sha256 = "{hash}"
+tenant_id = "acme-corp"
+{extra}
+"#,
+        dir = dir.display()
+    )
+}
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "TEST_UPSTREAM_OPENAI" => Some(UPSTREAM_OPENAI_KEY.into()),
+        "TEST_UPSTREAM_ANTHROPIC" => Some(UPSTREAM_ANTHROPIC_KEY.into()),
+        _ => None,
+    }
+}
+
+fn hex_sha256(key: &str) -> String {
+    burnrate_server::keys::hash_key(key)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// Server-sent events of a body: the `data:` payloads in order.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .map(|data| data.trim().to_string())
+        .collect()
+}

@@ -1,0 +1,475 @@
+//! The gateway in front of the mock provider: what clients see, what the provider receives,
+//! and what the ledger records.
+
+mod common;
+
+use burnrate_model::Status;
+use common::{Harness, KEY, UPSTREAM_ANTHROPIC_KEY, UPSTREAM_OPENAI_KEY, sse_data};
+use serde_json::{Value, json};
+
+fn chat(stream: bool) -> Value {
+    json!({
+        "model": "gpt-4.1",
+        "stream": stream,
+        "messages": [
+            {"role": "system", "content": "You are a triage assistant for support tickets."},
+            {"role": "user", "content": "My invoice is wrong, please look at order 1234."},
+            {"role": "assistant", "content": "Which invoice number?"},
+            {"role": "user", "content": "INV-77, from last March."}
+        ]
+    })
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.as_str())
+}
+
+#[tokio::test]
+async fn a_chat_call_is_forwarded_with_the_provider_key_and_recorded_with_its_attribution() {
+    let harness = Harness::start().await;
+    let response = harness
+        .post("/v1/chat/completions")
+        .header("X-Attribution-Tenant-ID", "someone-else")
+        .header("X-Attribution-Label-Team", "core")
+        .json(&chat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let usage = body["usage"].clone();
+    let seen = harness.log.requests();
+    assert_eq!(seen.len(), 1);
+    let headers = &seen[0].headers;
+    assert_eq!(
+        header(headers, "authorization"),
+        Some(format!("Bearer {UPSTREAM_OPENAI_KEY}").as_str())
+    );
+    assert!(
+        headers.iter().all(|(name, value)| !name
+            .to_ascii_lowercase()
+            .starts_with("x-attribution-")
+            && !value.contains(KEY)),
+        "attribution headers and the client key stay at the gateway: {headers:?}"
+    );
+    let events = harness.stop().await;
+    assert_eq!(events.len(), 1);
+    let event = &events[0];
+    assert_eq!(
+        event.tenant_id.as_deref(),
+        Some("acme-corp"),
+        "the key fixes the tenant"
+    );
+    assert_eq!(event.user_id.as_deref(), Some("u-1"));
+    assert_eq!(event.feature.as_deref(), Some("triage"));
+    assert_eq!(event.agent_run_id.as_deref(), Some("run-7"));
+    assert_eq!(event.labels.get("team").map(String::as_str), Some("core"));
+    assert_eq!(event.provider, "openai");
+    assert_eq!(event.operation.as_deref(), Some("chat"));
+    assert_eq!(event.source.as_deref(), Some("gateway"));
+    assert_eq!(event.status, Status::Ok);
+    assert_eq!(
+        event.usage.input_tokens,
+        usage["prompt_tokens"].as_u64().unwrap()
+    );
+    assert_eq!(
+        event.usage.output_tokens,
+        usage["completion_tokens"].as_u64().unwrap()
+    );
+    let layers = event
+        .layers
+        .expect("the gateway splits the input into layers");
+    assert_eq!(
+        layers.prompt + layers.tool + layers.memory,
+        event.usage.input_tokens
+    );
+    assert_eq!(layers.response, event.usage.output_tokens);
+    assert!(layers.memory > 0, "earlier turns are memory: {layers:?}");
+    assert!(event.duration_ms.is_some());
+}
+
+#[tokio::test]
+async fn a_stream_without_include_usage_looks_untouched_but_is_metered() {
+    let harness = Harness::start().await;
+    let response = harness
+        .post("/v1/chat/completions")
+        .json(&chat(true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    assert!(
+        !body.contains("\"usage\""),
+        "the client did not ask for usage: {body}"
+    );
+    let data = sse_data(&body);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let seen = harness.log.requests();
+    let forwarded: Value = serde_json::from_slice(&seen[0].body).unwrap();
+    assert_eq!(forwarded["stream_options"]["include_usage"], true);
+    let events = harness.stop().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].status, Status::Ok);
+    assert!(events[0].usage.input_tokens > 0);
+    assert!(events[0].usage.output_tokens > 0);
+}
+
+#[tokio::test]
+async fn a_stream_with_include_usage_keeps_its_usage_chunk() {
+    let harness = Harness::start().await;
+    let mut request = chat(true);
+    request["stream_options"] = json!({"include_usage": true});
+    let body = harness
+        .post("/v1/chat/completions")
+        .json(&request)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let usage_chunk: Value = sse_data(&body)
+        .iter()
+        .filter(|data| *data != "[DONE]")
+        .map(|data| serde_json::from_str::<Value>(data).unwrap())
+        .find(|chunk| chunk["usage"].is_object())
+        .expect("the client asked for the usage chunk");
+    let events = harness.stop().await;
+    assert_eq!(
+        events[0].usage.input_tokens,
+        usage_chunk["usage"]["prompt_tokens"].as_u64().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn anthropic_calls_use_x_api_key_both_ways_and_stream_usage_is_recorded() {
+    let harness = Harness::start().await;
+    let request = json!({
+        "model": "claude-sonnet-4-5", "max_tokens": 200, "stream": true,
+        "system": "You are terse.",
+        "messages": [{"role": "user", "content": "Summarise the ticket."}]
+    });
+    let response = harness
+        .client
+        .post(format!("{}/v1/messages", harness.base))
+        .header("x-api-key", KEY)
+        .header("anthropic-version", "2023-06-01")
+        .header("X-Attribution-User-ID", "u-2")
+        .header("X-Attribution-Feature", "summary")
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("message_stop"));
+    let seen = harness.log.requests();
+    assert_eq!(
+        header(&seen[0].headers, "x-api-key"),
+        Some(UPSTREAM_ANTHROPIC_KEY)
+    );
+    assert_eq!(
+        header(&seen[0].headers, "anthropic-version"),
+        Some("2023-06-01")
+    );
+    let events = harness.stop().await;
+    assert_eq!(events[0].provider, "anthropic");
+    assert_eq!(events[0].operation.as_deref(), Some("messages"));
+    assert_eq!(events[0].user_id.as_deref(), Some("u-2"));
+    assert!(events[0].usage.output_tokens > 0);
+}
+
+#[tokio::test]
+async fn unknown_keys_get_401_in_each_dialect_and_nothing_is_forwarded() {
+    let harness = Harness::start().await;
+    let openai = harness
+        .client
+        .post(format!("{}/v1/chat/completions", harness.base))
+        .bearer_auth("br-wrong")
+        .json(&chat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(openai.status(), 401);
+    let openai: Value = openai.json().await.unwrap();
+    assert_eq!(openai["error"]["type"], "authentication_error");
+    let anthropic = harness
+        .client
+        .post(format!("{}/v1/messages", harness.base))
+        .json(&json!({"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anthropic.status(), 401);
+    let anthropic: Value = anthropic.json().await.unwrap();
+    assert_eq!(anthropic["type"], "error");
+    assert_eq!(anthropic["error"]["type"], "authentication_error");
+    assert!(harness.log.requests().is_empty());
+    assert!(
+        harness.stop().await.is_empty(),
+        "anonymous calls are not in the ledger"
+    );
+}
+
+#[tokio::test]
+async fn missing_attribution_is_refused_by_name_and_recorded_as_blocked() {
+    let harness = Harness::start().await;
+    let response = harness
+        .client
+        .post(format!("{}/v1/chat/completions", harness.base))
+        .bearer_auth(KEY)
+        .header("X-Attribution-Feature", "triage")
+        .json(&chat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "missing_attribution");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("X-Attribution-User-ID")
+    );
+    assert!(harness.log.requests().is_empty());
+    let events = harness.stop().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].status, Status::Blocked);
+    assert_eq!(events[0].tenant_id.as_deref(), Some("acme-corp"));
+    assert!(
+        events[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("X-Attribution-User-ID")
+    );
+}
+
+#[tokio::test]
+async fn untagged_calls_are_served_and_recorded_as_untagged_when_configured() {
+    let harness = Harness::start_with("[attribution]\nuntagged = \"tag\"\n").await;
+    let response = harness
+        .client
+        .post(format!("{}/v1/chat/completions", harness.base))
+        .bearer_auth(KEY)
+        .json(&chat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let events = harness.stop().await;
+    assert_eq!(events[0].user_id.as_deref(), Some("untagged"));
+    assert_eq!(events[0].feature.as_deref(), Some("untagged"));
+    assert_eq!(events[0].tenant_id.as_deref(), Some("acme-corp"));
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors_and_the_gateway_keeps_serving() {
+    let harness = Harness::start().await;
+    let send = |body: Vec<u8>, content_type: &'static str| {
+        harness
+            .post("/v1/chat/completions")
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let broken = send(b"{\"model\": ".to_vec(), "application/json")
+        .await
+        .unwrap();
+    assert_eq!(broken.status(), 400);
+    let broken: Value = broken.json().await.unwrap();
+    assert_eq!(broken["error"]["type"], "invalid_request_error");
+    let no_model = send(br#"{"messages": []}"#.to_vec(), "application/json")
+        .await
+        .unwrap();
+    assert_eq!(no_model.status(), 400);
+    let no_model: Value = no_model.json().await.unwrap();
+    assert_eq!(no_model["error"]["param"], "model");
+    let text = send(b"hello".to_vec(), "text/plain").await.unwrap();
+    assert_eq!(text.status(), 415);
+    let huge = send(vec![b' '; 70_000], "application/json").await.unwrap();
+    assert_eq!(huge.status(), 413);
+    let unknown_model = harness
+        .post("/v1/chat/completions")
+        .json(&json!({"model": "llama-3", "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_model.status(), 404);
+    let fine = harness
+        .post("/v1/chat/completions")
+        .json(&chat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fine.status(), 200, "still serving after bad input");
+    let events = harness.stop().await;
+    let blocked = events
+        .iter()
+        .filter(|e| e.status == Status::Blocked)
+        .count();
+    assert_eq!(blocked, 5, "every refused call of a known key is recorded");
+    assert_eq!(events.iter().filter(|e| e.status == Status::Ok).count(), 1);
+}
+
+#[tokio::test]
+async fn upstream_errors_pass_through_and_are_recorded() {
+    let harness = Harness::start().await;
+    let response = harness
+        .post("/v1/chat/completions")
+        .header("x-mock-status", "500")
+        .json(&chat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"]["message"].is_string(), "{body}");
+    let events = harness.stop().await;
+    assert_eq!(events[0].status, Status::Error);
+    assert!(events[0].error.as_deref().unwrap().contains("500"));
+}
+
+#[tokio::test]
+async fn a_stream_cut_midway_records_what_it_used_with_status_error() {
+    let harness = Harness::start().await;
+    let request = json!({
+        "model": "claude-sonnet-4-5", "max_tokens": 300, "stream": true,
+        "messages": [{"role": "user", "content": "Write a long answer."}]
+    });
+    let response = harness
+        .post("/v1/messages")
+        .header("x-mock-cut-after", "3")
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.text().await.is_err(),
+        "the client sees the stream break"
+    );
+    let events = harness.stop().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].status, Status::Error);
+    assert!(
+        events[0].usage.input_tokens > 0,
+        "message_start's usage is kept"
+    );
+}
+
+#[tokio::test]
+async fn an_upstream_that_is_down_gives_502_and_a_slow_one_504() {
+    let harness = Harness::start().await;
+    let slow = harness
+        .post("/v1/chat/completions")
+        .header("x-mock-delay-ms", "3500")
+        .json(&chat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(slow.status(), 504);
+    let slow: Value = slow.json().await.unwrap();
+    assert_eq!(slow["error"]["code"], "upstream_timeout");
+    let events = harness.stop().await;
+    assert_eq!(events[0].status, Status::Error);
+
+    // Point a gateway at a port nobody listens on.
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", unused.local_addr().unwrap());
+    drop(unused);
+    let dir = tempfile::tempdir().unwrap();
+    let text = common::config_text(dir.path(), &dead, "");
+    let config = burnrate_server::Config::parse(&text, |_| Some("k".into())).unwrap();
+    let gateway = burnrate_server::Gateway::bind(config).await.unwrap();
+    let base = format!("http://{}", gateway.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(gateway.run(async move {
+        let _ = stopped.await;
+    }));
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(KEY);
+    for (name, value) in common::TAGS {
+        request = request.header(name, value);
+    }
+    let down = request.json(&chat(false)).send().await.unwrap();
+    assert_eq!(down.status(), 502);
+    let down: Value = down.json().await.unwrap();
+    assert_eq!(down["error"]["code"], "upstream_error");
+    stop.send(()).unwrap();
+    run.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_mid_stream_still_gets_its_call_recorded() {
+    let harness = Harness::start().await;
+    let request = json!({
+        "model": "claude-sonnet-4-5", "max_tokens": 400, "stream": true,
+        "messages": [{"role": "user", "content": "Tell me a story."}]
+    });
+    let response = harness
+        .post("/v1/messages")
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    drop(response);
+    let events = harness.stop().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].status,
+        Status::Ok,
+        "the upstream stream was driven to its end"
+    );
+    assert!(events[0].usage.output_tokens > 0);
+}
+
+#[tokio::test]
+async fn health_readiness_models_and_metrics() {
+    let harness = Harness::start().await;
+    let get = |path: &str| harness.client.get(format!("{}{path}", harness.base)).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    assert_eq!(get("/readyz").await.unwrap().status(), 200);
+    assert_eq!(get("/v1/models").await.unwrap().status(), 401);
+    let models: Value = harness
+        .client
+        .get(format!("{}/v1/models", harness.base))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        models["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "gpt-*")
+    );
+    harness
+        .post("/v1/chat/completions")
+        .json(&chat(false))
+        .send()
+        .await
+        .unwrap();
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains(
+            r#"burnrate_requests_total{operation="chat",provider="openai",status="ok"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("burnrate_tokens_total{class=\"input\"}"));
+    assert!(metrics.contains("burnrate_upstream_latency_seconds"));
+    assert!(metrics.contains("burnrate_journal_lag_events"));
+    harness.stop().await;
+}

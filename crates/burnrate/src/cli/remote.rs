@@ -1,0 +1,42 @@
+//! Queries and reports answered by a running `burnrate serve` (`--server URL`).
+
+use anyhow::{Context, anyhow};
+use burnrate_store::QueryResult;
+use serde_json::Value;
+
+/// POSTs `request` to the server's admin API and rebuilds the typed result.
+pub fn post(
+    server: &str,
+    token: Option<&str>,
+    path: &str,
+    request: &Value,
+) -> anyhow::Result<QueryResult> {
+    let token = token.ok_or_else(|| {
+        anyhow!("--server needs the admin token: pass --admin-token or set BURNRATE_ADMIN_TOKEN")
+    })?;
+    let url = format!("{}{path}", server.trim_end_matches('/'));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let answer: Value = runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(token)
+            .json(request)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}: is `burnrate serve` running there?"))?;
+        let status = response.status();
+        let body: Value = response
+            .json()
+            .await
+            .with_context(|| format!("{url} did not answer JSON"))?;
+        if !status.is_success() {
+            let message = body["error"].as_str().unwrap_or("no reason given");
+            return Err(anyhow!("{url} answered {status}: {message}"));
+        }
+        Ok(body)
+    })?;
+    Ok(QueryResult::from_wire_json(&answer)?)
+}

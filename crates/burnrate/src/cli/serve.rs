@@ -1,0 +1,137 @@
+//! `burnrate serve`, `config check`, `keys` and `mock-provider`.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use burnrate_server::{Config, Gateway};
+use rand::RngCore;
+
+use crate::{KeysCommand, MockArgs};
+
+/// Runs the gateway until SIGTERM or Ctrl-C.
+pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let config = Config::load(config_path)?;
+    runtime()?.block_on(async move {
+        let gateway = Gateway::bind(config).await?;
+        let replayed = gateway.replayed();
+        if replayed.events > 0 || !replayed.unreadable.is_empty() {
+            tracing::info!(
+                events = replayed.events,
+                segments = replayed.segments,
+                "replayed the journal a previous run left"
+            );
+        }
+        for line in &replayed.unreadable {
+            tracing::error!(%line, "journal line could not be read back");
+        }
+        // A plain line scripts and tests can wait for.
+        eprintln!(
+            "burnrate gateway listening on http://{}",
+            gateway.local_addr()?
+        );
+        gateway.run(burnrate_server::termination()).await?;
+        tracing::info!("stopped; every recorded call is in the ledger");
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Validates a configuration file.
+pub fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
+    match Config::load(config_path) {
+        Ok(config) => {
+            println!(
+                "{}: ok ({} provider(s), {} key(s), listening on {})",
+                config_path.display(),
+                config.providers.iter().count(),
+                config.keys.len(),
+                config.listen
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `burnrate keys new|hash`.
+pub fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        KeysCommand::New { id, tenant } => {
+            let mut secret = [0u8; 24];
+            rand::rng().fill_bytes(&mut secret);
+            let key = format!("br-{}", hex::encode(secret));
+            let hash = hex::encode(burnrate_server::keys::hash_key(&key));
+            println!("# Give this key to the client; it is not stored anywhere:\n# {key}\n");
+            println!("[[keys]]\nid = \"{id}\"\nsha256 = \"{hash}\"\ntenant_id = \"{tenant}\"");
+        }
+        KeysCommand::Hash { key } => {
+            let key = match key {
+                Some(key) => key,
+                None => {
+                    let mut text = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut text)
+                        .context("reading the key from stdin")?;
+                    text.trim().to_string()
+                }
+            };
+            if key.is_empty() {
+                return Err(anyhow!("no key given"));
+            }
+            println!("{}", hex::encode(burnrate_server::keys::hash_key(&key)));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the mock provider until Ctrl-C or SIGTERM.
+pub fn mock(args: MockArgs) -> anyhow::Result<ExitCode> {
+    if !(0.0..=1.0).contains(&args.error_rate) {
+        return Err(anyhow!("--error-rate must be between 0 and 1"));
+    }
+    let config = burnrate_mock::MockConfig {
+        delay: Duration::from_millis(args.delay_ms),
+        chunk_delay: Duration::from_millis(args.chunk_delay_ms),
+        error_rate: args.error_rate,
+        seed: args.seed,
+    };
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        eprintln!(
+            "mock provider (a test tool, not a provider) listening on http://{addr}: \
+             OpenAI base URL http://{addr}/v1, Anthropic base URL http://{addr}"
+        );
+        tokio::select! {
+            result = burnrate_mock::serve(listener, config) => result.context("mock provider")?,
+            _ = burnrate_server::termination() => {},
+        }
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
