@@ -35,9 +35,6 @@ pub struct Provider {
     pub api_key: Option<String>,
     /// Model names (exact) and patterns (`gpt-*`) it serves.
     pub models: Vec<String>,
-    /// Speak HTTP/2 without TLS (h2c) to this upstream, so calls share a few connections as
-    /// they do with HTTPS upstreams, which negotiate HTTP/2 by ALPN.
-    pub http2_prior_knowledge: bool,
 }
 
 /// The providers in configuration order.
@@ -92,7 +89,6 @@ mod tests {
             base_url: "http://127.0.0.1:1".into(),
             api_key: None,
             models: models.iter().map(|m| m.to_string()).collect(),
-            http2_prior_knowledge: false,
         }
     }
 

@@ -42,7 +42,8 @@ struct Shared {
 }
 
 struct Active {
-    file: File,
+    /// Shared so that fsync runs without holding the lock appends wait on.
+    file: Arc<File>,
     seq: u64,
     dirty: bool,
     /// Reused serialisation buffer.
@@ -75,7 +76,7 @@ impl Journal {
         let file = create_segment(dir, next)?;
         let shared = Arc::new(Shared {
             active: Mutex::new(Active {
-                file,
+                file: Arc::new(file),
                 seq: next,
                 dirty: false,
                 line: Vec::with_capacity(1024),
@@ -116,7 +117,8 @@ impl Journal {
             reason: format!("cannot serialise an event: {error}"),
         })?;
         line.push(b'\n');
-        file.write_all(line)
+        (&**file)
+            .write_all(line)
             .map_err(|source| io_error(&self.dir, source))?;
         if self.shared.fsync_each_write {
             file.sync_data()
@@ -130,18 +132,56 @@ impl Journal {
         Ok(())
     }
 
-    /// Seals the active segment (fsynced) and starts a new one. Every event appended before
-    /// this call has already been handed to the sink. Returns the sealed segment's number.
-    pub fn rotate(&self) -> Result<u64, StoreError> {
+    /// Writes several events (each with its id) in one `write(2)`, then hands them to the
+    /// store writer: an OTLP export or an events post is journaled whole or not at all.
+    pub fn append_all(&self, events: Vec<UsageEvent>) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut batch = Vec::with_capacity(events.len() * 512);
+        for event in &events {
+            serde_json::to_writer(&mut batch, event).map_err(|error| StoreError::Journal {
+                path: self.dir.display().to_string(),
+                reason: format!("cannot serialise an event: {error}"),
+            })?;
+            batch.push(b'\n');
+        }
         let mut active = self.lock();
         active
             .file
-            .sync_data()
+            .as_ref()
+            .write_all(&batch)
             .map_err(|source| io_error(&self.dir, source))?;
-        let sealed = active.seq;
-        active.file = create_segment(&self.dir, sealed + 1)?;
-        active.seq = sealed + 1;
-        active.dirty = false;
+        if self.shared.fsync_each_write {
+            active
+                .file
+                .sync_data()
+                .map_err(|source| io_error(&self.dir, source))?;
+        } else {
+            active.dirty = true;
+        }
+        drop(active);
+        for event in events {
+            let _ = self.shared.sink.send(event);
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment (fsynced) and starts a new one. Every event appended before
+    /// this call has already been handed to the sink. Returns the sealed segment's number.
+    /// Only the store writer rotates, so the sequence cannot move between the two locks; the
+    /// new file is created and the sealed one fsynced outside the lock appends wait on.
+    pub fn rotate(&self) -> Result<u64, StoreError> {
+        let sealed = self.lock().seq;
+        let next = Arc::new(create_segment(&self.dir, sealed + 1)?);
+        let old = {
+            let mut active = self.lock();
+            active.seq = sealed + 1;
+            active.dirty = false;
+            std::mem::replace(&mut active.file, next)
+        };
+        old.sync_data()
+            .map_err(|source| io_error(&self.dir, source))?;
         Ok(sealed)
     }
 
@@ -185,15 +225,24 @@ impl Drop for Journal {
 }
 
 fn fsync_loop(shared: &Shared, interval: Duration) {
-    let mut active = shared
-        .active
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let lock = || {
+        shared
+            .active
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    };
+    let mut active = lock();
     loop {
         if active.dirty {
+            active.dirty = false;
+            let file = Arc::clone(&active.file);
+            // fsync (milliseconds on a busy disk) without the lock, so appends go on.
+            drop(active);
+            let synced = file.sync_data().is_ok();
+            active = lock();
             // A failed fsync is retried at the next tick; the data is still in the page cache.
-            if active.file.sync_data().is_ok() {
-                active.dirty = false;
+            if !synced && Arc::ptr_eq(&file, &active.file) {
+                active.dirty = true;
             }
         }
         if shared.stopping.load(Ordering::SeqCst) {

@@ -2,16 +2,16 @@
 //! chunk for streams (see [`super::stream`]).
 
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::response::Response;
-use burnrate_model::{Layers, Status};
-use burnrate_wire::{Api, LayerEstimate, Metered, WireError};
+use burnrate_model::Status;
+use burnrate_wire::{Api, Metered};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use super::record::{self, CallContext};
 use super::{Call, stream};
@@ -67,7 +67,16 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
     let sent = Instant::now();
     let timeout = state.config.upstream_timeout;
     let sending = async { request.send().await.map_err(|error| describe(&error)) };
-    let response = match within(timeout, &provider, sending).await {
+    let mut sending = std::pin::pin!(within(timeout, &provider, sending));
+    // One poll hands the request to a connection; the layers are tokenised while the
+    // upstream works on it.
+    let early = std::future::poll_fn(|cx| Poll::Ready(sending.as_mut().poll(cx))).await;
+    let layers = layers.run_inline();
+    let answered = match early {
+        Poll::Ready(answered) => answered,
+        Poll::Pending => sending.await,
+    };
+    let response = match answered {
         Ok(response) => response,
         Err(error) => {
             fail(&state, &context, error, head, dialect);
@@ -112,7 +121,7 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
             Some(upstream_error_text(status, &body)),
         )
     };
-    let layers = finish_layers(layers, &metered).await;
+    let layers = layers.finish(&metered).await;
     let event = context.event(&metered, layers, status_of_call, error);
     if let Err(error) = record::record(&state, event) {
         let _ = head.send(ApiError::Unavailable(error.to_string()).into_dialect(dialect));
@@ -146,23 +155,6 @@ fn fail(
     let _ = head.send(response);
 }
 
-/// Waits for the layer estimate and scales it to what the provider counted.
-pub async fn finish_layers(
-    layers: JoinHandle<Result<LayerEstimate, WireError>>,
-    metered: &Metered,
-) -> Option<Layers> {
-    match layers.await {
-        Ok(Ok(estimate)) => {
-            Some(estimate.scale_to(metered.usage.input_tokens, metered.usage.output_tokens))
-        }
-        Ok(Err(error)) => {
-            tracing::debug!(%error, "no layer split for this request");
-            None
-        }
-        Err(_) => None,
-    }
-}
-
 fn upstream_request(
     state: &AppState,
     provider: &crate::routing::Provider,
@@ -188,12 +180,7 @@ fn upstream_request(
         };
         forwarded.insert(name, value);
     }
-    let client = if provider.http2_prior_knowledge {
-        &state.h2c_client
-    } else {
-        &state.client
-    };
-    client.post(url).headers(forwarded).body(body)
+    state.client.post(url).headers(forwarded).body(body)
 }
 
 fn provider_auth(

@@ -7,6 +7,7 @@
 //! tokenised on a blocking thread while the upstream works.
 
 mod forward;
+mod layers;
 mod record;
 mod stream;
 
@@ -16,12 +17,11 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use burnrate_wire::{Api, Dialect, LayerEstimate, RequestInfo, WireError};
+use burnrate_wire::{Api, Dialect, RequestInfo};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::StatusCode;
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use crate::app::AppState;
 use crate::attribution::Attribution;
@@ -29,6 +29,7 @@ use crate::error::ApiError;
 use crate::keys::KeyBinding;
 use crate::routing::{Provider, ProviderKind};
 
+use layers::LayerWork;
 pub use record::CallContext;
 
 /// A call that passed the gateway's checks and goes upstream.
@@ -40,8 +41,8 @@ struct Call {
     body: Bytes,
     /// Whether the gateway added `include_usage` and must hide it from the client.
     strip_usage: bool,
-    /// The layer split being tokenised.
-    layers: JoinHandle<Result<LayerEstimate, WireError>>,
+    /// The layer split to tokenise.
+    layers: LayerWork,
     /// The client's headers, to forward the ones that are not the gateway's.
     headers: http::HeaderMap,
 }
@@ -170,9 +171,7 @@ async fn admit(
     } else {
         body
     };
-    let for_layers = body.clone();
-    let layers =
-        tokio::task::spawn_blocking(move || burnrate_wire::layers::estimate(api, &for_layers));
+    let layers = LayerWork::start(api, body.clone());
     Ok(Call {
         context,
         provider,

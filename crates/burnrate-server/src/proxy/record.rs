@@ -172,26 +172,9 @@ pub fn record(state: &AppState, mut event: UsageEvent) -> Result<(), StoreError>
         event.error = Some(clean_error(&format!("usage clamped: {problem}")));
     }
     let cost = state.prices.cost_usd(&event);
-    let labels = CallLabels {
-        operation: event
-            .operation
-            .as_deref()
-            .map_or("unknown", operation_label),
-        provider: event.provider.clone(),
-        status: event.status.as_str(),
-    };
+    let labels = CallLabels::of(&event);
     let usage = event.usage;
     state.ledger.record(event)?;
     state.metrics.call(labels, &usage, cost);
     Ok(())
-}
-
-fn operation_label(operation: &str) -> &'static str {
-    match operation {
-        "chat" => "chat",
-        "responses" => "responses",
-        "embeddings" => "embeddings",
-        "messages" => "messages",
-        _ => "other",
-    }
 }

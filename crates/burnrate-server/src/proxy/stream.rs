@@ -12,14 +12,14 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::response::Response;
 use burnrate_model::Status;
-use burnrate_wire::{LayerEstimate, StreamMeter, WireError};
+use burnrate_wire::StreamMeter;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{HeaderMap, StatusCode};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
-use super::forward::{describe, finish_layers, idle_timeout};
+use super::forward::{describe, idle_timeout};
+use super::layers::LayerWork;
 use super::record::{self, CallContext};
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -37,8 +37,8 @@ pub struct Pump {
     pub context: CallContext,
     /// Provider name, for metrics.
     pub provider: String,
-    /// The layer split being tokenised.
-    pub layers: JoinHandle<Result<LayerEstimate, WireError>>,
+    /// The layer split.
+    pub layers: LayerWork,
     /// When the call was sent upstream.
     pub sent: Instant,
     /// Whether to hide the usage chunk the gateway asked for.
@@ -151,13 +151,13 @@ async fn finish(
     state: &AppState,
     context: &CallContext,
     meter: &StreamMeter,
-    layers: Option<JoinHandle<Result<LayerEstimate, WireError>>>,
+    layers: Option<LayerWork>,
     status: Status,
     error: Option<String>,
 ) -> Result<(), burnrate_store::StoreError> {
     let metered = meter.metered();
     let layers = match layers {
-        Some(layers) => finish_layers(layers, &metered).await,
+        Some(layers) => layers.finish(&metered).await,
         None => None,
     };
     record::record(state, context.event(&metered, layers, status, error))

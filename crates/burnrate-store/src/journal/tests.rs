@@ -53,6 +53,24 @@ fn appended_events_reach_the_sink_and_survive_a_restart() {
 }
 
 #[test]
+fn a_batch_is_one_write_that_replays_in_order_with_single_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sender, receiver) = unbounded();
+    let written: Vec<UsageEvent> = (1..=7).map(event).collect();
+    {
+        let journal = Journal::open(dir.path(), Duration::ZERO, sender).unwrap();
+        journal.append(written[0].clone()).unwrap();
+        journal.append_all(written[1..6].to_vec()).unwrap();
+        journal.append_all(Vec::new()).unwrap();
+        journal.append(written[6].clone()).unwrap();
+    }
+    assert_eq!(receiver.try_iter().collect::<Vec<_>>(), written);
+    let (outcome, _, replayed) = replay_all(dir.path());
+    assert_eq!(replayed, written);
+    assert_eq!(outcome.events, 7);
+}
+
+#[test]
 fn rotation_seals_segments_and_removal_keeps_later_ones() {
     let dir = tempfile::tempdir().unwrap();
     let (sender, _receiver) = unbounded();

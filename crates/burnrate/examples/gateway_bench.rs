@@ -1,0 +1,678 @@
+//! Gateway benchmark: the latency burnrate adds over calling the provider directly, side by
+//! side with LiteLLM's proxy, and the gateway's memory at many concurrent open streams.
+//!
+//! It starts `burnrate mock-provider`, `burnrate serve` (journal and DuckDB store on) and,
+//! when `--litellm-start` is given, LiteLLM's proxy in front of the same mock; then an
+//! open-loop load generator sends chat completions at fixed rates (a request is started on
+//! schedule whether or not earlier ones finished) to each target in turn and prints the
+//! latency percentiles as a Markdown table. Run it through `bench/gateway.sh`.
+//!
+//! Latency is measured from the moment a request is handed to the HTTP client to its last
+//! response byte; "added" is the target's percentile minus the direct call's percentile in
+//! the same run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use tokio::sync::mpsc;
+
+#[derive(Parser)]
+struct Args {
+    /// Internal: run as the pass-through proxy in front of this upstream base URL.
+    #[arg(long, hide = true)]
+    floor_proxy: Option<String>,
+    /// The burnrate binary (default: next to this program's directory).
+    #[arg(long)]
+    burnrate: Option<PathBuf>,
+    /// Request rates to measure, requests per second.
+    #[arg(long, value_delimiter = ',', default_value = "2000,5000")]
+    rates: Vec<u32>,
+    /// Seconds measured per target, rate and mode.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Seconds of the same load before each measurement (not recorded).
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// Concurrent open streams for the memory figure (0 skips it). Each holds two of the
+    /// gateway's descriptors (client and upstream socket): at most about half of `ulimit -n`.
+    #[arg(long, default_value_t = 10_000)]
+    streams: usize,
+    /// Script that starts LiteLLM's proxy: called as `SCRIPT VENV UPSTREAM_BASE_URL PORT`.
+    #[arg(long)]
+    litellm_start: Option<PathBuf>,
+    /// Virtualenv for LiteLLM (created by the script on first use).
+    #[arg(long, default_value = "/tmp/burnrate-bench-litellm")]
+    litellm_venv: PathBuf,
+    /// Working directory for the ledger and journal (default: a temporary directory).
+    #[arg(long)]
+    work: Option<PathBuf>,
+}
+
+/// The gateway key of the benchmark config.
+const KEY: &str = "br-bench-key";
+/// LiteLLM's master key (bench/litellm/start.sh sets it).
+const LITELLM_KEY: &str = "sk-bench-master";
+/// The model asked for; the mock echoes it.
+const MODEL: &str = "gpt-4.1-mini";
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if let Some(upstream) = &args.floor_proxy {
+        return floor_proxy(upstream);
+    }
+    let bin = match &args.burnrate {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .and_then(Path::parent)
+            .context("no parent directory")?
+            .join("burnrate"),
+    };
+    let work = match &args.work {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("burnrate-gateway-bench-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&work)?;
+
+    println!("machine: {}", machine());
+    println!(
+        "command: gateway_bench --rates {} --seconds {} --streams {}{}",
+        args.rates
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        args.seconds,
+        args.streams,
+        if args.litellm_start.is_some() {
+            " --litellm-start ..."
+        } else {
+            ""
+        }
+    );
+
+    let mock = Process::start(
+        "mock",
+        Command::new(&bin).args(["mock-provider", "--listen", "127.0.0.1:0"]),
+        listening_url,
+    )?;
+    let gateway = start_gateway(&bin, &work.join("latency"), &mock.url)?;
+    let floor = Process::start(
+        "pass-through proxy",
+        Command::new(std::env::current_exe()?).args(["--floor-proxy", &mock.url]),
+        listening_url,
+    )?;
+    let litellm = match &args.litellm_start {
+        None => None,
+        Some(script) => Some(start_litellm(script, &args.litellm_venv, &mock.url)?),
+    };
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut targets = vec![
+        Target::new("mock, direct", &mock.url, "sk-direct", false)?,
+        Target::new("pass-through proxy", &floor.url, "sk-direct", false)?,
+        Target::new("burnrate", &gateway.url, KEY, true)?,
+    ];
+    if let Some(litellm) = &litellm {
+        targets.push(Target::new(
+            "LiteLLM proxy",
+            &litellm.url,
+            LITELLM_KEY,
+            false,
+        )?);
+    }
+
+    println!();
+    println!(
+        "| mode | rate (req/s) | target | p50 | p90 | p99 | max | added p50 | added p99 | errors |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for stream in [false, true] {
+        for &rate in &args.rates {
+            let mut direct: Option<Stats> = None;
+            for target in &targets {
+                runtime.block_on(load(target, rate, args.warmup, stream))?;
+                let stats = runtime.block_on(load(target, rate, args.seconds, stream))?;
+                let added = direct.as_ref().map(|d| {
+                    (
+                        stats.percentile(0.50) as i64 - d.percentile(0.50) as i64,
+                        stats.percentile(0.99) as i64 - d.percentile(0.99) as i64,
+                    )
+                });
+                println!(
+                    "| {} | {rate} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    if stream { "stream" } else { "plain" },
+                    target.name,
+                    micros(stats.percentile(0.50)),
+                    micros(stats.percentile(0.90)),
+                    micros(stats.percentile(0.99)),
+                    micros(stats.percentile(1.0)),
+                    added.map_or("—".into(), |(p50, _)| signed_micros(p50)),
+                    added.map_or("—".into(), |(_, p99)| signed_micros(p99)),
+                    stats.errors,
+                );
+                if direct.is_none() {
+                    direct = Some(stats);
+                }
+            }
+        }
+    }
+
+    drop(litellm);
+    drop(floor);
+    drop(gateway);
+    if args.streams > 0 {
+        let gateway = start_gateway(&bin, &work.join("streams"), &mock.url)?;
+        let target = Target::with_timeout("burnrate", &gateway.url, KEY, true, None)?;
+        let (held, rss, peak) =
+            runtime.block_on(open_streams(target, args.streams, gateway.pid()))?;
+        println!();
+        println!(
+            "burnrate, {held} concurrent open streams (two sockets each): RSS {:.1} MB, peak RSS {:.1} MB",
+            rss as f64 / 1e6,
+            peak as f64 / 1e6
+        );
+    }
+    drop(mock);
+    if args.work.is_none() {
+        std::fs::remove_dir_all(&work).ok();
+    }
+    Ok(())
+}
+
+/// The least a proxy can do, on the gateway's stack (tokio, hyper through axum, reqwest):
+/// forward the request as it is and stream the response back. Its added latency is the floor
+/// any HTTP proxy pays on this machine (a second loopback hop and its wake-ups), so the
+/// benchmark can tell the gateway's own work from the hop.
+fn floor_proxy(upstream: &str) -> Result<()> {
+    use axum::body::Body;
+    use axum::extract::{Request, State};
+    use axum::response::Response;
+    use axum::serve::ListenerExt;
+
+    async fn forward(
+        State((client, upstream)): State<(reqwest::Client, String)>,
+        request: Request,
+    ) -> Response {
+        let (parts, body) = request.into_parts();
+        let url = format!("{upstream}{}", parts.uri.path());
+        let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+            return Response::builder()
+                .status(400)
+                .body(Body::empty())
+                .unwrap_or_default();
+        };
+        let mut headers = parts.headers;
+        headers.remove("host");
+        headers.remove("content-length");
+        match client.post(url).headers(headers).body(body).send().await {
+            Ok(response) => {
+                let mut builder = Response::builder().status(response.status());
+                for (name, value) in response.headers() {
+                    if name != "content-length"
+                        && name != "transfer-encoding"
+                        && name != "connection"
+                    {
+                        builder = builder.header(name, value);
+                    }
+                }
+                builder
+                    .body(Body::from_stream(response.bytes_stream()))
+                    .unwrap_or_default()
+            }
+            Err(_) => Response::builder()
+                .status(502)
+                .body(Body::empty())
+                .unwrap_or_default(),
+        }
+    }
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let client = reqwest::Client::builder().tcp_nodelay(true).build()?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        eprintln!(
+            "pass-through proxy listening on http://{}",
+            listener.local_addr()?
+        );
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let app = axum::Router::new()
+            .fallback(forward)
+            .with_state((client, upstream.to_owned()));
+        axum::serve(listener, app).await?;
+        Ok(())
+    })
+}
+
+/// One endpoint under load.
+struct Target {
+    name: &'static str,
+    url: String,
+    key: &'static str,
+    attribution: bool,
+    client: reqwest::Client,
+}
+
+impl Target {
+    fn new(name: &'static str, base: &str, key: &'static str, attribution: bool) -> Result<Target> {
+        Target::with_timeout(name, base, key, attribution, Some(REQUEST_TIMEOUT))
+    }
+
+    fn with_timeout(
+        name: &'static str,
+        base: &str,
+        key: &'static str,
+        attribution: bool,
+        timeout: Option<Duration>,
+    ) -> Result<Target> {
+        let mut client = reqwest::Client::builder();
+        if let Some(timeout) = timeout {
+            client = client.timeout(timeout);
+        }
+        let client = client
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(20_000)
+            .build()?;
+        Ok(Target {
+            name,
+            url: format!("{base}/v1/chat/completions"),
+            key,
+            attribution,
+            client,
+        })
+    }
+
+    fn request(&self, n: u64, stream: bool) -> reqwest::RequestBuilder {
+        let mut request = self
+            .client
+            .post(&self.url)
+            .bearer_auth(self.key)
+            .header("content-type", "application/json")
+            .body(chat_body(n, stream));
+        if self.attribution {
+            request = request
+                .header("x-attribution-user-id", format!("u_{}", n % 500))
+                .header(
+                    "x-attribution-feature",
+                    ["inbox-triage", "search", "summarise"][n as usize % 3],
+                )
+                .header("x-attribution-agent-run-id", format!("run-{}", n / 8));
+        }
+        request
+    }
+}
+
+/// A realistic agent turn: a shared system prompt and tool (a cacheable prefix) and a user
+/// message that differs on every call, so tokenizer caches do not make the gateway look faster.
+fn chat_body(n: u64, stream: bool) -> String {
+    serde_json::json!({
+        "model": MODEL,
+        "stream": stream,
+        "messages": [
+            {"role": "system", "content": "You are a support agent for a large online shop. Answer briefly, cite the order number, and call a tool when you need order data. Never invent tracking numbers."},
+            {"role": "user", "content": format!("Request {n}: where is my order {}? It was due on Monday and the tracking page has not changed for three days.", 100_000 + n)},
+        ],
+        "tools": [{"type": "function", "function": {
+            "name": "get_order",
+            "description": "Look up an order by its number.",
+            "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]},
+        }}],
+        "max_completion_tokens": 64,
+    })
+    .to_string()
+}
+
+/// Latencies of one measured run, in microseconds.
+struct Stats {
+    micros: Vec<u64>,
+    errors: usize,
+}
+
+impl Stats {
+    /// Nearest-rank percentile.
+    fn percentile(&self, q: f64) -> u64 {
+        if self.micros.is_empty() {
+            return 0;
+        }
+        let rank = ((q * self.micros.len() as f64).ceil() as usize).clamp(1, self.micros.len());
+        self.micros[rank - 1]
+    }
+}
+
+/// A request not answered in this time counts as an error (an overloaded target must not hold
+/// the run up for minutes).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Requests in flight per target beyond which a scheduled request is counted as an error
+/// instead of sent (a target that cannot keep up would otherwise exhaust the descriptors).
+const MAX_IN_FLIGHT: usize = 4_000;
+
+/// Open-loop load: request `i` starts at `start + i / rate` whatever happened to the others.
+async fn load(target: &Target, rate: u32, seconds: u64, stream: bool) -> Result<Stats> {
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+    let total = u64::from(rate) * seconds;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let start = tokio::time::Instant::now();
+    for n in 0..total {
+        tokio::time::sleep_until(start + interval.mul_f64(n as f64)).await;
+        let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else {
+            let _ = tx.send(Err(anyhow::anyhow!("more than {MAX_IN_FLIGHT} in flight")));
+            continue;
+        };
+        let request = target.request(n, stream);
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let began = Instant::now();
+            let outcome = send(request).await;
+            drop(permit);
+            let _ = tx.send(outcome.map(|()| began.elapsed()));
+        });
+    }
+    drop(tx);
+    let mut stats = Stats {
+        micros: Vec::with_capacity(total as usize),
+        errors: 0,
+    };
+    while let Some(outcome) = rx.recv().await {
+        match outcome {
+            Ok(elapsed) => stats.micros.push(elapsed.as_micros() as u64),
+            Err(_) => stats.errors += 1,
+        }
+    }
+    stats.micros.sort_unstable();
+    Ok(stats)
+}
+
+/// Sends one request and reads its whole body.
+async fn send(request: reqwest::RequestBuilder) -> Result<()> {
+    let mut response = request.send().await?;
+    let status = response.status();
+    while response.chunk().await?.is_some() {}
+    if !status.is_success() {
+        bail!("status {status}");
+    }
+    Ok(())
+}
+
+/// Opens `count` streams through `target` that stay open (the mock waits between chunks),
+/// waits until each has its first chunk, and reads the gateway's resident memory.
+async fn open_streams(target: Target, count: usize, pid: u32) -> Result<(usize, u64, u64)> {
+    let target = Arc::new(target);
+    let (opened_tx, mut opened) = mpsc::unbounded_channel();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let mut tasks = Vec::with_capacity(count);
+    for n in 0..count as u64 {
+        let target = target.clone();
+        let opened_tx = opened_tx.clone();
+        let release = release.clone();
+        tasks.push(tokio::spawn(async move {
+            let request = target
+                .request(n, true)
+                .header("x-mock-chunk-delay-ms", "30000");
+            let first = async {
+                let mut response = request.send().await?;
+                anyhow::ensure!(
+                    response.status().is_success(),
+                    "status {}",
+                    response.status()
+                );
+                response.chunk().await?;
+                Ok::<_, anyhow::Error>(response)
+            }
+            .await;
+            let held = first.is_ok();
+            let _ = opened_tx.send(first.map(drop).map_err(|e| e.to_string()));
+            if held {
+                release.notified().await;
+            }
+        }));
+        if n % 500 == 499 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    drop(opened_tx);
+    let mut held = 0;
+    let mut first_error = None;
+    for _ in 0..count {
+        match opened.recv().await {
+            Some(Ok(())) => held += 1,
+            Some(Err(error)) => {
+                first_error.get_or_insert(error);
+            }
+            None => break,
+        }
+    }
+    if let Some(error) = first_error {
+        eprintln!(
+            "{} of {count} streams failed to open; first error: {error}",
+            count - held
+        );
+    }
+    let (rss, peak) = memory(pid)?;
+    release.notify_waiters();
+    for task in tasks {
+        task.abort();
+    }
+    Ok((held, rss, peak))
+}
+
+/// VmRSS and VmHWM of a process, in bytes.
+fn memory(pid: u32) -> Result<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> Result<u64> {
+        let line = status
+            .lines()
+            .find(|line| line.starts_with(name))
+            .with_context(|| format!("{name} missing in /proc/{pid}/status"))?;
+        let kb: u64 = line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()?;
+        Ok(kb * 1024)
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// A child process killed when dropped.
+struct Process {
+    child: Child,
+    url: String,
+}
+
+impl Process {
+    /// Starts `command` and waits up to two minutes for a stderr or stdout line that `ready`
+    /// turns into the base URL.
+    fn start(
+        name: &str,
+        command: &mut Command,
+        ready: fn(&str) -> Option<String>,
+    ) -> Result<Process> {
+        use std::io::{BufRead, BufReader};
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("start {name}"))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().context("stdout")?;
+        let stderr = child.stderr.take().context("stderr")?;
+        for pipe in [
+            Box::new(stdout) as Box<dyn std::io::Read + Send>,
+            Box::new(stderr),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut seen = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(url) = ready(&line) {
+                        // Keep draining the pipes so the child never blocks on a full one.
+                        std::thread::spawn(move || while rx.recv().is_ok() {});
+                        return Ok(Process { child, url });
+                    }
+                    seen.push(line);
+                }
+                Err(_) => break,
+            }
+        }
+        let _ = child.kill();
+        bail!("{name} did not become ready; output:\n{}", seen.join("\n"))
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn listening_url(line: &str) -> Option<String> {
+    let rest = &line[line.find("listening on http://")? + "listening on http://".len()..];
+    let (host, after) = rest.split_once(':')?;
+    let port: String = after.chars().take_while(char::is_ascii_digit).collect();
+    (!port.is_empty()).then(|| format!("http://{host}:{port}"))
+}
+
+/// Starts LiteLLM through its script on a free port and waits (up to five minutes: the
+/// first start installs it) until `/health/liveliness` answers.
+fn start_litellm(script: &Path, venv: &Path, mock: &str) -> Result<Process> {
+    use std::io::{Read, Write};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = Command::new(script)
+        .arg(venv)
+        .arg(format!("{mock}/v1"))
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("start LiteLLM")?;
+    let mut process = Process {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < deadline {
+        if let Some(status) = process.child.try_wait()? {
+            bail!("LiteLLM exited before it was ready: {status}");
+        }
+        if let Ok(mut socket) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            socket.write_all(
+                b"GET /health/liveliness HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            )?;
+            let mut answer = String::new();
+            let _ = socket.read_to_string(&mut answer);
+            if answer.starts_with("HTTP/1.1 200") {
+                return Ok(process);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    bail!("LiteLLM did not answer /health/liveliness within five minutes")
+}
+
+/// Starts `burnrate serve` on the mock with its ledger and journal under `dir`.
+fn start_gateway(bin: &Path, dir: &Path, mock: &str) -> Result<Process> {
+    std::fs::create_dir_all(dir)?;
+    let config = write_config(dir, mock, bin)?;
+    Process::start(
+        "gateway",
+        Command::new(bin)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("BENCH_PROVIDER_KEY", "sk-bench-upstream")
+            .env("RUST_LOG", "warn"),
+        listening_url,
+    )
+}
+
+/// The benchmark's gateway config: the mock as OpenAI, journal and store on.
+fn write_config(work: &Path, mock: &str, bin: &Path) -> Result<PathBuf> {
+    let output = Command::new(bin).args(["keys", "hash", KEY]).output()?;
+    anyhow::ensure!(output.status.success(), "burnrate keys hash failed");
+    let hash = String::from_utf8(output.stdout)?.trim().to_owned();
+    let dir = work.display();
+    let text = format!(
+        r#"[server]
+listen = "127.0.0.1:0"
+
+[store]
+path = "{dir}/ledger.duckdb"
+journal_dir = "{dir}/journal"
+fsync_interval_ms = 100
+flush_interval_ms = 1000
+
+[[providers]]
+name = "openai"
+kind = "openai"
+base_url = "{mock}/v1"
+api_key_env = "BENCH_PROVIDER_KEY"
+models = ["gpt-*"]
+
+[[keys]]
+id = "bench"
+sha256 = "{hash}"
+tenant_id = "bench-tenant"
+
+[attribution]
+require = ["tenant_id", "user_id", "feature"]
+untagged = "reject"
+"#
+    );
+    let path = work.join("burnrate.toml");
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+fn micros(value: u64) -> String {
+    format!("{value} µs")
+}
+
+fn signed_micros(value: i64) -> String {
+    format!("{value:+} µs")
+}
+
+/// Cores, memory and kernel of this machine.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let kb: f64 = text
+                .lines()
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some(format!("{:.0} GiB", kb / 1024.0 / 1024.0))
+        })
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cores} cores, {memory}, Linux {}", kernel.trim())
+}
