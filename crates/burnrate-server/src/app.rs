@@ -12,20 +12,18 @@ use burnrate_model::{PriceBook, UsageEvent};
 use burnrate_wire::Api;
 use tokio_util::task::TaskTracker;
 
-use crate::api;
 use crate::config::Config;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::proxy;
+use crate::{api, ingest};
 
 /// Everything a request handler needs.
 pub struct AppState {
     /// Validated configuration.
     pub config: Config,
-    /// Pooled HTTP client for the upstreams.
+    /// Pooled HTTP/1.1 client for the upstreams.
     pub client: reqwest::Client,
-    /// Pooled HTTP/2-only client for `http2_prior_knowledge` upstreams.
-    pub h2c_client: reqwest::Client,
     /// Journal and store.
     pub ledger: Ledger,
     /// Prometheus metrics.
@@ -93,6 +91,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/models", get(proxy::models))
         .merge(api::routes())
+        .merge(ingest::routes())
         .with_state(state)
 }
 

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use burnrate_model::dimension::Dimension;
+use burnrate_wire::otlp::OtlpMapping;
 use serde::Deserialize;
 
 use crate::keys::{KeyBinding, VirtualKeys};
@@ -51,6 +53,7 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields, default)]
 struct RawServer {
     listen: String,
+    otlp_listen: Option<String>,
     admin_token_env: String,
     max_body_bytes: usize,
     upstream_timeout_s: u64,
@@ -61,6 +64,7 @@ impl Default for RawServer {
     fn default() -> RawServer {
         RawServer {
             listen: "127.0.0.1:8790".into(),
+            otlp_listen: None,
             admin_token_env: "BURNRATE_ADMIN_TOKEN".into(),
             max_body_bytes: 32 << 20,
             upstream_timeout_s: 600,
@@ -100,8 +104,6 @@ struct RawProvider {
     api_key_env: Option<String>,
     #[serde(default)]
     models: Vec<String>,
-    #[serde(default)]
-    http2_prior_knowledge: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,6 +125,16 @@ struct RawKey {
 struct RawAttribution {
     require: Vec<String>,
     untagged: String,
+    otel_prefixes: Vec<String>,
+    otel_resource: Option<Vec<RawResourceDimension>>,
+}
+
+/// `[[attribution.otel_resource]]`: a resource attribute that sets a dimension.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResourceDimension {
+    attribute: String,
+    dimension: String,
 }
 
 impl Default for RawAttribution {
@@ -130,6 +142,8 @@ impl Default for RawAttribution {
         RawAttribution {
             require: vec!["tenant_id".into(), "user_id".into(), "feature".into()],
             untagged: "reject".into(),
+            otel_prefixes: Vec::new(),
+            otel_resource: None,
         }
     }
 }
@@ -164,6 +178,10 @@ pub enum Untagged {
 pub struct Config {
     /// Gateway listen address.
     pub listen: SocketAddr,
+    /// Second listener for OTLP/HTTP only (exporters default to port 4318).
+    pub otlp_listen: Option<SocketAddr>,
+    /// How spans map to dimensions besides the conventions.
+    pub otlp: OtlpMapping,
     /// Token for the admin APIs (query, reports); `None` disables them.
     pub admin_token: Option<String>,
     /// Largest request body accepted.
@@ -240,6 +258,20 @@ impl RawConfig {
                 ))
             })
             .ok();
+        let otlp_listen = self.server.otlp_listen.as_deref().and_then(|text| {
+            text.parse::<SocketAddr>()
+                .map_err(|error| {
+                    problems.push(format!(
+                        "server.otlp_listen: `{text}` is not an address like 127.0.0.1:4318 ({error})"
+                    ))
+                })
+                .ok()
+        });
+        let otlp = validate_otlp(
+            self.attribution.otel_prefixes,
+            self.attribution.otel_resource,
+            &mut problems,
+        );
         if self.server.max_body_bytes == 0 {
             problems.push("server.max_body_bytes: must be above zero".into());
         }
@@ -269,6 +301,8 @@ impl RawConfig {
         match (listen, problems.is_empty()) {
             (Some(listen), true) => Ok(Config {
                 listen,
+                otlp_listen,
+                otlp,
                 admin_token,
                 max_body_bytes: self.server.max_body_bytes,
                 upstream_timeout: Duration::from_secs(self.server.upstream_timeout_s.max(1)),
@@ -287,6 +321,34 @@ impl RawConfig {
             _ => Err(problems),
         }
     }
+}
+
+fn validate_otlp(
+    prefixes: Vec<String>,
+    resource: Option<Vec<RawResourceDimension>>,
+    problems: &mut Vec<String>,
+) -> OtlpMapping {
+    let mut mapping = OtlpMapping {
+        prefixes,
+        ..OtlpMapping::default()
+    };
+    if let Some(resource) = resource {
+        mapping.resource_dimensions = Vec::with_capacity(resource.len());
+        for (index, entry) in resource.into_iter().enumerate() {
+            match entry.dimension.parse::<Dimension>() {
+                Ok(dimension) => mapping
+                    .resource_dimensions
+                    .push((entry.attribute, dimension)),
+                Err(error) => problems.push(format!(
+                    "attribution.otel_resource[{index}].dimension: {error}"
+                )),
+            }
+        }
+    }
+    if let Err(error) = mapping.validate() {
+        problems.push(format!("attribution.{}: {}", error.field, error.reason));
+    }
+    mapping
 }
 
 fn validate_providers(
@@ -332,11 +394,6 @@ fn validate_providers(
             },
             None => None,
         };
-        if provider.http2_prior_knowledge && base_url.starts_with("https://") {
-            problems.push(format!(
-                "{at}.http2_prior_knowledge: only for http:// upstreams (HTTPS negotiates HTTP/2 by itself)"
-            ));
-        }
         if provider.models.is_empty() {
             problems.push(format!(
                 "{at}.models: list the model names or patterns (\"gpt-*\") it serves"
@@ -348,7 +405,6 @@ fn validate_providers(
             base_url,
             api_key,
             models: provider.models,
-            http2_prior_knowledge: provider.http2_prior_knowledge,
         });
     }
     Providers::new(providers)

@@ -90,6 +90,15 @@ impl Ledger {
         })
     }
 
+    /// Journals several events in one write (all durable when this returns) and queues them.
+    pub fn record_all(&self, events: Vec<UsageEvent>) -> Result<(), StoreError> {
+        let count = events.len() as u64;
+        self.lag.fetch_add(count, Ordering::Relaxed);
+        self.journal.append_all(events).inspect_err(|_| {
+            self.lag.fetch_sub(count, Ordering::Relaxed);
+        })
+    }
+
     /// Events journaled but not yet in the store.
     pub fn lag(&self) -> u64 {
         self.lag.load(Ordering::Relaxed)

@@ -6,6 +6,7 @@ pub mod app;
 pub mod attribution;
 pub mod config;
 pub mod error;
+pub mod ingest;
 pub mod keys;
 pub mod ledger;
 pub mod metrics;

@@ -4,7 +4,7 @@
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use burnrate_model::Usage;
+use burnrate_model::{Usage, UsageEvent};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -22,6 +22,23 @@ pub struct CallLabels {
     pub provider: String,
     /// Event status.
     pub status: &'static str,
+}
+
+impl CallLabels {
+    /// The labels of a recorded event.
+    pub fn of(event: &UsageEvent) -> CallLabels {
+        CallLabels {
+            operation: match event.operation.as_deref() {
+                Some("chat") => "chat",
+                Some("responses") => "responses",
+                Some("embeddings") => "embeddings",
+                Some("messages") => "messages",
+                _ => "other",
+            },
+            provider: event.provider.clone(),
+            status: event.status.as_str(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -5,6 +5,7 @@
 //! accepting, let in-flight calls finish (bounded by `server.shutdown_timeout_s`), move the
 //! journal into the store, checkpoint.
 
+use axum::serve::ListenerExt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -54,6 +55,7 @@ pub enum ServeError {
 pub struct Gateway {
     state: Arc<AppState>,
     listener: TcpListener,
+    otlp_listener: Option<TcpListener>,
     replayed: ReplayOutcome,
 }
 
@@ -67,6 +69,14 @@ impl Gateway {
                     addr: config.listen,
                     source,
                 })?;
+        let otlp_listener = match config.otlp_listen {
+            None => None,
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServeError::Bind { addr, source })?,
+            ),
+        };
         let mut store = DuckStore::open(&config.store_path)?;
         if let Some(path) = &config.price_overrides {
             let text = std::fs::read_to_string(path).map_err(|source| ServeError::Read {
@@ -82,16 +92,18 @@ impl Gateway {
             config.fsync_interval,
             config.flush_interval,
         )?;
-        let client = || {
-            reqwest::Client::builder()
-                .tcp_nodelay(true)
-                .pool_idle_timeout(Duration::from_secs(90))
-                .connect_timeout(Duration::from_secs(10))
-        };
+        // HTTP/1.1 only, a connection per call in flight: over HTTP/2 every call to a provider
+        // would share one connection, and calls beyond the provider's concurrent-stream limit
+        // (often 100) would wait behind streams that last minutes (hyperium/hyper#2197).
+        let client = reqwest::Client::builder()
+            .http1_only()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .connect_timeout(Duration::from_secs(10))
+            .build()?;
         let state = Arc::new(AppState {
             config,
-            client: client().build()?,
-            h2c_client: client().http2_prior_knowledge().build()?,
+            client,
             ledger,
             metrics: Metrics::default(),
             prices,
@@ -100,6 +112,7 @@ impl Gateway {
         Ok(Gateway {
             state,
             listener,
+            otlp_listener,
             replayed,
         })
     }
@@ -107,6 +120,11 @@ impl Gateway {
     /// The address the gateway listens on (useful with port 0).
     pub fn local_addr(&self) -> Result<SocketAddr, ServeError> {
         self.listener.local_addr().map_err(ServeError::Serve)
+    }
+
+    /// The address of the separate OTLP listener, when one is configured.
+    pub fn otlp_addr(&self) -> Option<SocketAddr> {
+        self.otlp_listener.as_ref()?.local_addr().ok()
     }
 
     /// What the start-up replay of the journal found.
@@ -120,17 +138,41 @@ impl Gateway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let Gateway {
-            state, listener, ..
+            state,
+            listener,
+            otlp_listener,
+            ..
         } = self;
         let grace = state.config.shutdown_timeout;
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let (otlp_stop, mut otlp_stopping) = tokio::sync::watch::channel(false);
         let tasks = state.tasks.clone();
         let signal = async move {
             shutdown.await;
             tasks.close();
+            let _ = otlp_stop.send(true);
             let _ = stopping_tx.send(());
         };
+        let otlp_server = otlp_listener.map(|listener| {
+            let app = crate::ingest::otlp_routes()
+                .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+                .with_state(Arc::clone(&state));
+            tokio::spawn(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = otlp_stopping.wait_for(|stopping| *stopping).await;
+                    })
+                    .into_future(),
+            )
+        });
         let app = router(Arc::clone(&state));
+        // Without TCP_NODELAY the last small write of a response can wait for the client's
+        // delayed ACK (~40 ms): streams end with small chunks.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "could not set TCP_NODELAY");
+            }
+        });
         let server = axum::serve(listener, app)
             .with_graceful_shutdown(signal)
             .into_future();
@@ -143,6 +185,11 @@ impl Gateway {
                     tracing::warn!(seconds = grace.as_secs(), "connections still open after the shutdown timeout; closing them");
                 }
             }
+        }
+        if let Some(otlp_server) = otlp_server
+            && tokio::time::timeout(grace, otlp_server).await.is_err()
+        {
+            tracing::warn!("OTLP exports still open after the shutdown timeout; closing them");
         }
         state.tasks.close();
         if tokio::time::timeout(grace, state.tasks.wait())
@@ -162,23 +209,29 @@ impl Gateway {
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
-pub async fn termination() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+pub fn termination() -> impl Future<Output = ()> + Send + 'static {
+    // Registered now, not when first polled: a SIGTERM that arrives right after the
+    // "listening" line must stop the server gracefully, not kill it with the default action.
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let term = async move {
+            match term {
+                Some(mut signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
     }
 }

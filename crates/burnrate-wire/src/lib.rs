@@ -9,6 +9,7 @@
 pub mod anthropic;
 pub mod layers;
 pub mod openai;
+pub mod otlp;
 pub mod request;
 pub mod sse;
 pub mod stream;

@@ -28,12 +28,16 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
         for line in &replayed.unreadable {
             tracing::error!(%line, "journal line could not be read back");
         }
-        // A plain line scripts and tests can wait for.
+        let stop = burnrate_server::termination();
+        if let Some(addr) = gateway.otlp_addr() {
+            eprintln!("burnrate OTLP/HTTP on http://{addr}/v1/traces");
+        }
+        // A plain line scripts and tests can wait for (printed last: everything is bound).
         eprintln!(
             "burnrate gateway listening on http://{}",
             gateway.local_addr()?
         );
-        gateway.run(burnrate_server::termination()).await?;
+        gateway.run(stop).await?;
         tracing::info!("stopped; every recorded call is in the ledger");
         anyhow::Ok(())
     })?;
@@ -107,13 +111,14 @@ pub fn mock(args: MockArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
+        let stop = burnrate_server::termination();
         eprintln!(
             "mock provider (a test tool, not a provider) listening on http://{addr}: \
              OpenAI base URL http://{addr}/v1, Anthropic base URL http://{addr}"
         );
         tokio::select! {
             result = burnrate_mock::serve(listener, config) => result.context("mock provider")?,
-            _ = burnrate_server::termination() => {},
+            _ = stop => {},
         }
         anyhow::Ok(())
     })?;
