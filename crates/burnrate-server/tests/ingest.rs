@@ -1,7 +1,10 @@
 //! OTLP/HTTP trace ingest and the events API on the running gateway: what exporters send lands
 //! in the ledger, bad input gets a clear 4xx in OTLP's form, and the server keeps serving.
 
-#![allow(clippy::unwrap_used, reason = "helpers of the tests: a failure fails the test")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "helpers of the tests: a failure fails the test"
+)]
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Every recorded provider response in `shared/fixtures/recordings` metered, and checked
+//! Every recorded provider response in `fixtures/recordings` metered, and checked
 //! against the numbers of its `INDEX.tsv` row: JSON bodies through `meter_json`, SSE bodies
 //! through `StreamMeter` whole and cut into chunks of many sizes.
 #![allow(
@@ -16,10 +16,7 @@ use burnrate_wire::{Api, Metered, StreamMeter, meter_json};
 use bytes::Bytes;
 use proptest::prelude::*;
 
-const RECORDINGS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/recordings"
-);
+const RECORDINGS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/recordings");
 
 /// One row of INDEX.tsv.
 #[derive(Debug)]

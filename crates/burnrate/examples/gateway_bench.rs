@@ -29,7 +29,7 @@ struct Args {
     #[arg(long)]
     burnrate: Option<PathBuf>,
     /// Request rates to measure, requests per second.
-    #[arg(long, value_delimiter = ',', default_value = "2000,5000")]
+    #[arg(long, value_delimiter = ',', default_value = "200,2000,5000")]
     rates: Vec<u32>,
     /// Seconds measured per target, rate and mode.
     #[arg(long, default_value_t = 10)]
