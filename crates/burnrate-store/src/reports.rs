@@ -222,17 +222,27 @@ impl DuckStore {
         )
     }
 
-    /// For tenant, user and feature (and any of them): calls and cost lacking it, and shares.
+    /// For tenant, user and feature (and any of them): calls and cost lacking it, and shares;
+    /// then calls recorded from spans that did not say their model, usage or cached tokens
+    /// (the `burnrate.missing` label of OTLP events).
     fn coverage(&self, params: &ReportParams) -> Result<QueryResult, StoreError> {
         let spec = self.base_spec(params)?;
         let mut sql_params = Vec::new();
         let filter = sql::where_clause(&spec, &mut sql_params);
+        let missing = |what: &str| {
+            format!(
+                "coalesce(list_contains(string_split(json_extract_string(labels,                  '$.\"burnrate.missing\"'), ','), '{what}'), false)"
+            )
+        };
         let keys = [
-            ("t", "tenant_id IS NULL"),
-            ("u", "user_id IS NULL"),
-            ("f", "feature IS NULL"),
+            ("t", "tenant_id IS NULL".to_owned()),
+            ("u", "user_id IS NULL".to_owned()),
+            ("f", "feature IS NULL".to_owned()),
+            ("mm", missing("model")),
+            ("mu", missing("usage")),
+            ("mc", missing("cache")),
         ]
-        .map(|(alias, expr)| (alias.to_owned(), expr.to_owned()));
+        .map(|(alias, expr)| (alias.to_owned(), expr));
         let part = |name: &str, condition: &str| {
             format!(
                 "SELECT '{name}' AS dimension, coalesce(sum(requests) FILTER (WHERE {condition}), 0) AS requests, \
@@ -240,20 +250,25 @@ impl DuckStore {
             )
         };
         let statement = format!(
-            "{priced}, flags AS (SELECT t, u, f, sum(requests) AS requests, \
+            "{priced}, flags AS (SELECT t, u, f, mm, mu, mc, sum(requests) AS requests, \
              coalesce(sum(cost), 0) AS cost FROM priced GROUP BY ALL), \
              totals AS (SELECT sum(requests) AS requests, sum(cost) AS cost FROM flags), \
-             parts AS ({} UNION ALL {} UNION ALL {} UNION ALL {}) \
+             parts AS ({} UNION ALL {} UNION ALL {} UNION ALL {} UNION ALL {} UNION ALL {} \
+             UNION ALL {}) \
              SELECT p.dimension, CAST(p.requests AS VARCHAR), \
              CAST(CAST(p.requests AS DOUBLE) / nullif(t.requests, 0) AS VARCHAR), \
              CAST(p.cost AS VARCHAR), \
              CAST(CAST(p.cost AS DOUBLE) / nullif(CAST(t.cost AS DOUBLE), 0) AS VARCHAR) \
              FROM parts p, totals t ORDER BY CASE p.dimension WHEN 'tenant_id' THEN 1 \
-             WHEN 'user_id' THEN 2 WHEN 'feature' THEN 3 ELSE 4 END",
+             WHEN 'user_id' THEN 2 WHEN 'feature' THEN 3 WHEN 'any' THEN 4 \
+             WHEN 'span_without_model' THEN 5 WHEN 'span_without_usage' THEN 6 ELSE 7 END",
             part("tenant_id", "t"),
             part("user_id", "u"),
             part("feature", "f"),
             part("any", "t OR u OR f"),
+            part("span_without_model", "mm"),
+            part("span_without_usage", "mu"),
+            part("span_without_cache_detail", "mc"),
             priced = sql::priced_ctes(&keys, None, &filter, self.thresholds()),
         );
         self.report_sql(

@@ -1,7 +1,10 @@
 //! Real OpenTelemetry exporters and instrumentors (Python, from PyPI) sending spans to
 //! `burnrate serve`: each must land the right tokens and dimensions in the ledger.
 
-#![allow(clippy::unwrap_used, reason = "test helpers: a panic is a test failure")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a panic is a test failure"
+)]
 
 mod support;
 

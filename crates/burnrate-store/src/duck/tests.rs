@@ -310,6 +310,40 @@ fn json_rows_follow_the_contract() {
 }
 
 #[test]
+fn coverage_counts_spans_that_did_not_say_their_model_usage_or_cache() {
+    use crate::reports::{Report, ReportParams};
+    let mut events = hand_built();
+    events[0]
+        .labels
+        .insert("burnrate.missing".into(), "usage,cache".into());
+    events[1]
+        .labels
+        .insert("burnrate.missing".into(), "cache".into());
+    let store = store_with(&events);
+    let params = ReportParams {
+        since: ts("2026-11-01T00:00:00Z"),
+        until: ts("2026-12-01T00:00:00Z"),
+        filters: Vec::new(),
+        top: None,
+    };
+    let coverage = store.report(Report::Coverage, &params).unwrap();
+    let row = |name: &str| {
+        (0..coverage.rows.len())
+            .find(|&i| coverage.get(i, "dimension") == Some(&Cell::Text(name.into())))
+            .unwrap()
+    };
+    let count = |name: &str| coverage.get(row(name), "requests_missing").cloned();
+    assert_eq!(count("span_without_model"), Some(Cell::Count(0)));
+    assert_eq!(count("span_without_usage"), Some(Cell::Count(1)));
+    assert_eq!(count("span_without_cache_detail"), Some(Cell::Count(2)));
+    // e1 0.00165 + e2 0.0065 lack cache detail.
+    assert_eq!(
+        coverage.get(row("span_without_cache_detail"), "cost_usd_missing"),
+        Some(&usd("0.00815"))
+    );
+}
+
+#[test]
 fn reports_answer_what_they_promise() {
     use crate::reports::{Report, ReportParams};
     let store = store_with(&hand_built());
