@@ -2,6 +2,9 @@
 //!
 //! `cargo run --release --example otlp_map_bench [ROUNDS] [protobuf|protobuf+gzip|json]`
 //!
+//! With `OTLP_BENCH_WRITE=DIR` it only writes the request to `DIR/traces.pb` and
+//! `DIR/traces.json` (for the HTTP ingest benchmark, `gateway_bench --otlp-bodies DIR`).
+//!
 //! The request: 1,000 traces of 10 spans each, as an agent service exports them. Per trace an
 //! `invoke_agent` span, three `chat` spans carrying 15 attributes each (what
 //! `opentelemetry-instrumentation-openai-v2` sets, plus cache and attribution attributes),
@@ -45,6 +48,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     let protobuf = request.encode_to_vec();
     let gzipped = gzip(&protobuf)?;
     let json = to_json(&request).to_string().into_bytes();
+    if let Some(dir) = std::env::var_os("OTLP_BENCH_WRITE") {
+        let dir = std::path::Path::new(&dir);
+        std::fs::write(dir.join("traces.pb"), &protobuf)?;
+        std::fs::write(dir.join("traces.json"), &json)?;
+        println!("{spans} spans per request written to {}", dir.display());
+        return Ok(());
+    }
     let mapping = OtlpMapping {
         prefixes: vec!["digitalapplied.".into()],
         ..OtlpMapping::default()

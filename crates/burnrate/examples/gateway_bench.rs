@@ -47,6 +47,13 @@ struct Args {
     /// Virtualenv for LiteLLM (created by the script on first use).
     #[arg(long, default_value = "/tmp/burnrate-bench-litellm")]
     litellm_venv: PathBuf,
+    /// Directory with `traces.pb` and `traces.json` (written by burnrate-wire's
+    /// `otlp_map_bench` with OTLP_BENCH_WRITE=DIR): measure OTLP/HTTP ingest with them.
+    #[arg(long)]
+    otlp_bodies: Option<PathBuf>,
+    /// Spans per OTLP body.
+    #[arg(long, default_value_t = 10_000)]
+    otlp_spans: u64,
     /// Working directory for the ledger and journal (default: a temporary directory).
     #[arg(long)]
     work: Option<PathBuf>,
@@ -166,6 +173,23 @@ fn main() -> Result<()> {
 
     drop(litellm);
     drop(floor);
+    if let Some(dir) = &args.otlp_bodies {
+        println!();
+        println!("| OTLP/HTTP body | requests | spans/s | errors |");
+        println!("|---|---|---|---|");
+        for (name, file, content_type) in [
+            ("protobuf", "traces.pb", "application/x-protobuf"),
+            ("JSON", "traces.json", "application/json"),
+        ] {
+            let body = std::fs::read(dir.join(file)).with_context(|| format!("read {file}"))?;
+            let (requests, errors, elapsed) =
+                runtime.block_on(ingest(&gateway.url, body, content_type, args.seconds))?;
+            println!(
+                "| {name} | {requests} | {:.0} | {errors} |",
+                (requests * args.otlp_spans) as f64 / elapsed.as_secs_f64()
+            );
+        }
+    }
     drop(gateway);
     if args.streams > 0 {
         let gateway = start_gateway(&bin, &work.join("streams"), &mock.url)?;
@@ -401,6 +425,52 @@ async fn send(request: reqwest::RequestBuilder) -> Result<()> {
         bail!("status {status}");
     }
     Ok(())
+}
+
+/// Posts `body` to `/v1/traces` from four concurrent senders for `seconds`; returns the
+/// requests answered 200, the failures, and the time taken.
+async fn ingest(
+    base: &str,
+    body: Vec<u8>,
+    content_type: &'static str,
+    seconds: u64,
+) -> Result<(u64, u64, Duration)> {
+    let client = reqwest::Client::builder().tcp_nodelay(true).build()?;
+    let url = format!("{base}/v1/traces");
+    let body = axum::body::Bytes::from(body);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let mut senders = Vec::new();
+    for _ in 0..4 {
+        let (client, url, body) = (client.clone(), url.clone(), body.clone());
+        senders.push(tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u64, 0u64);
+            while Instant::now() < deadline {
+                let sent = client
+                    .post(&url)
+                    .bearer_auth(KEY)
+                    .header("content-type", content_type)
+                    .body(body.clone())
+                    .send()
+                    .await;
+                match sent {
+                    Ok(response) if response.status().is_success() => {
+                        let _ = response.bytes().await;
+                        ok += 1;
+                    }
+                    _ => failed += 1,
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    let (mut ok, mut failed) = (0, 0);
+    for sender in senders {
+        let (o, f) = sender.await?;
+        ok += o;
+        failed += f;
+    }
+    Ok((ok, failed, started.elapsed()))
 }
 
 /// Opens `count` streams through `target` that stay open (the mock waits between chunks),
