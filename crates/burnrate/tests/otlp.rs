@@ -95,3 +95,56 @@ fn instrumented_sdk_calls_and_hand_made_spans_land_in_the_ledger() {
     assert_eq!(old_names["provider"], "openai");
     assert_eq!(old_names["usage"]["input_tokens"], 700);
 }
+
+#[test]
+fn ten_thousand_spans_in_one_export_are_all_recorded_or_named() {
+    let mock = mock_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &mock.url, "");
+    let gateway = serve(&config);
+    // 10,000 chat spans, every 1,000th with an absurd token count.
+    let spans: Vec<Value> = (0..10_000u64)
+        .map(|n| {
+            let input = if n % 1_000 == 999 { "1e30".to_owned() } else { (100 + n).to_string() };
+            serde_json::json!({
+                "traceId": format!("{:032x}", n / 10 + 1), "spanId": format!("{:016x}", n + 1),
+                "name": "chat gpt-4.1", "kind": 3,
+                "startTimeUnixNano": "1795450947508072077", "endTimeUnixNano": "1795450947524572961",
+                "attributes": [
+                    {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                    {"key": "gen_ai.provider.name", "value": {"stringValue": "openai"}},
+                    {"key": "gen_ai.response.model", "value": {"stringValue": "gpt-4.1"}},
+                    {"key": "gen_ai.usage.input_tokens", "value": {"stringValue": input}},
+                    {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "7"}},
+                    {"key": "gen_ai.usage.cache_read.input_tokens", "value": {"intValue": "0"}}]})
+        })
+        .collect();
+    let body = serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]});
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let answer: Value = runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/traces", gateway.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    });
+    let rejected = answer["partialSuccess"]["rejectedSpans"].to_string();
+    assert_eq!(rejected.trim_matches('"'), "10", "{answer}");
+    assert!(gateway.terminate().success());
+    let events = export(&dir.path().join("ledger.duckdb"));
+    assert_eq!(events.len(), 9_990);
+    let total: u64 = events
+        .iter()
+        .map(|e| e["usage"]["input_tokens"].as_u64().unwrap())
+        .sum();
+    let expected: u64 = (0..10_000u64)
+        .filter(|n| n % 1_000 != 999)
+        .map(|n| 100 + n)
+        .sum();
+    assert_eq!(total, expected);
+}
