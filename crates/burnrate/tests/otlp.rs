@@ -11,7 +11,7 @@ mod support;
 use std::process::Command;
 
 use serde_json::Value;
-use support::{ADMIN_TOKEN, export, mock_provider, python, script, serve, write_config};
+use support::{ADMIN_TOKEN, export, js_dir, mock_provider, python, script, serve, write_config};
 
 /// Runs otlp_export.py in `mode`; returns what it reported per model call.
 fn run_exporter(mode: &str, gateway: &str, mock: &str) -> Vec<Value> {
@@ -147,4 +147,110 @@ fn ten_thousand_spans_in_one_export_are_all_recorded_or_named() {
         .map(|n| 100 + n)
         .sum();
     assert_eq!(total, expected);
+}
+
+#[test]
+fn the_official_js_exporter_sends_otlp_json_that_lands_in_the_ledger() {
+    let mock = mock_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &mock.url, "otel_prefixes = [\"acme.\"]");
+    let gateway = serve(&config);
+    let output = Command::new("node")
+        .arg(js_dir().join("otlp_json_export.js"))
+        .env("BURNRATE_URL", &gateway.url)
+        .env("BURNRATE_TOKEN", ADMIN_TOKEN)
+        .output()
+        .expect("node is needed for this test (apt-get install nodejs npm)");
+    assert!(
+        output.status.success(),
+        "otlp_json_export.js failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let reported: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(gateway.terminate().success());
+    let events = export(&dir.path().join("ledger.duckdb"));
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let event = &events[0];
+    assert_eq!(event["source"], "otlp");
+    assert_eq!(event["provider"], "anthropic");
+    assert_eq!(event["model"], reported["model"]);
+    assert_eq!(event["usage"]["input_tokens"], reported["input"]);
+    assert_eq!(event["usage"]["output_tokens"], reported["output"]);
+    assert_eq!(event["usage"]["cache_read_tokens"], reported["cached"]);
+    assert_eq!(event["tenant_id"], "tenant-js");
+    // An integer attribute becomes the dimension's text.
+    assert_eq!(event["user_id"], "8814");
+    assert_eq!(event["feature"], "otlp-e2e");
+    assert_eq!(event["agent_name"], "planner");
+    assert_eq!(event["deployment"], "e2e");
+    assert_eq!(
+        event["tool_calls"], 1,
+        "the execute_tool span counts for the call"
+    );
+}
+
+#[test]
+fn a_separate_otlp_listener_takes_exports_and_nothing_else() {
+    let mock = mock_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &mock.url, "");
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "listen = \"127.0.0.1:0\"",
+        "listen = \"127.0.0.1:0\"\notlp_listen = \"127.0.0.1:0\"",
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    let gateway = serve(&config);
+    let line = gateway.listening_line.clone();
+    let otlp = line
+        .split("OTLP/HTTP also on ")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix(")"))
+        .unwrap_or_else(|| panic!("no OTLP address in {line:?}"))
+        .to_owned();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let body = serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
+            "traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331",
+            "name": "chat", "startTimeUnixNano": "1795450947508072077",
+            "endTimeUnixNano": "1795450947524572961",
+            "attributes": [
+                {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                {"key": "gen_ai.provider.name", "value": {"stringValue": "openai"}},
+                {"key": "gen_ai.response.model", "value": {"stringValue": "gpt-4.1"}},
+                {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "42"}},
+                {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "5"}}]}]}]}]});
+        let response = client
+            .post(&otlp)
+            .bearer_auth(ADMIN_TOKEN)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        // The proxy routes are not on the OTLP listener.
+        let base = otlp.trim_end_matches("/v1/traces");
+        let proxy = client
+            .post(format!("{base}/v1/chat/completions"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(proxy.status(), 404);
+        // 100 MB, over the default 32 MB limit: refused with 413, and the server goes on.
+        let huge = client
+            .post(&otlp)
+            .bearer_auth(ADMIN_TOKEN)
+            .header("content-type", "application/x-protobuf")
+            .body(vec![0u8; 100 << 20])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(huge.status(), 413);
+    });
+    assert!(gateway.terminate().success());
+    let events = export(&dir.path().join("ledger.duckdb"));
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["usage"]["input_tokens"], 42);
 }

@@ -29,12 +29,13 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
             tracing::error!(%line, "journal line could not be read back");
         }
         let stop = burnrate_server::termination();
-        if let Some(addr) = gateway.otlp_addr() {
-            eprintln!("burnrate OTLP/HTTP on http://{addr}/v1/traces");
-        }
-        // A plain line scripts and tests can wait for (printed last: everything is bound).
+        let otlp = gateway
+            .otlp_addr()
+            .map(|addr| format!(" (OTLP/HTTP also on http://{addr}/v1/traces)"))
+            .unwrap_or_default();
+        // A plain line scripts and tests can wait for (printed once everything is bound).
         eprintln!(
-            "burnrate gateway listening on http://{}",
+            "burnrate gateway listening on http://{}{otlp}",
             gateway.local_addr()?
         );
         gateway.run(stop).await?;

@@ -26,6 +26,8 @@ pub struct Server {
     pub child: Child,
     /// `http://ADDR`.
     pub url: String,
+    /// The whole line that announced it.
+    pub listening_line: String,
     /// Everything it wrote to stderr so far (filled by a thread).
     pub stderr: mpsc::Receiver<String>,
 }
@@ -55,6 +57,7 @@ impl Server {
                         return Server {
                             child,
                             url,
+                            listening_line: line,
                             stderr: lines,
                         };
                     }
@@ -244,6 +247,41 @@ pub fn python() -> PathBuf {
         std::fs::write(&stamp, wanted).unwrap();
     }
     python
+}
+
+/// tests/js with its pinned npm packages installed: a copy under the cargo target directory,
+/// `npm ci` run on first use (from the npm registry) under a file lock. The scripts are copied
+/// on every call so edits are picked up.
+pub fn js_dir() -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/js");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("burnrate-js");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lock = File::create(dir.with_extension("lock")).unwrap();
+    lock.lock().unwrap();
+    for entry in std::fs::read_dir(&source).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let stamp = dir.join("installed-package-lock.json");
+    let wanted = std::fs::read_to_string(source.join("package-lock.json")).unwrap();
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        let installed = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--silent"])
+            .current_dir(&dir)
+            .status()
+            .expect(
+                "node and npm are needed for the JS exporter tests (apt-get install nodejs npm)",
+            );
+        assert!(
+            installed.success(),
+            "npm ci in {} failed (the npm registry must be reachable)",
+            dir.display()
+        );
+        std::fs::write(&stamp, wanted).unwrap();
+    }
+    dir
 }
 
 /// Path of a script in tests/python.
