@@ -128,7 +128,17 @@ async fn traces(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
         }
     };
     let limit = state.config.max_body_bytes;
-    let Ok(body) = axum::body::to_bytes(body, limit).await else {
+    // A declared length over the limit is refused before a byte of the body is read.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
+    let fits = declared.is_none_or(|length| length <= limit);
+    let body = if fits {
+        axum::body::to_bytes(body, limit).await.ok()
+    } else {
+        None
+    };
+    let Some(body) = body else {
         return otlp_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             encoding,
