@@ -282,6 +282,43 @@ impl EventError {
 }
 
 impl UsageEvent {
+    /// An event with the required fields and nothing else: no id, source, dimensions, labels,
+    /// layers or tool calls, status `ok`. Producers set the rest with struct update syntax.
+    pub fn new(ts: DateTime<Utc>, provider: String, model: String, usage: Usage) -> UsageEvent {
+        UsageEvent {
+            id: None,
+            ts,
+            duration_ms: None,
+            source: None,
+            provider,
+            model,
+            requested_model: None,
+            operation: None,
+            service_tier: None,
+            tenant_id: None,
+            user_id: None,
+            feature: None,
+            task_id: None,
+            route: None,
+            agent_run_id: None,
+            parent_run_id: None,
+            agent_name: None,
+            span_depth: None,
+            session_id: None,
+            deployment: None,
+            prompt_version: None,
+            effort: None,
+            labels: BTreeMap::new(),
+            usage,
+            layers: None,
+            tool_calls: 0,
+            tools: Vec::new(),
+            status: Status::Ok,
+            error: None,
+            outcome: None,
+        }
+    }
+
     /// Parses one JSON event and validates it. Errors name the bad field.
     pub fn from_json(text: &str) -> Result<UsageEvent, EventError> {
         let event: UsageEvent = match serde_json::from_str(text) {

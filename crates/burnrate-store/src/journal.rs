@@ -108,24 +108,15 @@ impl Journal {
     /// store writer. When this returns `Ok` the event survives a crash of the process.
     pub fn append(&self, event: UsageEvent) -> Result<(), StoreError> {
         let mut active = self.lock();
-        let Active {
-            file, line, dirty, ..
-        } = &mut *active;
+        // The active segment's reused buffer: no allocation per event.
+        let mut line = std::mem::take(&mut active.line);
         line.clear();
-        serde_json::to_writer(&mut *line, &event).map_err(|error| StoreError::Journal {
-            path: self.dir.display().to_string(),
-            reason: format!("cannot serialise an event: {error}"),
-        })?;
-        line.push(b'\n');
-        (&**file)
-            .write_all(line)
-            .map_err(|source| io_error(&self.dir, source))?;
-        if self.shared.fsync_each_write {
-            file.sync_data()
-                .map_err(|source| io_error(&self.dir, source))?;
-        } else {
-            *dirty = true;
-        }
+        let written = self
+            .serialise(&event, &mut line)
+            .and_then(|()| self.write(&mut active, &line));
+        active.line = line;
+        written?;
+        drop(active);
         // The receiver lives as long as the server; if it is gone the event is still in the
         // journal and the next start replays it.
         let _ = self.shared.sink.send(event);
@@ -133,24 +124,40 @@ impl Journal {
     }
 
     /// Writes several events (each with its id) in one `write(2)`, then hands them to the
-    /// store writer: an OTLP export or an events post is journaled whole or not at all.
+    /// store writer: an OTLP export or an events post is journaled whole or not at all. They
+    /// are serialised before the lock is taken, so a large batch does not hold up calls.
     pub fn append_all(&self, events: Vec<UsageEvent>) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
         }
         let mut batch = Vec::with_capacity(events.len() * 512);
         for event in &events {
-            serde_json::to_writer(&mut batch, event).map_err(|error| StoreError::Journal {
-                path: self.dir.display().to_string(),
-                reason: format!("cannot serialise an event: {error}"),
-            })?;
-            batch.push(b'\n');
+            self.serialise(event, &mut batch)?;
         }
-        let mut active = self.lock();
+        self.write(&mut self.lock(), &batch)?;
+        for event in events {
+            let _ = self.shared.sink.send(event);
+        }
+        Ok(())
+    }
+
+    /// Appends `event` as one JSON line to `out`.
+    fn serialise(&self, event: &UsageEvent, out: &mut Vec<u8>) -> Result<(), StoreError> {
+        serde_json::to_writer(&mut *out, event).map_err(|error| StoreError::Journal {
+            path: self.dir.display().to_string(),
+            reason: format!("cannot serialise an event: {error}"),
+        })?;
+        out.push(b'\n');
+        Ok(())
+    }
+
+    /// Writes whole lines to the active segment: fsynced at once when the interval is zero,
+    /// else marked for the fsync thread.
+    fn write(&self, active: &mut Active, lines: &[u8]) -> Result<(), StoreError> {
         active
             .file
             .as_ref()
-            .write_all(&batch)
+            .write_all(lines)
             .map_err(|source| io_error(&self.dir, source))?;
         if self.shared.fsync_each_write {
             active
@@ -159,10 +166,6 @@ impl Journal {
                 .map_err(|source| io_error(&self.dir, source))?;
         } else {
             active.dirty = true;
-        }
-        drop(active);
-        for event in events {
-            let _ = self.shared.sink.send(event);
         }
         Ok(())
     }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::process::Command;
 
 use serde_json::{Value, json};
-use support::{KEY, export, mock_provider, python, script, serve, write_config};
+use support::{KEY, export, json_lines, mock_provider, python, script, serve, write_config};
 
 #[test]
 fn the_official_sdks_work_through_the_gateway_and_the_ledger_matches_what_they_saw() {
@@ -15,25 +15,16 @@ fn the_official_sdks_work_through_the_gateway_and_the_ledger_matches_what_they_s
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &mock.url, "");
     let gateway = serve(&config);
-    let output = Command::new(python())
-        .arg(script("sdk_calls.py"))
-        .env("BURNRATE_URL", &gateway.url)
-        .env("BURNRATE_KEY", KEY)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "sdk_calls.py failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let results: HashMap<String, Value> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let value: Value = serde_json::from_str(line).unwrap();
-            (value["case"].as_str().unwrap().to_string(), value)
-        })
-        .collect();
+    let results: HashMap<String, Value> = json_lines(
+        Command::new(python())
+            .arg(script("sdk_calls.py"))
+            .env("BURNRATE_URL", &gateway.url)
+            .env("BURNRATE_KEY", KEY),
+        "sdk_calls.py",
+    )
+    .into_iter()
+    .map(|value| (value["case"].as_str().unwrap().to_string(), value))
+    .collect();
     for (case, result) in &results {
         assert!(result.get("exception").is_none(), "{case}: {result}");
     }

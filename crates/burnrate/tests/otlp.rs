@@ -12,28 +12,21 @@ use std::io::{Read, Write};
 use std::process::Command;
 
 use serde_json::Value;
-use support::{ADMIN_TOKEN, export, js_dir, mock_provider, python, script, serve, write_config};
+use support::{
+    ADMIN_TOKEN, export, js_dir, json_lines, mock_provider, python, script, serve, write_config,
+};
 
 /// Runs otlp_export.py in `mode`; returns what it reported per model call.
 fn run_exporter(mode: &str, gateway: &str, mock: &str) -> Vec<Value> {
-    let output = Command::new(python())
-        .arg(script("otlp_export.py"))
-        .arg(mode)
-        .env("BURNRATE_URL", gateway)
-        .env("BURNRATE_TOKEN", ADMIN_TOKEN)
-        .env("MOCK_URL", mock)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "otlp_export.py {mode} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
+    json_lines(
+        Command::new(python())
+            .arg(script("otlp_export.py"))
+            .arg(mode)
+            .env("BURNRATE_URL", gateway)
+            .env("BURNRATE_TOKEN", ADMIN_TOKEN)
+            .env("MOCK_URL", mock),
+        &format!("otlp_export.py {mode}"),
+    )
 }
 
 #[test]
@@ -156,18 +149,14 @@ fn the_official_js_exporter_sends_otlp_json_that_lands_in_the_ledger() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &mock.url, "otel_prefixes = [\"acme.\"]");
     let gateway = serve(&config);
-    let output = Command::new("node")
-        .arg(js_dir().join("otlp_json_export.js"))
-        .env("BURNRATE_URL", &gateway.url)
-        .env("BURNRATE_TOKEN", ADMIN_TOKEN)
-        .output()
-        .expect("node is needed for this test (apt-get install nodejs npm)");
-    assert!(
-        output.status.success(),
-        "otlp_json_export.js failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let reported = json_lines(
+        Command::new("node")
+            .arg(js_dir().join("otlp_json_export.js"))
+            .env("BURNRATE_URL", &gateway.url)
+            .env("BURNRATE_TOKEN", ADMIN_TOKEN),
+        "node otlp_json_export.js (node and npm: apt-get install nodejs npm)",
     );
-    let reported: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let reported = &reported[0];
     assert!(gateway.terminate().success());
     let events = export(&dir.path().join("ledger.duckdb"));
     assert_eq!(events.len(), 1, "{events:#?}");

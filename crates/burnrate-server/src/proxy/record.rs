@@ -74,14 +74,11 @@ impl CallContext {
             .to_string();
         let mut event = UsageEvent {
             id: Some(Uuid::now_v7()),
-            ts: self.ts,
             duration_ms: Some(
                 u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
             ),
             source: Some("gateway".into()),
-            provider: self.provider.clone(),
             requested_model: (model != requested).then(|| requested.to_string()),
-            model,
             operation: Some(self.api.operation().into()),
             service_tier: Some(
                 ServiceTier::from_event(
@@ -93,27 +90,12 @@ impl CallContext {
                 .as_str()
                 .into(),
             ),
-            tenant_id: None,
-            user_id: None,
-            feature: None,
-            task_id: None,
-            route: None,
-            agent_run_id: None,
-            parent_run_id: None,
-            agent_name: None,
-            span_depth: None,
-            session_id: None,
-            deployment: None,
-            prompt_version: None,
-            effort: None,
-            labels: Default::default(),
-            usage: metered.usage,
             layers,
             tool_calls: metered.tool_calls,
             tools: metered.tools.clone(),
             status,
             error: error.map(|text| clean_error(&text)),
-            outcome: None,
+            ..UsageEvent::new(self.ts, self.provider.clone(), model, metered.usage)
         };
         self.attribution.apply(&mut event);
         event

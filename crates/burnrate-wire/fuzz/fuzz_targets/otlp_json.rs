@@ -3,27 +3,12 @@
 //! rejected spans.
 #![no_main]
 
-use burnrate_model::UsageEvent;
-use burnrate_wire::otlp::{
-    Encoding, OtlpMapping, decode, encode_response, map_request, partial_success,
-};
+#[path = "otlp_check.rs"]
+mod otlp_check;
+
+use burnrate_wire::otlp::Encoding;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|body: &[u8]| {
-    let Ok(request) = decode(body, Encoding::Json, false, 1 << 20) else {
-        return;
-    };
-    let mapping = OtlpMapping {
-        prefixes: vec!["digitalapplied.".into(), "x.".into()],
-        ..OtlpMapping::default()
-    };
-    let mapped = map_request(&request, &mapping);
-    for event in &mapped.events {
-        assert!(event.validate().is_ok(), "{event:?}");
-        let line = serde_json::to_string(event).expect("an event serialises");
-        assert_eq!(UsageEvent::from_json(&line).as_ref(), Ok(event));
-    }
-    let rejected = partial_success(&mapped).map_or(0, |(count, _)| count);
-    assert_eq!(rejected as usize, mapped.rejected.len());
-    let _ = encode_response(&mapped, Encoding::Json);
+    otlp_check::check(body, Encoding::Json, false);
 });

@@ -3,7 +3,6 @@
 //! [`super::tree`]'s.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use burnrate_model::event::deterministic_v7;
 use burnrate_model::{Layers, ServiceTier, Status, ToolCall, Usage, UsageEvent};
@@ -181,35 +180,22 @@ fn call_event<'a>(span: &'a Span, facts: &Facts<'a>) -> Result<(UsageEvent, Carr
     let (status, error) = status(span, facts);
     let mut event = UsageEvent {
         id: Some(deterministic_v7(ts, &id_content(trace, span_id))),
-        ts,
         duration_ms: duration_ms(span),
         source: Some(SOURCE.to_owned()),
-        provider: provider.unwrap_or_else(|| UNKNOWN.to_owned()),
-        model: model.unwrap_or_else(|| UNKNOWN.to_owned()),
         requested_model,
         operation,
         service_tier: service_tier(facts),
-        tenant_id: None,
-        user_id: None,
-        feature: None,
-        task_id: None,
-        route: None,
-        agent_run_id: None,
-        parent_run_id: None,
-        agent_name: None,
-        span_depth: None,
-        session_id: None,
-        deployment: None,
-        prompt_version: None,
-        effort: None,
-        labels: BTreeMap::new(),
-        usage,
         layers,
         tool_calls,
         tools,
         status,
         error,
-        outcome: None,
+        ..UsageEvent::new(
+            ts,
+            provider.unwrap_or_else(|| UNKNOWN.to_owned()),
+            model.unwrap_or_else(|| UNKNOWN.to_owned()),
+            usage,
+        )
     };
     apply_carrier(&mut event, &carrier, true);
     if !missing.is_empty() {

@@ -187,14 +187,19 @@ fn burnrate_sha256(key: &str) -> String {
 
 /// The ledger's events, read with `burnrate export`.
 pub fn export(db: &Path) -> Vec<serde_json::Value> {
-    let output = burnrate()
-        .args(["export", "--db"])
-        .arg(db)
-        .output()
-        .unwrap();
+    json_lines(
+        burnrate().args(["export", "--db"]).arg(db),
+        "burnrate export",
+    )
+}
+
+/// Runs `command`, which must succeed (its stderr is shown when not), and parses each line
+/// of its stdout as JSON.
+pub fn json_lines(command: &mut Command, what: &str) -> Vec<serde_json::Value> {
+    let output = command.output().unwrap();
     assert!(
         output.status.success(),
-        "export failed: {}",
+        "{what} failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout)
