@@ -10,6 +10,7 @@ pub mod ingest;
 pub mod keys;
 pub mod ledger;
 pub mod metrics;
+pub mod notify;
 pub mod proxy;
 pub mod routing;
 pub mod serve;

@@ -1,0 +1,31 @@
+-- Adds a settled call to its run and checks the run's limits; the limit it is past or ''.
+-- KEYS: run hash, run loop-count hash. ARGV: tokens, tool_calls, max_tokens,
+-- max_tool_calls, loop_repeats, ttl_s, then the call's tools (name:args_hash).
+local tokens = redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[1])
+local tool_calls = redis.call('HINCRBY', KEYS[1], 'tool_calls', ARGV[2])
+local worst, worst_tool = 0, ''
+for i = 7, #ARGV do
+  local count = redis.call('HINCRBY', KEYS[2], ARGV[i], 1)
+  if count > worst then
+    worst, worst_tool = count, ARGV[i]
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+if #ARGV >= 7 then
+  redis.call('EXPIRE', KEYS[2], ARGV[6])
+end
+local exceeded = redis.call('HGET', KEYS[1], 'exceeded')
+if exceeded then
+  return exceeded
+end
+if tokens > tonumber(ARGV[3]) then
+  exceeded = 'tokens ' .. tokens
+elseif tool_calls > tonumber(ARGV[4]) then
+  exceeded = 'tool_calls ' .. tool_calls
+elseif worst >= tonumber(ARGV[5]) then
+  exceeded = 'loop ' .. worst .. ' ' .. worst_tool
+else
+  return ''
+end
+redis.call('HSET', KEYS[1], 'exceeded', exceeded)
+return exceeded

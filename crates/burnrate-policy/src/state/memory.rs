@@ -1,0 +1,446 @@
+//! Policy state in this process: a few maps behind short mutexes. Every operation holds its
+//! lock for the whole of its arithmetic, so operations are atomic as in Redis.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::{
+    BudgetCheck, Exceeded, Level, Pause, RateCheck, RateOutcome, Reserve, RunBounds, RunUsage,
+    RunView,
+};
+use crate::gcra::{Gcra, Take};
+
+/// A value and when it may be dropped (Unix seconds; `i64::MAX`: never).
+#[derive(Debug, Clone, Default)]
+struct Expiring<T> {
+    value: T,
+    expire_at: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Run {
+    depth: u64,
+    tokens: u64,
+    tool_calls: u64,
+    loops: HashMap<String, u64>,
+    exceeded: Option<Exceeded>,
+}
+
+/// Policy state in memory.
+#[derive(Default)]
+pub struct MemoryState {
+    rates: Mutex<HashMap<String, Expiring<i64>>>,
+    budgets: Mutex<HashMap<String, Expiring<Level>>>,
+    counters: Mutex<HashMap<String, Expiring<i64>>>,
+    pauses: Mutex<HashMap<String, String>>,
+    runs: Mutex<HashMap<String, Expiring<Run>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The maps hold plain numbers: a panic elsewhere cannot leave them half-updated.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Microseconds since the Unix epoch.
+pub fn now_us() -> i64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
+}
+
+fn now_s() -> i64 {
+    now_us() / 1_000_000
+}
+
+impl MemoryState {
+    /// Empty state.
+    pub fn new() -> MemoryState {
+        MemoryState::default()
+    }
+
+    /// Drops every entry past its expiry.
+    pub fn sweep(&self) {
+        let now = now_s();
+        let now_us = now_us();
+        lock(&self.rates).retain(|_, tat| tat.value > now_us);
+        lock(&self.budgets).retain(|_, entry| entry.expire_at > now);
+        lock(&self.counters).retain(|_, entry| entry.expire_at > now);
+        lock(&self.runs).retain(|_, entry| entry.expire_at > now);
+    }
+
+    pub(super) fn rate_take(&self, checks: &[RateCheck]) -> RateOutcome {
+        let now = now_us();
+        let mut rates = lock(&self.rates);
+        let mut tats = Vec::with_capacity(checks.len());
+        for (index, check) in checks.iter().enumerate() {
+            let gcra = Gcra { limit: check.limit };
+            let tat = rates.get(&check.key).map(|entry| entry.value);
+            match gcra.take(tat, now, check.cost) {
+                Take::Allowed { tat } => tats.push(tat),
+                Take::Denied { retry_after_us } => {
+                    return RateOutcome::Denied {
+                        index,
+                        retry_after_us,
+                    };
+                }
+            }
+        }
+        for (check, tat) in checks.iter().zip(&tats) {
+            rates.insert(
+                check.key.clone(),
+                Expiring {
+                    value: *tat,
+                    expire_at: i64::MAX,
+                },
+            );
+        }
+        RateOutcome::Allowed {
+            reset_us: tats.iter().map(|tat| tat - now).collect(),
+        }
+    }
+
+    pub(super) fn rate_correct(&self, key: &str, limit: u64, delta: i64) {
+        let now = now_us();
+        let mut rates = lock(&self.rates);
+        let tat = rates.get(key).map(|entry| entry.value);
+        let corrected = Gcra { limit }.correct(tat, now, delta);
+        rates.insert(
+            key.to_string(),
+            Expiring {
+                value: corrected,
+                expire_at: i64::MAX,
+            },
+        );
+    }
+
+    pub(super) fn budget_levels(&self, keys: &[String]) -> Vec<Level> {
+        let budgets = lock(&self.budgets);
+        keys.iter()
+            .map(|key| {
+                budgets
+                    .get(key)
+                    .map(|entry| entry.value)
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    pub(super) fn budget_reserve(&self, checks: &[BudgetCheck], amount: i64) -> Reserve {
+        let mut budgets = lock(&self.budgets);
+        let mut levels = Vec::with_capacity(checks.len());
+        for (index, check) in checks.iter().enumerate() {
+            let level = budgets
+                .get(&check.key)
+                .map(|entry| entry.value)
+                .unwrap_or_default();
+            if check.enforce && level.committed().saturating_add(amount) > check.limit {
+                return Reserve::Denied { index, level };
+            }
+            levels.push(level);
+        }
+        for check in checks {
+            let entry = budgets.entry(check.key.clone()).or_default();
+            entry.value.reserved = entry.value.reserved.saturating_add(amount);
+            entry.expire_at = check.expire_at;
+        }
+        Reserve::Reserved(levels)
+    }
+
+    pub(super) fn budget_settle(
+        &self,
+        checks: &[BudgetCheck],
+        reserved: i64,
+        actual: i64,
+    ) -> Vec<Level> {
+        let mut budgets = lock(&self.budgets);
+        checks
+            .iter()
+            .map(|check| {
+                let entry = budgets.entry(check.key.clone()).or_default();
+                entry.value.reserved = entry.value.reserved.saturating_sub(reserved).max(0);
+                entry.value.spent = entry.value.spent.saturating_add(actual);
+                entry.expire_at = check.expire_at;
+                entry.value
+            })
+            .collect()
+    }
+
+    pub(super) fn budget_seed(&self, key: &str, spent: i64, expire_at: i64) {
+        lock(&self.budgets)
+            .entry(key.to_string())
+            .or_insert(Expiring {
+                value: Level { spent, reserved: 0 },
+                expire_at,
+            });
+    }
+
+    pub(super) fn counter_add(&self, key: &str, amount: i64, expire_at: i64) -> i64 {
+        let mut counters = lock(&self.counters);
+        let entry = counters.entry(key.to_string()).or_default();
+        entry.value = entry.value.saturating_add(amount);
+        entry.expire_at = expire_at;
+        entry.value
+    }
+
+    pub(super) fn counter_seed(&self, key: &str, value: i64, expire_at: i64) {
+        lock(&self.counters)
+            .entry(key.to_string())
+            .or_insert(Expiring { value, expire_at });
+    }
+
+    pub(super) fn flag_raise(&self, key: &str, expire_at: i64) -> bool {
+        let mut counters = lock(&self.counters);
+        let now = now_s();
+        match counters.get(key) {
+            Some(entry) if entry.expire_at > now => false,
+            _ => {
+                counters.insert(
+                    key.to_string(),
+                    Expiring {
+                        value: 1,
+                        expire_at,
+                    },
+                );
+                true
+            }
+        }
+    }
+
+    pub(super) fn flag_up(&self, key: &str) -> bool {
+        lock(&self.counters)
+            .get(key)
+            .is_some_and(|entry| entry.expire_at > now_s())
+    }
+
+    pub(super) fn pause(&self, tenant: &str, reason: &str) -> bool {
+        let mut pauses = lock(&self.pauses);
+        if pauses.contains_key(tenant) {
+            return false;
+        }
+        pauses.insert(tenant.to_string(), reason.to_string());
+        true
+    }
+
+    pub(super) fn resume(&self, tenant: &str) -> bool {
+        lock(&self.pauses).remove(tenant).is_some()
+    }
+
+    pub(super) fn paused(&self, tenant: &str) -> Option<String> {
+        let pauses = lock(&self.pauses);
+        if pauses.is_empty() {
+            return None;
+        }
+        pauses.get(tenant).cloned()
+    }
+
+    pub(super) fn pauses(&self) -> Vec<Pause> {
+        let mut pauses: Vec<Pause> = lock(&self.pauses)
+            .iter()
+            .map(|(tenant, reason)| Pause {
+                tenant_id: tenant.clone(),
+                reason: reason.clone(),
+            })
+            .collect();
+        pauses.sort_by(|a, b| a.tenant_id.cmp(&b.tenant_id));
+        pauses
+    }
+
+    pub(super) fn run_admit(&self, run: &str, parent: Option<&str>, bounds: RunBounds) -> RunView {
+        let mut runs = lock(&self.runs);
+        let expire_at = now_s().saturating_add(i64::try_from(bounds.ttl_s).unwrap_or(i64::MAX));
+        if let Some(entry) = runs.get_mut(run) {
+            entry.expire_at = expire_at;
+            return RunView {
+                depth: entry.value.depth,
+                exceeded: entry.value.exceeded.clone(),
+            };
+        }
+        let depth = match parent {
+            None => 0,
+            Some(parent) => runs
+                .get(parent)
+                .map_or(1, |entry| entry.value.depth.saturating_add(1)),
+        };
+        let exceeded = (depth > bounds.max_depth).then_some(Exceeded::Depth(depth));
+        runs.insert(
+            run.to_string(),
+            Expiring {
+                value: Run {
+                    depth,
+                    exceeded: exceeded.clone(),
+                    ..Run::default()
+                },
+                expire_at,
+            },
+        );
+        RunView { depth, exceeded }
+    }
+
+    pub(super) fn run_settle(
+        &self,
+        run: &str,
+        usage: &RunUsage,
+        bounds: RunBounds,
+    ) -> Option<Exceeded> {
+        let mut runs = lock(&self.runs);
+        let entry = runs.entry(run.to_string()).or_default();
+        entry.expire_at = now_s().saturating_add(i64::try_from(bounds.ttl_s).unwrap_or(i64::MAX));
+        let state = &mut entry.value;
+        state.tokens = state.tokens.saturating_add(usage.tokens);
+        state.tool_calls = state.tool_calls.saturating_add(usage.tool_calls);
+        let mut worst: Option<(&String, u64)> = None;
+        for tool in &usage.tools {
+            let count = state.loops.entry(tool.clone()).or_default();
+            *count += 1;
+            if worst.is_none_or(|(_, most)| *count > most) {
+                worst = Some((tool, *count));
+            }
+        }
+        if state.exceeded.is_none() {
+            state.exceeded = if state.tokens > bounds.max_tokens {
+                Some(Exceeded::Tokens(state.tokens))
+            } else if state.tool_calls > bounds.max_tool_calls {
+                Some(Exceeded::ToolCalls(state.tool_calls))
+            } else {
+                worst
+                    .filter(|(_, count)| *count >= bounds.loop_repeats)
+                    .map(|(tool, count)| Exceeded::Loop(tool.clone(), count))
+            };
+        }
+        state.exceeded.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bounds() -> RunBounds {
+        RunBounds {
+            max_tokens: 1_000,
+            max_tool_calls: 3,
+            max_depth: 2,
+            loop_repeats: 2,
+            ttl_s: 60,
+        }
+    }
+
+    fn check(limit: i64, enforce: bool) -> BudgetCheck {
+        BudgetCheck {
+            key: format!("b{limit}"),
+            limit,
+            enforce,
+            expire_at: i64::MAX,
+        }
+    }
+
+    #[test]
+    fn reservations_are_all_or_nothing() {
+        let state = MemoryState::new();
+        let checks = [check(100, true), check(50, true), check(10, false)];
+        assert_eq!(
+            state.budget_reserve(&checks, 40),
+            Reserve::Reserved(vec![Level::default(); 3])
+        );
+        // 40 + 40 fits the first, not the second: nothing is reserved.
+        assert_eq!(
+            state.budget_reserve(&checks, 40),
+            Reserve::Denied {
+                index: 1,
+                level: Level {
+                    spent: 0,
+                    reserved: 40
+                }
+            }
+        );
+        let after = state.budget_settle(&checks, 40, 25);
+        assert_eq!(
+            after[0],
+            Level {
+                spent: 25,
+                reserved: 0
+            }
+        );
+        // The shadow counter counts past its cap without refusing.
+        assert!(matches!(
+            state.budget_reserve(&checks, 25),
+            Reserve::Reserved(_)
+        ));
+        assert_eq!(state.budget_levels(&["b10".into()])[0].committed(), 50);
+    }
+
+    #[test]
+    fn seeding_never_overwrites() {
+        let state = MemoryState::new();
+        state.budget_seed("k", 7, i64::MAX);
+        state.budget_seed("k", 9, i64::MAX);
+        assert_eq!(state.budget_levels(&["k".into()])[0].spent, 7);
+        state.counter_seed("c", 3, i64::MAX);
+        assert_eq!(state.counter_add("c", 2, i64::MAX), 5);
+    }
+
+    #[test]
+    fn run_depth_follows_parents() {
+        let state = MemoryState::new();
+        assert_eq!(state.run_admit("root", None, bounds()).depth, 0);
+        assert_eq!(state.run_admit("a", Some("root"), bounds()).depth, 1);
+        assert_eq!(state.run_admit("b", Some("a"), bounds()).depth, 2);
+        let too_deep = state.run_admit("c", Some("b"), bounds());
+        assert_eq!(too_deep.exceeded, Some(Exceeded::Depth(3)));
+        // An unknown parent makes a depth-1 run.
+        assert_eq!(state.run_admit("x", Some("nobody"), bounds()).depth, 1);
+    }
+
+    #[test]
+    fn runs_stop_at_each_limit() {
+        let state = MemoryState::new();
+        let usage = |tokens, tools: &[&str]| RunUsage {
+            tokens,
+            tool_calls: tools.len() as u64,
+            tools: tools.iter().map(|tool| tool.to_string()).collect(),
+        };
+        assert_eq!(state.run_settle("t", &usage(1_000, &[]), bounds()), None);
+        assert_eq!(
+            state.run_settle("t", &usage(1, &[]), bounds()),
+            Some(Exceeded::Tokens(1_001))
+        );
+        assert_eq!(
+            state.run_settle("l", &usage(1, &["a:1", "b:2"]), bounds()),
+            None
+        );
+        assert_eq!(
+            state.run_settle("l", &usage(1, &["a:1"]), bounds()),
+            Some(Exceeded::Loop("a:1".into(), 2))
+        );
+        assert_eq!(
+            state.run_settle("c", &usage(1, &["a:1", "b:1", "c:1"]), bounds()),
+            None
+        );
+        assert_eq!(
+            state.run_settle("c", &usage(1, &["d:1"]), bounds()),
+            Some(Exceeded::ToolCalls(4))
+        );
+        // Once past a limit, a run stays past it.
+        assert_eq!(
+            state.run_admit("c", None, bounds()).exceeded,
+            Some(Exceeded::ToolCalls(4))
+        );
+    }
+
+    #[test]
+    fn pauses_and_flags() {
+        let state = MemoryState::new();
+        assert!(state.pause("acme", "z=9"));
+        assert!(!state.pause("acme", "again"));
+        assert_eq!(state.paused("acme").as_deref(), Some("z=9"));
+        assert_eq!(state.pauses().len(), 1);
+        assert!(state.resume("acme"));
+        assert_eq!(state.paused("acme"), None);
+        assert!(state.flag_raise("f", i64::MAX));
+        assert!(!state.flag_raise("f", i64::MAX));
+        assert!(state.flag_up("f"));
+        assert!(!state.flag_up("g"));
+    }
+}
