@@ -138,7 +138,7 @@ pub enum Admission {
 }
 
 /// Why a call is refused; each maps to one error the client sees.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     /// A rate limit (429 with `Retry-After`).
     RateLimited {

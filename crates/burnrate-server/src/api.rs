@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use burnrate_store::reports::{Report, ReportParams};
 use burnrate_store::{Filter, QuerySpec};
@@ -112,11 +112,100 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/api/query", post(query))
         .route("/api/reports/{name}", post(report))
+        .route("/api/v1/admin/tenants/paused", get(paused))
+        .route("/api/v1/admin/tenants/{id}/pause", post(pause))
+        .route("/api/v1/admin/tenants/{id}/resume", post(resume))
+        .route("/api/v1/admin/reload", post(reload))
+}
+
+/// `GET /api/v1/admin/tenants/paused`: every paused tenant and why.
+async fn paused(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err((status, message)) = authorised(&state, &headers) {
+        return problem(status, message);
+    }
+    match state.policy.state().pauses().await {
+        Ok(pauses) => Json(json!({"paused": pauses})).into_response(),
+        Err(error) => problem(StatusCode::SERVICE_UNAVAILABLE, &error.to_string()),
+    }
+}
+
+/// The optional body of a pause: why.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PauseRequest {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /api/v1/admin/tenants/{id}/pause`: refuse every call of a tenant until resumed.
+async fn pause(
+    State(state): State<Arc<AppState>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err((status, message)) = authorised(&state, &headers) {
+        return problem(status, message);
+    }
+    let request: PauseRequest = if body.is_empty() {
+        PauseRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(request) => request,
+            Err(error) => return problem(StatusCode::BAD_REQUEST, &error.to_string()),
+        }
+    };
+    let reason = request
+        .reason
+        .unwrap_or_else(|| "paused by an operator".into());
+    match state.policy.state().pause(&tenant, &reason).await {
+        Ok(newly) => {
+            tracing::warn!(%tenant, %reason, "tenant paused by an operator");
+            Json(json!({"tenant_id": tenant, "paused": true, "changed": newly})).into_response()
+        }
+        Err(error) => problem(StatusCode::SERVICE_UNAVAILABLE, &error.to_string()),
+    }
+}
+
+/// `POST /api/v1/admin/tenants/{id}/resume`: let a paused tenant's calls through again.
+async fn resume(
+    State(state): State<Arc<AppState>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err((status, message)) = authorised(&state, &headers) {
+        return problem(status, message);
+    }
+    match state.policy.state().resume(&tenant).await {
+        Ok(changed) => {
+            tracing::info!(%tenant, changed, "tenant resumed");
+            Json(json!({"tenant_id": tenant, "paused": false, "changed": changed})).into_response()
+        }
+        Err(error) => problem(StatusCode::SERVICE_UNAVAILABLE, &error.to_string()),
+    }
+}
+
+/// `POST /api/v1/admin/reload`: read the configuration file again, as SIGHUP does.
+async fn reload(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err((status, message)) = authorised(&state, &headers) {
+        return problem(status, message);
+    }
+    match crate::enforce::reload(&state) {
+        Ok(reloaded) => {
+            Json(json!({"reloaded": true, "needs_restart": reloaded.needs_restart})).into_response()
+        }
+        Err(problems) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "the configuration was not reloaded", "problems": problems})),
+        )
+            .into_response(),
+    }
 }
 
 /// Checks the admin token; the refusal is a status and a message for [`problem`].
 fn authorised(state: &AppState, headers: &HeaderMap) -> Result<(), (StatusCode, &'static str)> {
-    let Some(expected) = state.config.admin_token.as_deref() else {
+    let config = state.config();
+    let Some(expected) = config.admin_token.as_deref() else {
         return Err((
             StatusCode::NOT_FOUND,
             "the admin API is off: set the variable named by server.admin_token_env",
@@ -152,7 +241,7 @@ async fn query(
         Ok(spec) => spec,
         Err(error) => return problem(StatusCode::BAD_REQUEST, &error),
     };
-    let max_age = state.config.max_price_age_days;
+    let max_age = state.config().max_price_age_days;
     answer(
         state
             .ledger
@@ -192,7 +281,7 @@ async fn report(
         filters,
         top: request.top,
     };
-    let max_age = state.config.max_price_age_days;
+    let max_age = state.config().max_price_age_days;
     answer(
         state
             .ledger

@@ -2,26 +2,35 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use burnrate_model::prices::ServiceTier;
-use burnrate_model::{PriceBook, UsageEvent};
+use burnrate_model::{Money, PriceBook, UsageEvent};
+use burnrate_policy::Policy;
 use burnrate_wire::Api;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
+use crate::notify::Notifiers;
 use crate::proxy;
 use crate::{api, ingest};
 
 /// Everything a request handler needs.
 pub struct AppState {
-    /// Validated configuration.
-    pub config: Config,
+    /// Validated configuration; swapped whole on reload, so a call keeps the configuration
+    /// it started with.
+    pub config: ArcSwap<Config>,
+    /// Enforcement and its state.
+    pub policy: Policy,
+    /// Where alerts and pages go (rebuilt on reload).
+    pub notifiers: ArcSwap<Notifiers>,
     /// Pooled HTTP/1.1 client for the upstreams.
     pub client: reqwest::Client,
     /// Journal and store.
@@ -34,7 +43,35 @@ pub struct AppState {
     pub tasks: TaskTracker,
 }
 
-/// The price book as the gateway uses it on the request path: for the cost metric only.
+impl AppState {
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// Hands alerts to the notifiers (delivered in the background).
+    pub fn alert(&self, alerts: Vec<burnrate_policy::Alert>) {
+        if alerts.is_empty() {
+            return;
+        }
+        let notifiers = self.notifiers.load();
+        for alert in alerts {
+            tracing::warn!(kind = alert.kind, tenant = %alert.tenant, "{}", alert.title);
+            notifiers.send(crate::notify::Alert {
+                kind: alert.kind.to_string(),
+                page: alert.page,
+                title: alert.title,
+                text: alert.text,
+                tenant: Some(alert.tenant),
+                fields: alert.fields,
+                at: chrono::Utc::now(),
+            });
+        }
+    }
+}
+
+/// The price book as the gateway uses it on the request path: the policy's worst-case
+/// reservations and settlements, and the cost metric.
 pub struct LivePrices {
     book: PriceBook,
 }
@@ -45,15 +82,17 @@ impl LivePrices {
         LivePrices { book }
     }
 
-    /// The event's list-price cost in dollars, `None` when its model has no price.
-    pub fn cost_usd(&self, event: &UsageEvent) -> Option<f64> {
+    /// The price book.
+    pub fn book(&self) -> &PriceBook {
+        &self.book
+    }
+
+    /// The event's exact list-price cost, `None` when its model has no price.
+    pub fn cost(&self, event: &UsageEvent) -> Option<Money> {
         let key = self.book.resolve(&event.provider, &event.model)?;
         let tier = ServiceTier::from_event(event.service_tier.as_deref());
-        let cost = self
-            .book
-            .cost(&key, event.ts.date_naive(), tier, &event.usage)?;
-        // Metrics are approximate by nature; exact money stays in the ledger.
-        Some(cost.to_femto() as f64 / 1e15)
+        self.book
+            .cost(&key, event.ts.date_naive(), tier, &event.usage)
     }
 }
 

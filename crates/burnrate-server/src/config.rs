@@ -9,10 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use burnrate_model::dimension::Dimension;
+use burnrate_policy::PolicyConfig;
 use burnrate_wire::otlp::OtlpMapping;
 use serde::Deserialize;
 
 use crate::keys::{KeyBinding, VirtualKeys};
+use crate::notify::{NotifierConfig, Notifiers};
 use crate::routing::{Provider, ProviderKind, Providers};
 
 /// A dimension the attribution headers can set and `[attribution] require` can demand.
@@ -47,6 +49,42 @@ pub struct RawConfig {
     attribution: RawAttribution,
     #[serde(default)]
     prices: RawPrices,
+    #[serde(default)]
+    state: RawState,
+    #[serde(default)]
+    policy: PolicyConfig,
+    #[serde(default)]
+    notifiers: Vec<NotifierConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawState {
+    kind: String,
+    url: Option<String>,
+    url_env: Option<String>,
+}
+
+impl Default for RawState {
+    fn default() -> RawState {
+        RawState {
+            kind: "memory".into(),
+            url: None,
+            url_env: None,
+        }
+    }
+}
+
+/// Where policy state lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateConfig {
+    /// In this process.
+    Memory,
+    /// In Redis, shared by replicas.
+    Redis {
+        /// `redis://host:port/db`.
+        url: String,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -210,6 +248,14 @@ pub struct Config {
     pub price_overrides: Option<PathBuf>,
     /// Age beyond which the price snapshot is reported stale.
     pub max_price_age_days: i64,
+    /// Where policy state lives.
+    pub state: StateConfig,
+    /// Enforcement rules.
+    pub policy: Arc<PolicyConfig>,
+    /// Where alerts and pages go.
+    pub notifiers: Vec<NotifierConfig>,
+    /// The file this configuration was read from (reloads read it again).
+    pub source: Option<PathBuf>,
 }
 
 /// Every problem found in a configuration file, each naming its key.
@@ -230,10 +276,15 @@ impl Config {
             problems: vec![problem],
         };
         let text = std::fs::read_to_string(path).map_err(|error| fail(error.to_string()))?;
-        Config::parse(&text, |name| std::env::var(name).ok()).map_err(|problems| ConfigError {
-            path: path.display().to_string(),
-            problems,
-        })
+        let mut config =
+            Config::parse(&text, |name| std::env::var(name).ok()).map_err(|problems| {
+                ConfigError {
+                    path: path.display().to_string(),
+                    problems,
+                }
+            })?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
     }
 
     /// Parses and validates configuration text; `env` looks up environment variables.
@@ -298,6 +349,13 @@ impl RawConfig {
             problems.push("prices.max_age_days: must not be negative".into());
         }
         let admin_token = env(&self.server.admin_token_env).filter(|token| !token.is_empty());
+        let state = validate_state(self.state, &env, &mut problems);
+        problems.extend(self.policy.validate());
+        if let Err(notifier_problems) =
+            Notifiers::with_env(&self.notifiers, reqwest::Client::new(), &env)
+        {
+            problems.extend(notifier_problems);
+        }
         match (listen, problems.is_empty()) {
             (Some(listen), true) => Ok(Config {
                 listen,
@@ -317,8 +375,57 @@ impl RawConfig {
                 untagged,
                 price_overrides: self.prices.overrides,
                 max_price_age_days: self.prices.max_age_days,
+                state,
+                policy: Arc::new(self.policy),
+                notifiers: self.notifiers,
+                source: None,
             }),
             _ => Err(problems),
+        }
+    }
+}
+
+fn validate_state(
+    raw: RawState,
+    env: &impl Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) -> StateConfig {
+    match raw.kind.as_str() {
+        "memory" => StateConfig::Memory,
+        "redis" => {
+            let url = match (raw.url, raw.url_env) {
+                (Some(url), None) => Some(url),
+                (None, Some(name)) => {
+                    let url = env(&name).filter(|url| !url.is_empty());
+                    if url.is_none() {
+                        problems.push(format!(
+                            "state.url_env: environment variable {name} is not set"
+                        ));
+                    }
+                    url
+                }
+                _ => {
+                    problems
+                        .push("state: a redis state needs exactly one of url and url_env".into());
+                    None
+                }
+            };
+            match url {
+                Some(url) if url.starts_with("redis://") || url.starts_with("unix://") => {
+                    StateConfig::Redis { url }
+                }
+                Some(_) => {
+                    problems.push("state.url: must start with redis:// or unix://".into());
+                    StateConfig::Memory
+                }
+                None => StateConfig::Memory,
+            }
+        }
+        other => {
+            problems.push(format!(
+                "state.kind: `{other}` must be \"memory\" or \"redis\""
+            ));
+            StateConfig::Memory
         }
     }
 }

@@ -3,8 +3,9 @@
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
+use burnrate_policy::Refusal;
 use burnrate_wire::Dialect;
-use http::StatusCode;
+use http::{HeaderName, HeaderValue, StatusCode};
 use serde_json::json;
 
 /// Why the gateway refused or failed a call.
@@ -57,6 +58,9 @@ pub enum ApiError {
     /// The call could not be recorded, so it is not served.
     #[error("burnrate cannot record the call: {0}")]
     Unavailable(String),
+    /// The policy refused the call.
+    #[error("{}: {}", .0.code(), .0.message())]
+    Policy(Box<Refusal>),
 }
 
 impl ApiError {
@@ -102,6 +106,25 @@ impl ApiError {
                 "api_error",
                 "overloaded_error",
             ),
+            ApiError::Policy(refusal) => match **refusal {
+                Refusal::RateLimited { .. } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    "rate_limit_error",
+                ),
+                Refusal::Budget { .. } => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "insufficient_quota",
+                    "rate_limit_error",
+                ),
+                Refusal::Unpriced { .. }
+                | Refusal::TenantPaused { .. }
+                | Refusal::RunLimit { .. } => (
+                    StatusCode::FORBIDDEN,
+                    "permission_error",
+                    "permission_error",
+                ),
+            },
         }
     }
 
@@ -118,7 +141,114 @@ impl ApiError {
             ApiError::Upstream { .. } => "upstream_error",
             ApiError::UpstreamTimeout { .. } => "upstream_timeout",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Policy(refusal) => refusal.code(),
         }
+    }
+
+    /// burnrate's details of a policy refusal, added to the error object.
+    fn details(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut details = serde_json::Map::new();
+        let ApiError::Policy(refusal) = self else {
+            return details;
+        };
+        let mut put = |key: &str, value: serde_json::Value| {
+            details.insert(key.to_string(), value);
+        };
+        match &**refusal {
+            Refusal::RateLimited {
+                scope,
+                unit,
+                limit,
+                retry_after_s,
+            } => {
+                put("scope", json!(scope));
+                put("unit", json!(unit));
+                put("limit", json!(limit));
+                put("retry_after_s", json!(retry_after_s));
+            }
+            Refusal::Budget {
+                scope,
+                limit_usd,
+                spent_usd,
+                reserved_usd,
+                requested_usd,
+                retry_after_s,
+                upgrade_message,
+                upgrade_url,
+            } => {
+                put("scope", json!(scope));
+                put("limit_usd", json!(limit_usd.to_string()));
+                put("spent_usd", json!(spent_usd.to_string()));
+                put("reserved_usd", json!(reserved_usd.to_string()));
+                put("requested_usd", json!(requested_usd.to_string()));
+                put("retry_after_s", json!(retry_after_s));
+                put(
+                    "upgrade",
+                    json!({"message": upgrade_message, "url": upgrade_url}),
+                );
+            }
+            Refusal::Unpriced { model } => put("model", json!(model)),
+            Refusal::TenantPaused { tenant, reason } => {
+                put("scope", json!(format!("tenant:{tenant}")));
+                put("reason", json!(reason));
+            }
+            Refusal::RunLimit { run, limit } => {
+                put("scope", json!(format!("agent_run:{run}")));
+                put("limit", json!(limit));
+            }
+        }
+        details
+    }
+
+    /// Response headers a refusal carries: `Retry-After` and, for refusals no retry can
+    /// fix soon, `x-should-retry: false` (both official SDKs honour it).
+    fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
+        let ApiError::Policy(refusal) = self else {
+            return Vec::new();
+        };
+        let mut headers = Vec::new();
+        let retry_after = match &**refusal {
+            Refusal::RateLimited {
+                limit,
+                retry_after_s,
+                ..
+            } => {
+                headers.push((
+                    HeaderName::from_static("x-ratelimit-limit"),
+                    HeaderValue::from(*limit),
+                ));
+                headers.push((
+                    HeaderName::from_static("x-ratelimit-remaining"),
+                    HeaderValue::from(0),
+                ));
+                if let Some(seconds) = retry_after_s {
+                    headers.push((
+                        HeaderName::from_static("x-ratelimit-reset"),
+                        HeaderValue::from(*seconds),
+                    ));
+                }
+                *retry_after_s
+            }
+            Refusal::Budget { retry_after_s, .. } => Some(*retry_after_s),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
+            headers.push((http::header::RETRY_AFTER, HeaderValue::from(seconds)));
+        }
+        let retry_soon = matches!(
+            &**refusal,
+            Refusal::RateLimited {
+                retry_after_s: Some(_),
+                ..
+            }
+        );
+        if !retry_soon {
+            headers.push((
+                HeaderName::from_static("x-should-retry"),
+                HeaderValue::from_static("false"),
+            ));
+        }
+        headers
     }
 
     /// The HTTP status this error answers with.
@@ -134,7 +264,7 @@ impl ApiError {
             ApiError::BadRequest { field, .. } => Some(field.clone()),
             _ => None,
         };
-        let body = match dialect {
+        let mut body = match dialect {
             Dialect::OpenAi => json!({"error": {
                 "message": message, "type": openai_type, "param": param, "code": self.code(),
             }}),
@@ -142,7 +272,20 @@ impl ApiError {
                 "type": anthropic_type, "message": message,
             }}),
         };
-        (status, Json(body)).into_response()
+        let details = self.details();
+        if !details.is_empty()
+            && let Some(error) = body
+                .get_mut("error")
+                .and_then(|error| error.as_object_mut())
+        {
+            if dialect == Dialect::Anthropic {
+                error.insert("code".into(), json!(self.code()));
+            }
+            error.extend(details);
+        }
+        let mut response = (status, Json(body)).into_response();
+        response.headers_mut().extend(self.headers());
+        response
     }
 }
 

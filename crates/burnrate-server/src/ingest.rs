@@ -46,10 +46,11 @@ enum Caller {
 
 impl Caller {
     fn identify(state: &AppState, headers: &HeaderMap) -> Option<Caller> {
-        if let Some(key) = state.config.keys.authenticate(headers) {
+        let config = state.config();
+        if let Some(key) = config.keys.authenticate(headers) {
             return Some(Caller::Key(key));
         }
-        let expected = state.config.admin_token.as_deref()?;
+        let expected = config.admin_token.as_deref()?;
         presents(headers, expected).then_some(Caller::Service)
     }
 
@@ -125,7 +126,7 @@ async fn traces(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
             );
         }
     };
-    let limit = state.config.max_body_bytes;
+    let limit = state.config().max_body_bytes;
     // A declared length over the limit is refused before a byte of the body is read.
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -154,7 +155,7 @@ async fn traces(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
             return otlp_error(status, encoding, &error.to_string());
         }
     };
-    let mut mapped = otlp::map_request(&request, &state.config.otlp);
+    let mut mapped = otlp::map_request(&request, &state.config().otlp);
     let mut events = std::mem::take(&mut mapped.events);
     for event in &mut events {
         caller.apply(event);
@@ -176,7 +177,7 @@ async fn traces(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
 /// Counts and journals accepted events in one write.
 fn journal(state: &AppState, events: Vec<UsageEvent>) -> Result<(), String> {
     for event in &events {
-        let cost = state.prices.cost_usd(event);
+        let cost = state.prices.cost(event);
         state
             .metrics
             .call(crate::metrics::CallLabels::of(event), &event.usage, cost);
@@ -200,12 +201,12 @@ async fn events(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
             "send a burnrate key or the admin token as `Authorization: Bearer ...`".into(),
         );
     };
-    if body.len() > state.config.max_body_bytes {
+    if body.len() > state.config().max_body_bytes {
         return problem(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
                 "body is larger than the limit of {} bytes (server.max_body_bytes)",
-                state.config.max_body_bytes
+                state.config().max_body_bytes
             ),
         );
     }

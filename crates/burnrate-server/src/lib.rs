@@ -5,6 +5,7 @@ pub mod api;
 pub mod app;
 pub mod attribution;
 pub mod config;
+pub mod enforce;
 pub mod error;
 pub mod ingest;
 pub mod keys;

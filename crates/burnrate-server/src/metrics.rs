@@ -130,7 +130,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Counts one recorded call and its tokens; `cost` is `None` for unpriced models.
-    pub fn call(&self, labels: CallLabels, usage: &Usage, cost: Option<f64>) {
+    pub fn call(&self, labels: CallLabels, usage: &Usage, cost: Option<burnrate_model::Money>) {
         self.requests.get_or_create(&labels).inc();
         for (class, count) in [
             ("input", usage.input_tokens),
@@ -147,7 +147,8 @@ impl Metrics {
         }
         match cost {
             Some(cost) => {
-                self.cost.inc_by(cost);
+                // Metrics are approximate by nature; exact money stays in the ledger.
+                self.cost.inc_by(cost.to_femto() as f64 / 1e15);
             }
             None if usage.input_tokens + usage.output_tokens > 0 => {
                 self.unpriced.inc();

@@ -20,6 +20,8 @@ use crate::app::{AppState, LivePrices, router};
 use crate::config::Config;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
+use crate::notify::Notifiers;
+use arc_swap::ArcSwap;
 
 /// Why the gateway could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +51,9 @@ pub enum ServeError {
     /// Serving failed.
     #[error("serving: {0}")]
     Serve(std::io::Error),
+    /// The policy could not start (Redis unreachable, the ledger unreadable).
+    #[error("policy: {0}")]
+    Policy(String),
 }
 
 /// A gateway bound to its address, ready to run.
@@ -101,8 +106,18 @@ impl Gateway {
             .pool_idle_timeout(Duration::from_secs(90))
             .connect_timeout(Duration::from_secs(10))
             .build()?;
+        let policy = crate::enforce::policy(&config)
+            .await
+            .map_err(|error| ServeError::Policy(error.to_string()))?;
+        crate::enforce::rebuild(&policy, &config.policy, &ledger, chrono::Utc::now())
+            .await
+            .map_err(|error| ServeError::Policy(error.to_string()))?;
+        let notifiers = Notifiers::new(&config.notifiers, client.clone())
+            .map_err(|problems| ServeError::Policy(problems.join("; ")))?;
         let state = Arc::new(AppState {
-            config,
+            config: ArcSwap::from_pointee(config),
+            policy,
+            notifiers: ArcSwap::from_pointee(notifiers),
             client,
             ledger,
             metrics: Metrics::default(),
@@ -143,7 +158,7 @@ impl Gateway {
             otlp_listener,
             ..
         } = self;
-        let grace = state.config.shutdown_timeout;
+        let grace = state.config().shutdown_timeout;
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let (otlp_stop, mut otlp_stopping) = tokio::sync::watch::channel(false);
         let tasks = state.tasks.clone();
@@ -165,6 +180,8 @@ impl Gateway {
                     .into_future(),
             )
         });
+        crate::enforce::spawn_upkeep(Arc::clone(&state));
+        crate::enforce::spawn_sighup(Arc::clone(&state));
         let app = router(Arc::clone(&state));
         // Without TCP_NODELAY the last small write of a response can wait for the client's
         // delayed ACK (~40 ms): streams end with small chunks.

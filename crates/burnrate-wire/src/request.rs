@@ -30,6 +30,8 @@ pub struct RequestInfo {
     pub max_output_tokens: Option<u64>,
     /// Service tier asked for (`auto`, `default`, `flex`, `priority`, ...).
     pub service_tier: Option<String>,
+    /// Completions asked for (OpenAI chat's `n`; 1 elsewhere), each up to the output cap.
+    pub choices: u64,
 }
 
 /// Reads the fields the gateway needs from a request body of `api`.
@@ -40,13 +42,15 @@ pub fn analyze(api: Api, body: &[u8]) -> Result<RequestInfo, WireError> {
             let raw: ChatRequest<'_> = parse_json(body, "", request_reason)?;
             let stream = raw.stream.unwrap_or(false);
             let include_usage = raw.stream_options.and_then(|o| o.include_usage);
-            info(
+            let mut info = info(
                 raw.model,
                 stream,
                 !stream || include_usage == Some(true),
                 raw.max_completion_tokens.or(raw.max_tokens),
                 raw.service_tier,
-            )
+            )?;
+            info.choices = raw.n.unwrap_or(1).max(1);
+            Ok(info)
         }
         Api::Responses => {
             let raw: ResponsesRequest<'_> = parse_json(body, "", request_reason)?;
@@ -150,6 +154,7 @@ fn info(
         client_wants_usage,
         max_output_tokens,
         service_tier: service_tier.map(Cow::into_owned),
+        choices: 1,
     })
 }
 
@@ -159,7 +164,7 @@ fn request_reason(path: &str) -> Option<&'static str> {
         "model" | "service_tier" => "must be a string",
         "stream" | "stream_options.include_usage" => "must be true or false",
         "stream_options" => "must be an object",
-        "max_tokens" | "max_completion_tokens" | "max_output_tokens" => {
+        "max_tokens" | "max_completion_tokens" | "max_output_tokens" | "n" => {
             "must be a non-negative integer"
         }
         _ => return None,
@@ -174,6 +179,7 @@ struct ChatRequest<'a> {
     stream_options: Option<StreamOptions>,
     max_tokens: Option<u64>,
     max_completion_tokens: Option<u64>,
+    n: Option<u64>,
     #[serde(borrow)]
     service_tier: Option<Cow<'a, str>>,
 }

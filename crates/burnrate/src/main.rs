@@ -47,6 +47,51 @@ enum Command {
     },
     /// A fake OpenAI and Anthropic server for tests, demos and benchmarks (never production).
     MockProvider(MockArgs),
+    /// Pause, resume and list paused tenants on a running gateway.
+    Tenants {
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
+    /// Ask a running gateway to read its configuration file again (as SIGHUP does).
+    Reload(ServerArgs),
+}
+
+/// Where a running gateway's admin API is.
+#[derive(Debug, Args)]
+struct ServerArgs {
+    /// The gateway's base URL.
+    #[arg(long, env = "BURNRATE_SERVER", default_value = "http://127.0.0.1:8790")]
+    server: String,
+    /// The gateway's admin token.
+    #[arg(long, env = "BURNRATE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+}
+
+/// `burnrate tenants ...`.
+#[derive(Debug, Subcommand)]
+enum TenantsCommand {
+    /// Refuse every call of a tenant (`tenant_paused`) until it is resumed.
+    Pause {
+        /// The tenant id.
+        id: String,
+        /// Why, recorded with the pause and shown to the tenant's callers.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Let a paused tenant's calls through again.
+    Resume {
+        /// The tenant id.
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List paused tenants and why they are paused.
+    Paused {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -284,6 +329,8 @@ fn main() -> ExitCode {
         } => cli::serve::check(&args.config),
         Command::Keys { command } => cli::serve::keys(command),
         Command::MockProvider(args) => cli::serve::mock(args),
+        Command::Tenants { command } => cli::tenants::run(command),
+        Command::Reload(server) => cli::tenants::reload(&server),
     };
     match result {
         Ok(code) => code,

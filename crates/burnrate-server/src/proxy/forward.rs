@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::response::Response;
 use burnrate_model::Status;
+use burnrate_policy::{Outcome, Ticket};
 use burnrate_wire::{Api, Metered};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -61,11 +62,13 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
         strip_usage,
         layers,
         headers,
+        ticket,
+        cache_key,
     } = call;
     let dialect = context.api.dialect();
     let request = upstream_request(&state, &provider, context.api, &headers, body);
     let sent = Instant::now();
-    let timeout = state.config.upstream_timeout;
+    let timeout = state.config().upstream_timeout;
     let sending = async { request.send().await.map_err(|error| describe(&error)) };
     let mut sending = std::pin::pin!(within(timeout, &provider, sending));
     // One poll hands the request to a connection; the layers are tokenised while the
@@ -79,12 +82,13 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
     let response = match answered {
         Ok(response) => response,
         Err(error) => {
-            fail(&state, &context, error, head, dialect);
+            fail(&state, &context, &ticket, error, head, dialect).await;
             return;
         }
     };
     let status = response.status();
-    let response_headers = returned_headers(response.headers());
+    let mut response_headers = returned_headers(response.headers());
+    super::policy_headers(&ticket, &mut response_headers);
     if info.stream && status.is_success() {
         let pump = stream::Pump {
             state,
@@ -93,6 +97,7 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
             layers,
             sent,
             strip_usage,
+            ticket,
         };
         pump.run(response, status, response_headers, head).await;
         return;
@@ -100,7 +105,7 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
     let body = match within(timeout, &provider, read_limited(response)).await {
         Ok(body) => body,
         Err(error) => {
-            fail(&state, &context, error, head, dialect);
+            fail(&state, &context, &ticket, error, head, dialect).await;
             return;
         }
     };
@@ -123,9 +128,20 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
     };
     let layers = layers.finish(&metered).await;
     let event = context.event(&metered, layers, status_of_call, error);
-    if let Err(error) = record::record(&state, event) {
-        let _ = head.send(ApiError::Unavailable(error.to_string()).into_dialect(dialect));
-        return;
+    let model = event.model.clone();
+    let outcome = match record::record(&state, event) {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            record::settle(&state, &ticket, &Outcome::default()).await;
+            let _ = head.send(ApiError::Unavailable(error.to_string()).into_dialect(dialect));
+            return;
+        }
+    };
+    record::settle(&state, &ticket, &outcome).await;
+    if let Some(key) = cache_key
+        && status.is_success()
+    {
+        state.policy.remember(key, &model, body.clone());
     }
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
@@ -133,10 +149,11 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
     let _ = head.send(response);
 }
 
-/// Records a failed call and answers the client with the failure in its dialect.
-fn fail(
+/// Records a failed call, settles it and answers the client with the failure in its dialect.
+async fn fail(
     state: &AppState,
     context: &CallContext,
+    ticket: &Ticket,
     error: ApiError,
     head: oneshot::Sender<Response>,
     dialect: burnrate_wire::Dialect,
@@ -149,8 +166,14 @@ fn fail(
         Some(error.to_string()),
     );
     let response = match record::record(state, event) {
-        Ok(()) => error.into_dialect(dialect),
-        Err(store) => ApiError::Unavailable(store.to_string()).into_dialect(dialect),
+        Ok(outcome) => {
+            record::settle(state, ticket, &outcome).await;
+            error.into_dialect(dialect)
+        }
+        Err(store) => {
+            record::settle(state, ticket, &Outcome::default()).await;
+            ApiError::Unavailable(store.to_string()).into_dialect(dialect)
+        }
     };
     let _ = head.send(response);
 }
@@ -277,5 +300,5 @@ pub fn describe(error: &reqwest::Error) -> String {
 
 /// How long a stream may stay silent before the gateway gives up on it.
 pub fn idle_timeout(state: &AppState) -> Duration {
-    state.config.upstream_timeout
+    state.config().upstream_timeout
 }

@@ -17,6 +17,9 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
+use burnrate_model::ServiceTier;
+use burnrate_policy::cache::CachedAnswer;
+use burnrate_policy::{Admission, CallFacts, Ticket};
 use burnrate_wire::{Api, Dialect, RequestInfo};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -45,6 +48,25 @@ struct Call {
     layers: LayerWork,
     /// The client's headers, to forward the ones that are not the gateway's.
     headers: http::HeaderMap,
+    /// What the policy reserved, to settle when the call ends.
+    ticket: Ticket,
+    /// The answer-cache key, when a successful answer should be kept.
+    cache_key: Option<u128>,
+}
+
+/// What admission lets happen.
+enum Admitted {
+    /// Forward the call.
+    Forward(Box<Call>),
+    /// Answer from the ladder's cache.
+    Cached(Box<CacheHit>),
+}
+
+/// A call the ladder answers from its cache.
+struct CacheHit {
+    context: CallContext,
+    answer: Arc<CachedAnswer>,
+    ticket: Ticket,
 }
 
 /// Handles one call to a proxy route.
@@ -54,7 +76,10 @@ pub async fn handle(State(state): State<Arc<AppState>>, api: Api, request: Reque
     let dialect = api.dialect();
     let (parts, body) = request.into_parts();
     let call = match admit(&state, api, ts, started, parts.headers, body).await {
-        Ok(call) => call,
+        Ok(Admitted::Forward(call)) => *call,
+        Ok(Admitted::Cached(hit)) => {
+            return answer_from_cache(&state, hit.context, &hit.answer, &hit.ticket);
+        }
         Err(refusal) => return refusal.respond(&state, dialect),
     };
     let (head_tx, head_rx) = oneshot::channel();
@@ -102,6 +127,7 @@ fn refusal_reason(error: &ApiError) -> &'static str {
         ApiError::Upstream { .. } => "upstream",
         ApiError::UpstreamTimeout { .. } => "upstream_timeout",
         ApiError::Unavailable(_) => "unavailable",
+        ApiError::Policy(refusal) => refusal.code(),
     }
 }
 
@@ -114,8 +140,8 @@ async fn admit(
     started: Instant,
     headers: http::HeaderMap,
     body: Body,
-) -> Result<Call, Refusal> {
-    let config = &state.config;
+) -> Result<Admitted, Refusal> {
+    let config = state.config();
     let key = config
         .keys
         .authenticate(&headers)
@@ -149,12 +175,65 @@ async fn admit(
         .attribution
         .require(&config.require, config.untagged)
         .map_err(|error| refuse(&context, error))?;
-    let provider = config
+    let mut provider = config
         .providers
         .route(provider_kind(api), &info.model)
         .cloned()
         .ok_or_else(|| refuse(&context, ApiError::UnknownModel(info.model.clone())))?;
     context.provider = provider.name.clone();
+    let cache_key = (!info.stream && state.policy.caches_answers(&config.policy))
+        .then(|| {
+            let tenant = context.attribution.get("tenant_id").unwrap_or(UNTAGGED);
+            burnrate_policy::request_key(tenant, api.operation(), &body)
+        })
+        .flatten();
+    let facts = CallFacts {
+        now: ts,
+        tenant: context.attribution.get("tenant_id").unwrap_or(UNTAGGED),
+        user: context.attribution.get("user_id"),
+        feature: context.attribution.get("feature"),
+        key_id: &context.key_id,
+        run: context.attribution.get("agent_run_id"),
+        parent_run: context.attribution.get("parent_run_id"),
+        provider: &provider.name,
+        model: &info.model,
+        tier: ServiceTier::from_event(info.service_tier.as_deref()),
+        body_bytes: body.len() as u64,
+        max_output: info.max_output_tokens,
+        choices: info.choices,
+        cache_key,
+    };
+    let admission = state
+        .policy
+        .admit(&config.policy, state.prices.book(), &facts)
+        .await
+        .map_err(|error| refuse(&context, ApiError::Unavailable(error.to_string())))?;
+    let ticket = match admission {
+        Admission::Proceed(ticket) => ticket,
+        Admission::Cached(answer, ticket) => {
+            context.policy_labels = policy_labels(&ticket);
+            return Ok(Admitted::Cached(Box::new(CacheHit {
+                context,
+                answer,
+                ticket,
+            })));
+        }
+        Admission::Refuse(refusal, alerts) => {
+            state.alert(alerts);
+            return Err(refuse(&context, ApiError::Policy(Box::new(refusal))));
+        }
+    };
+    context.policy_labels = policy_labels(&ticket);
+    let mut body = body;
+    if let Some(model) = &ticket.model {
+        // The ladder's fallback: the cheaper model, through whichever provider serves it.
+        let rewritten = with_model(&body, model).map_err(|error| refuse(&context, error))?;
+        body = Bytes::from(rewritten);
+        if let Some(cheaper) = config.providers.route(provider_kind(api), model) {
+            provider = Arc::clone(cheaper);
+            context.provider = provider.name.clone();
+        }
+    }
     let strip_usage = api == Api::ChatCompletions && info.stream && !info.client_wants_usage;
     let body = if strip_usage {
         Bytes::from(
@@ -172,7 +251,7 @@ async fn admit(
         body
     };
     let layers = LayerWork::start(api, body.clone());
-    Ok(Call {
+    Ok(Admitted::Forward(Box::new(Call {
         context,
         provider,
         info,
@@ -180,7 +259,80 @@ async fn admit(
         strip_usage,
         layers,
         headers,
-    })
+        ticket,
+        cache_key,
+    })))
+}
+
+/// Tenant id of calls without one (`untagged = "tag"`).
+const UNTAGGED: &str = "untagged";
+
+/// The event labels that say what the policy did to a call.
+fn policy_labels(ticket: &Ticket) -> Vec<(&'static str, String)> {
+    let mut labels = Vec::new();
+    if let Some(degraded) = &ticket.degraded {
+        labels.push(("burnrate.degraded", degraded.header()));
+    }
+    if !ticket.shadow.is_empty() {
+        labels.push(("burnrate.shadow", ticket.shadow.join("; ")));
+    }
+    labels
+}
+
+/// The response headers that tell the client what the policy did: `X-Burnrate-Degraded`
+/// and the `X-RateLimit-*` figures of its tightest rate limit.
+fn policy_headers(ticket: &Ticket, headers: &mut http::HeaderMap) {
+    if let Some(degraded) = &ticket.degraded
+        && let Ok(value) = http::HeaderValue::from_str(&degraded.header())
+    {
+        headers.insert("x-burnrate-degraded", value);
+    }
+    if let Some(rate) = ticket.rate {
+        headers.insert("x-ratelimit-limit", rate.limit.into());
+        headers.insert("x-ratelimit-remaining", rate.remaining.into());
+        headers.insert("x-ratelimit-reset", rate.reset_s.into());
+    }
+}
+
+/// `body` with its `model` replaced.
+fn with_model(body: &[u8], model: &str) -> Result<Vec<u8>, ApiError> {
+    let bad = |reason: String| ApiError::BadRequest {
+        field: "(body)".into(),
+        reason,
+    };
+    let mut value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|error| bad(error.to_string()))?;
+    let object = value
+        .as_object_mut()
+        .ok_or_else(|| bad("must be a JSON object".into()))?;
+    object.insert("model".into(), serde_json::Value::from(model));
+    serde_json::to_vec(&value).map_err(|error| bad(error.to_string()))
+}
+
+/// Answers a repeated request from the ladder's cache: no upstream call, no cost; the
+/// event records the answer's model, no usage, and `burnrate.degraded = cached`.
+fn answer_from_cache(
+    state: &AppState,
+    context: CallContext,
+    answer: &CachedAnswer,
+    ticket: &Ticket,
+) -> Response {
+    let dialect = context.api.dialect();
+    let metered = burnrate_wire::Metered {
+        model: Some(answer.model.clone()),
+        ..burnrate_wire::Metered::default()
+    };
+    let event = context.event(&metered, None, burnrate_model::Status::Ok, None);
+    if let Err(error) = record::record(state, event) {
+        return ApiError::Unavailable(error.to_string()).into_dialect(dialect);
+    }
+    let mut response = Response::new(Body::from(answer.body.clone()));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    policy_headers(ticket, response.headers_mut());
+    response
 }
 
 fn check_content_type(headers: &http::HeaderMap) -> Result<(), ApiError> {
@@ -230,12 +382,12 @@ fn provider_kind(api: Api) -> ProviderKind {
 /// `GET /v1/models`: the model names and patterns the configured providers serve, in
 /// OpenAI's list shape (authenticated like every proxy route).
 pub async fn models(State(state): State<Arc<AppState>>, headers: http::HeaderMap) -> Response {
-    if state.config.keys.authenticate(&headers).is_none() {
+    if state.config().keys.authenticate(&headers).is_none() {
         state.metrics.refusal("unauthorized");
         return ApiError::Unauthorized.into_dialect(Dialect::OpenAi);
     }
     let data: Vec<serde_json::Value> = state
-        .config
+        .config()
         .providers
         .iter()
         .flat_map(|provider| {

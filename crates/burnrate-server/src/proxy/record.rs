@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use burnrate_model::prices::ServiceTier;
 use burnrate_model::{Layers, Status, UsageEvent};
+use burnrate_policy::{Outcome, Ticket};
 use burnrate_store::StoreError;
 use burnrate_wire::{Api, Metered};
 use chrono::{DateTime, Utc};
@@ -37,6 +38,8 @@ pub struct CallContext {
     pub request_tier: Option<String>,
     /// Dimensions from the headers and the key.
     pub attribution: Attribution,
+    /// Labels the policy adds (`burnrate.degraded`, `burnrate.shadow`).
+    pub policy_labels: Vec<(&'static str, String)>,
 }
 
 impl CallContext {
@@ -54,6 +57,7 @@ impl CallContext {
             requested_model: String::new(),
             request_tier: None,
             attribution: Attribution::default(),
+            policy_labels: Vec::new(),
         }
     }
 
@@ -98,6 +102,9 @@ impl CallContext {
             ..UsageEvent::new(self.ts, self.provider.clone(), model, metered.usage)
         };
         self.attribution.apply(&mut event);
+        for (name, value) in &self.policy_labels {
+            event.labels.insert((*name).to_string(), clean_error(value));
+        }
         event
     }
 }
@@ -124,7 +131,11 @@ fn clean_error(text: &str) -> String {
 }
 
 /// Journals a refused call (`status = blocked`, the refusal as its error).
-pub fn refused(state: &AppState, context: CallContext, error: &ApiError) -> Result<(), StoreError> {
+pub fn refused(
+    state: &AppState,
+    context: CallContext,
+    error: &ApiError,
+) -> Result<Outcome, StoreError> {
     let event = context.event(
         &Metered::default(),
         None,
@@ -134,8 +145,9 @@ pub fn refused(state: &AppState, context: CallContext, error: &ApiError) -> Resu
     record(state, event)
 }
 
-/// Validates, journals and counts an event. A call is acknowledged only after this succeeds.
-pub fn record(state: &AppState, mut event: UsageEvent) -> Result<(), StoreError> {
+/// Validates, journals and counts an event, and returns what the policy settles. A call is
+/// acknowledged only after this succeeds.
+pub fn record(state: &AppState, mut event: UsageEvent) -> Result<Outcome, StoreError> {
     if let Err(problem) = event.validate() {
         // Upstream numbers that break the event's rules (a part above its whole) are kept as
         // counted, with the layer split dropped and the problem noted, rather than lost.
@@ -153,10 +165,39 @@ pub fn record(state: &AppState, mut event: UsageEvent) -> Result<(), StoreError>
         event.usage.reasoning_tokens = event.usage.reasoning_tokens.min(event.usage.output_tokens);
         event.error = Some(clean_error(&format!("usage clamped: {problem}")));
     }
-    let cost = state.prices.cost_usd(&event);
+    let cost = state.prices.cost(&event);
     let labels = CallLabels::of(&event);
     let usage = event.usage;
+    let outcome = Outcome {
+        cost,
+        tokens: usage.input_tokens.saturating_add(usage.output_tokens),
+        tool_calls: u64::from(event.tool_calls),
+        tools: event
+            .tools
+            .iter()
+            .filter_map(|tool| {
+                let hash = tool.args_hash.as_deref()?;
+                Some(format!("{}:{hash}", tool.name))
+            })
+            .collect(),
+    };
     state.ledger.record(event)?;
     state.metrics.call(labels, &usage, cost);
-    Ok(())
+    Ok(outcome)
+}
+
+/// Settles a call with the policy: releases its reservation, adds its real cost, feeds its
+/// run and the kill switch, and sends any alert. A settlement that fails (Redis gone) is
+/// logged: the reservation then stays held until its period ends, which errs on the side
+/// of refusing, never of overspending.
+pub async fn settle(state: &AppState, ticket: &Ticket, outcome: &Outcome) {
+    let config = state.config();
+    match state
+        .policy
+        .settle(&config.policy, ticket, Utc::now(), outcome)
+        .await
+    {
+        Ok(alerts) => state.alert(alerts),
+        Err(error) => tracing::error!(%error, "policy settlement failed"),
+    }
 }

@@ -23,6 +23,7 @@ use super::layers::LayerWork;
 use super::record::{self, CallContext};
 use crate::app::AppState;
 use crate::error::ApiError;
+use burnrate_policy::Ticket;
 
 /// Chunks queued between the pump and a slow client.
 const CLIENT_QUEUE: usize = 16;
@@ -43,6 +44,8 @@ pub struct Pump {
     pub sent: Instant,
     /// Whether to hide the usage chunk the gateway asked for.
     pub strip_usage: bool,
+    /// What the policy reserved, settled when the stream's usage is known.
+    pub ticket: Ticket,
 }
 
 impl Pump {
@@ -70,6 +73,7 @@ impl Pump {
             layers,
             sent,
             strip_usage,
+            ticket,
         } = self;
         let mut meter = StreamMeter::new(context.api, strip_usage);
         let mut upstream = response.bytes_stream();
@@ -94,8 +98,16 @@ impl Pump {
             if meter.is_complete() && !recorded {
                 recorded = true;
                 let error = meter.error().map(ToString::to_string);
-                if let Err(store) =
-                    finish(&state, &context, &meter, layers.take(), Status::Ok, error).await
+                if let Err(store) = finish(
+                    &state,
+                    &context,
+                    &ticket,
+                    &meter,
+                    layers.take(),
+                    Status::Ok,
+                    error,
+                )
+                .await
                 {
                     // Not journaled, so not acknowledged: abort the client's stream.
                     let _ = client
@@ -122,6 +134,7 @@ impl Pump {
             if let Err(store) = finish(
                 &state,
                 &context,
+                &ticket,
                 &meter,
                 layers.take(),
                 Status::Error,
@@ -147,9 +160,11 @@ impl Pump {
     }
 }
 
+/// Records the stream's event and settles it with the policy.
 async fn finish(
     state: &AppState,
     context: &CallContext,
+    ticket: &Ticket,
     meter: &StreamMeter,
     layers: Option<LayerWork>,
     status: Status,
@@ -160,5 +175,8 @@ async fn finish(
         Some(layers) => layers.finish(&metered).await,
         None => None,
     };
-    record::record(state, context.event(&metered, layers, status, error))
+    let recorded = record::record(state, context.event(&metered, layers, status, error));
+    let outcome = recorded.as_ref().cloned().unwrap_or_default();
+    record::settle(state, ticket, &outcome).await;
+    recorded.map(drop)
 }

@@ -19,7 +19,7 @@ fn chat_request() {
     let info = analyze_json(
         Api::ChatCompletions,
         json!({"model": "gpt-4.1", "messages": [{"role": "user", "content": "hi"}],
-               "stream": true, "max_tokens": 100, "service_tier": "flex"}),
+               "stream": true, "max_tokens": 100, "service_tier": "flex", "n": 3}),
     )
     .unwrap();
     assert_eq!(
@@ -30,8 +30,11 @@ fn chat_request() {
             client_wants_usage: false,
             max_output_tokens: Some(100),
             service_tier: Some("flex".into()),
+            choices: 3,
         }
     );
+    let bad = analyze_json(Api::ChatCompletions, json!({"model": "m", "n": -1})).unwrap_err();
+    assert_eq!(bad.field, "n");
 }
 
 #[test]

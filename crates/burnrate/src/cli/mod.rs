@@ -8,4 +8,5 @@ pub mod prices;
 pub mod query;
 pub mod remote;
 pub mod serve;
+pub mod tenants;
 pub mod time;

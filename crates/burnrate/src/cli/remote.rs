@@ -11,6 +11,18 @@ pub fn post(
     path: &str,
     request: &Value,
 ) -> anyhow::Result<QueryResult> {
+    let answer = call(server, token, reqwest::Method::POST, path, Some(request))?;
+    Ok(QueryResult::from_wire_json(&answer)?)
+}
+
+/// Calls the server's admin API and returns its JSON answer.
+pub fn call(
+    server: &str,
+    token: Option<&str>,
+    method: reqwest::Method,
+    path: &str,
+    request: Option<&Value>,
+) -> anyhow::Result<Value> {
     let token = token.ok_or_else(|| {
         anyhow!("--server needs the admin token: pass --admin-token or set BURNRATE_ADMIN_TOKEN")
     })?;
@@ -20,10 +32,13 @@ pub fn post(
         .build()
         .context("starting the async runtime")?;
     let answer: Value = runtime.block_on(async {
-        let response = reqwest::Client::new()
-            .post(&url)
-            .bearer_auth(token)
-            .json(request)
+        let mut builder = reqwest::Client::new()
+            .request(method, &url)
+            .bearer_auth(token);
+        if let Some(request) = request {
+            builder = builder.json(request);
+        }
+        let response = builder
             .send()
             .await
             .with_context(|| format!("cannot reach {url}: is `burnrate serve` running there?"))?;
@@ -38,5 +53,5 @@ pub fn post(
         }
         Ok(body)
     })?;
-    Ok(QueryResult::from_wire_json(&answer)?)
+    Ok(answer)
 }

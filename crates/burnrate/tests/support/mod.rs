@@ -179,7 +179,7 @@ pub fn serve(config: &Path) -> Server {
 }
 
 /// `burnrate keys hash KEY`.
-fn burnrate_sha256(key: &str) -> String {
+pub fn burnrate_sha256(key: &str) -> String {
     let output = burnrate().args(["keys", "hash", key]).output().unwrap();
     assert!(output.status.success());
     String::from_utf8(output.stdout).unwrap().trim().to_string()
@@ -294,4 +294,48 @@ pub fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/python")
         .join(name)
+}
+
+/// A throwaway `redis-server` on a free loopback port, stopped on drop. Fails (never skips)
+/// when `redis-server` is not installed: CI installs it.
+pub struct Redis {
+    child: std::process::Child,
+    /// `redis://127.0.0.1:PORT/0`.
+    pub url: String,
+}
+
+impl Redis {
+    /// Starts one and waits until it answers.
+    pub fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (apt-get install redis-server)");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Redis {
+                    child,
+                    url: format!("redis://127.0.0.1:{port}/0"),
+                };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("redis-server did not start on port {port}");
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

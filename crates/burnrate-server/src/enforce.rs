@@ -1,0 +1,275 @@
+//! The policy engine's life in the server: its state backend, the rebuild of spend from the
+//! ledger at start, the kill switch's hourly baselines, upkeep, and configuration reloads.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use burnrate_model::Money;
+use burnrate_model::dimension::{Dimension, Field};
+use burnrate_policy::config::{Period, Scope};
+use burnrate_policy::killswitch::{Baseline, Baselines};
+use burnrate_policy::state::memory::MemoryState;
+use burnrate_policy::state::redis::RedisState;
+use burnrate_policy::{Policy, PolicyConfig, State, StateError};
+use burnrate_store::query::spec::Metric;
+use burnrate_store::{Cell, QuerySpec};
+use chrono::{DateTime, Duration as Days, DurationRound, Utc};
+
+use crate::app::AppState;
+use crate::config::{Config, StateConfig};
+use crate::ledger::Ledger;
+use crate::notify::Notifiers;
+
+/// How often upkeep runs: baselines when the hour turns, expired memory state.
+const UPKEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// Why the policy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyStartError {
+    /// The state backend is unreachable.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The ledger could not be read.
+    #[error(transparent)]
+    Store(#[from] burnrate_store::StoreError),
+}
+
+/// Connects the state backend and builds the engine.
+pub async fn policy(config: &Config) -> Result<Policy, StateError> {
+    let state = match &config.state {
+        StateConfig::Memory => State::Memory(MemoryState::new()),
+        StateConfig::Redis { url } => State::Redis(RedisState::connect(url).await?),
+    };
+    Ok(Policy::new(state, &config.policy))
+}
+
+/// Rebuilds budget spend and this hour's spend per tenant from the ledger, so a restart
+/// neither forgets what was spent nor lets a tenant spend its cap twice. With Redis, a
+/// counter Redis already holds is left alone.
+pub async fn rebuild(
+    policy: &Policy,
+    config: &PolicyConfig,
+    ledger: &Ledger,
+    now: DateTime<Utc>,
+) -> Result<(), PolicyStartError> {
+    let mut pairs: Vec<(Scope, Period)> = config
+        .budgets
+        .iter()
+        .map(|rule| (rule.scope, rule.period))
+        .collect();
+    pairs.sort_by_key(|(scope, period)| (scope.as_str(), period.as_str()));
+    pairs.dedup();
+    for (scope, period) in pairs {
+        let span = burnrate_policy::period::span(period, now, config.timezone);
+        let spent = cost_by(
+            ledger,
+            scope_field(scope),
+            span.start,
+            now + Days::seconds(1),
+        )
+        .await?;
+        let seeded = policy
+            .seed_budgets(config, now, scope, period, &spent)
+            .await?;
+        tracing::info!(
+            scope = scope.as_str(),
+            period = period.as_str(),
+            seeded,
+            "budget spend rebuilt from the ledger"
+        );
+    }
+    if config.kill_switch.enabled {
+        let hour = hour_start(now);
+        let spent = cost_by(ledger, Field::Tenant, hour, now + Days::seconds(1)).await?;
+        policy.seed_hour(now, &spent).await?;
+    }
+    Ok(())
+}
+
+fn scope_field(scope: Scope) -> Field {
+    match scope {
+        Scope::Tenant => Field::Tenant,
+        Scope::User => Field::User,
+        Scope::Feature => Field::Feature,
+        Scope::Key => Field::Tenant,
+    }
+}
+
+fn hour_start(now: DateTime<Utc>) -> DateTime<Utc> {
+    now.duration_trunc(Days::hours(1)).unwrap_or(now)
+}
+
+/// Cost per value of `field` over `[since, until)`, from the ledger.
+async fn cost_by(
+    ledger: &Ledger,
+    field: Field,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<(String, Money)>, burnrate_store::StoreError> {
+    let mut spec = QuerySpec::new(since, until);
+    spec.group_by = vec![Dimension::Field(field)];
+    spec.metrics = vec![Metric::CostUsd];
+    let result = ledger.with_store(move |store| store.query(&spec)).await??;
+    Ok(result
+        .rows
+        .into_iter()
+        .filter_map(|row| match (row.first(), row.get(1)) {
+            (Some(Cell::Text(id)), Some(Cell::Money(cost))) => Some((id.clone(), *cost)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// The kill switch's baselines for the hour `now` is in: per tenant, its spend in the same
+/// hour on each of the `baseline_days` days before, and whether its history reaches back
+/// that far.
+pub async fn baselines(
+    config: &PolicyConfig,
+    ledger: &Ledger,
+    now: DateTime<Utc>,
+) -> Result<Baselines, burnrate_store::StoreError> {
+    let days = config.kill_switch.baseline_days;
+    let hour = hour_start(now);
+    let mut per_day: HashMap<String, Vec<f64>> = HashMap::new();
+    for back in 1..=i64::from(days) {
+        let start = hour - Days::days(back);
+        let spent = cost_by(ledger, Field::Tenant, start, start + Days::hours(1)).await?;
+        for (tenant, cost) in spent {
+            let slot = per_day
+                .entry(tenant)
+                .or_insert_with(|| vec![0.0; days as usize]);
+            slot[(back - 1) as usize] = burnrate_policy::cost::nanos(cost) as f64;
+        }
+    }
+    // A tenant with spend before the window's start has the history the switch needs.
+    let window_start = hour - Days::days(i64::from(days));
+    let old = cost_by(
+        ledger,
+        Field::Tenant,
+        window_start - Days::days(366),
+        window_start,
+    )
+    .await?;
+    let seasoned: std::collections::HashSet<String> =
+        old.into_iter().map(|(tenant, _)| tenant).collect();
+    let tenants = per_day
+        .into_iter()
+        .map(|(tenant, values)| {
+            let history = if seasoned.contains(&tenant) { days } else { 0 };
+            let baseline = Baseline::from_days(&values, history);
+            (tenant, baseline)
+        })
+        .collect();
+    Ok(Baselines {
+        hour: now.format("%Y-%m-%dT%H").to_string(),
+        tenants,
+    })
+}
+
+/// Background upkeep until the gateway stops: fresh baselines each hour, expired memory
+/// state dropped.
+pub fn spawn_upkeep(state: Arc<AppState>) {
+    let tasks = state.tasks.clone();
+    tokio::spawn(async move {
+        let mut computed_for = String::new();
+        loop {
+            let now = Utc::now();
+            let hour = now.format("%Y-%m-%dT%H").to_string();
+            let config = state.config();
+            if config.policy.kill_switch.enabled && hour != computed_for {
+                match baselines(&config.policy, &state.ledger, now).await {
+                    Ok(baselines) => {
+                        tracing::debug!(tenants = baselines.tenants.len(), %hour, "kill-switch baselines computed");
+                        state.policy.set_baselines(baselines);
+                        computed_for = hour;
+                    }
+                    Err(error) => tracing::warn!(%error, "kill-switch baselines not computed"),
+                }
+            }
+            if let State::Memory(memory) = state.policy.state() {
+                memory.sweep();
+            }
+            tokio::select! {
+                () = tokio::time::sleep(UPKEEP_EVERY) => {}
+                () = tasks.wait() => return,
+            }
+            if tasks.is_closed() {
+                return;
+            }
+        }
+    });
+}
+
+/// What a reload changed, or why it could not.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Reloaded {
+    /// Keys that changed but only take effect after a restart.
+    pub needs_restart: Vec<String>,
+}
+
+/// Reads the configuration file again and swaps it in. Calls in flight finish with the
+/// configuration they started with. Listen addresses, the store and the state backend
+/// need a restart; a change to them is reported, not applied.
+pub fn reload(state: &AppState) -> Result<Reloaded, Vec<String>> {
+    let current = state.config();
+    let Some(path) = current.source.clone() else {
+        return Err(vec![
+            "the gateway was not started from a configuration file".into(),
+        ]);
+    };
+    let fresh = Config::load(&path).map_err(|error| error.problems)?;
+    let notifiers = Notifiers::new(&fresh.notifiers, state.client.clone())?;
+    let mut needs_restart = Vec::new();
+    if fresh.listen != current.listen {
+        needs_restart.push("server.listen".into());
+    }
+    if fresh.otlp_listen != current.otlp_listen {
+        needs_restart.push("server.otlp_listen".into());
+    }
+    if fresh.store_path != current.store_path || fresh.journal_dir != current.journal_dir {
+        needs_restart.push("store".into());
+    }
+    if fresh.state != current.state {
+        needs_restart.push("state".into());
+    }
+    if fresh.price_overrides != current.price_overrides {
+        needs_restart.push("prices.overrides".into());
+    }
+    if fresh.policy.ladder.cache_ttl_s != current.policy.ladder.cache_ttl_s
+        || fresh.policy.ladder.cache_max_mib != current.policy.ladder.cache_max_mib
+    {
+        needs_restart.push("policy.ladder.cache_ttl_s / cache_max_mib".into());
+    }
+    state.config.store(Arc::new(fresh));
+    state.notifiers.store(Arc::new(notifiers));
+    tracing::info!(path = %path.display(), ?needs_restart, "configuration reloaded");
+    Ok(Reloaded { needs_restart })
+}
+
+/// Reloads the configuration on every SIGHUP until the gateway stops.
+pub fn spawn_sighup(state: Arc<AppState>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reload with POST /api/v1/admin/reload");
+            return;
+        };
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    received = hangups.recv() => {
+                        if received.is_none() {
+                            return;
+                        }
+                    }
+                    () = state.tasks.wait() => return,
+                }
+                if let Err(problems) = reload(&state) {
+                    tracing::error!(problems = %problems.join("; "), "reload refused; the previous configuration stays");
+                }
+            }
+        });
+    }
+}

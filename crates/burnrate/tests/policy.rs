@@ -1,0 +1,798 @@
+//! Enforcement end to end: the real `burnrate serve` in front of the real mock provider,
+//! with budgets, rate limits, the ladder, the kill switch and run limits, in memory and
+//! with two gateways sharing a real `redis-server`. The SDK scenarios drive the gateway with
+//! the official OpenAI and Anthropic Python SDKs (tests/python/policy_calls.py).
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a panic is a test failure"
+)]
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use support::{
+    ADMIN_TOKEN, KEY, Redis, burnrate, burnrate_sha256, export, json_lines, mock_provider, python,
+    script, serve, write_config,
+};
+
+/// Total cost the ledger at `db` holds.
+fn ledger_cost(db: &Path) -> Decimal {
+    let output = burnrate()
+        .args(["query", "--db"])
+        .arg(db)
+        .args([
+            "--since",
+            "30d",
+            "--metrics",
+            "cost_usd",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let cost = &result["rows"][0]["cost_usd"];
+    Decimal::from_str(cost.as_str().unwrap_or("0")).unwrap()
+}
+
+fn decimal(value: &Value) -> Decimal {
+    Decimal::from_str(
+        value
+            .as_str()
+            .unwrap_or_else(|| panic!("not money: {value}")),
+    )
+    .unwrap()
+}
+
+/// What one call of a burst came to.
+struct Answer {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+/// Sends `count` chat calls at once, spread over `gateways` in turn; the i-th asks the mock
+/// for `output_tokens(i)` output tokens. Each call's text is unique (`tag` and `i`), so none
+/// is answered from the ladder's cache.
+fn burst(
+    gateways: &[String],
+    tag: &str,
+    count: usize,
+    max_tokens: u64,
+    output_tokens: impl Fn(usize) -> u64,
+) -> Vec<Answer> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let calls = (0..count).map(|i| {
+            let url = format!("{}/v1/chat/completions", gateways[i % gateways.len()]);
+            let request = client
+                .post(url)
+                .bearer_auth(KEY)
+                .header("X-Attribution-User-ID", "burst-user")
+                .header("X-Attribution-Feature", "burst")
+                .header("x-mock-output-tokens", output_tokens(i).to_string())
+                .json(&json!({
+                    "model": "gpt-4o",
+                    "max_tokens": max_tokens,
+                    "messages": [{"role": "user", "content": format!("{tag} call {i}")}],
+                }));
+            async move {
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                let headers = response.headers().clone();
+                let body: Value = response.json().await.unwrap();
+                Answer {
+                    status,
+                    headers,
+                    body,
+                }
+            }
+        });
+        futures_join(calls).await
+    })
+}
+
+async fn futures_join<F: Future<Output = Answer> + Send + 'static>(
+    calls: impl Iterator<Item = F>,
+) -> Vec<Answer> {
+    let handles: Vec<_> = calls.map(tokio::spawn).collect();
+    let mut answers = Vec::new();
+    for handle in handles {
+        answers.push(handle.await.unwrap());
+    }
+    answers
+}
+
+const DAILY_CAP: &str = r#"
+[policy.kill_switch]
+enabled = false
+
+[[policy.budgets]]
+scope = "tenant"
+period = "day"
+limit_usd = "1.00"
+"#;
+
+/// 500 concurrent calls, each of a random cost up to $0.02, against a $1.00 daily cap.
+fn overshoot(gateways: &[String]) -> Vec<Answer> {
+    // A fixed pseudo-random spread of output tokens (1..=2,000): $0.00001 to $0.02 each.
+    burst(gateways, "overshoot", 500, 2_000, |i| {
+        1 + (i as u64 * 7_919 + 13) % 2_000
+    })
+}
+
+/// Every refusal is the quota error and says the call did not fit; nothing else failed.
+fn check_refusals(answers: &[Answer]) -> usize {
+    let cap = Decimal::from_str("1.00").unwrap();
+    let mut refused = 0;
+    for answer in answers {
+        match answer.status {
+            200 => {}
+            429 => {
+                refused += 1;
+                let error = &answer.body["error"];
+                assert_eq!(error["code"], "budget_exceeded", "{}", answer.body);
+                assert_eq!(error["type"], "insufficient_quota");
+                assert_eq!(decimal(&error["limit_usd"]), cap);
+                let committed = decimal(&error["spent_usd"]) + decimal(&error["reserved_usd"]);
+                // Refused only when the call's worst case did not fit in what was left.
+                assert!(
+                    committed + decimal(&error["requested_usd"]) > cap,
+                    "a call that fit was refused: {}",
+                    answer.body
+                );
+                assert_eq!(answer.headers["x-should-retry"], "false");
+                assert!(answer.headers.contains_key("retry-after"));
+            }
+            other => panic!("unexpected status {other}: {}", answer.body),
+        }
+    }
+    refused
+}
+
+#[test]
+fn concurrent_calls_never_overshoot_a_daily_cap() {
+    let mock = mock_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &mock.url, DAILY_CAP);
+    let gateway = serve(&config);
+    let answers = overshoot(std::slice::from_ref(&gateway.url));
+    let refused = check_refusals(&answers);
+    assert!(refused > 0, "the burst never reached the cap");
+    // Once the burst has settled, calls one at a time fill the cap up to the last call
+    // that fits (each refusal checked as above), so a refusal is never the reservations of
+    // calls that already ended.
+    let mut refusals = 0;
+    for sent in 0.. {
+        assert!(sent < 200, "sequential calls were never refused");
+        if refusals == 3 {
+            break;
+        }
+        let tag = format!("sequential {sent}");
+        let next = burst(std::slice::from_ref(&gateway.url), &tag, 1, 2_000, |_| {
+            2_000
+        });
+        if check_refusals(&next) == 1 {
+            refusals += 1;
+            let error = &next[0].body["error"];
+            assert_eq!(decimal(&error["reserved_usd"]), Decimal::ZERO, "{error}");
+        }
+    }
+    assert!(gateway.terminate().success());
+    let spent = ledger_cost(&dir.path().join("ledger.duckdb"));
+    assert!(spent <= Decimal::ONE, "spent {spent} past the $1.00 cap");
+    // The sequential calls stopped only when one more $0.02 call could not fit.
+    assert!(
+        spent > Decimal::from_str("0.97").unwrap(),
+        "only {spent} of the cap was used"
+    );
+}
+
+/// Two gateways, each with its own ledger, sharing policy state in one Redis.
+struct Replicas {
+    dirs: Vec<tempfile::TempDir>,
+    gateways: Vec<support::Server>,
+    urls: Vec<String>,
+}
+
+impl Replicas {
+    fn start(redis: &Redis, mock: &str, policy: &str) -> Replicas {
+        let extra = format!(
+            "[state]\nkind = \"redis\"\nurl = \"{}\"\n{policy}",
+            redis.url
+        );
+        let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+        let gateways: Vec<_> = dirs
+            .iter()
+            .map(|dir| serve(&write_config(dir.path(), mock, &extra)))
+            .collect();
+        let urls = gateways.iter().map(|gateway| gateway.url.clone()).collect();
+        Replicas {
+            dirs,
+            gateways,
+            urls,
+        }
+    }
+}
+
+#[test]
+fn two_gateways_sharing_redis_never_overshoot_a_daily_cap() {
+    let redis = Redis::start();
+    let mock = mock_provider();
+    let Replicas {
+        dirs,
+        gateways,
+        urls,
+    } = Replicas::start(&redis, &mock.url, DAILY_CAP);
+    let answers = overshoot(&urls);
+    let refused = check_refusals(&answers);
+    assert!(refused > 0, "the burst never reached the cap");
+    let served: Vec<usize> = (0..2)
+        .map(|g| {
+            answers
+                .iter()
+                .enumerate()
+                .filter(|(i, answer)| i % 2 == g && answer.status == 200)
+                .count()
+        })
+        .collect();
+    assert!(
+        served.iter().all(|n| *n > 0),
+        "both replicas served: {served:?}"
+    );
+    for gateway in gateways {
+        assert!(gateway.terminate().success());
+    }
+    let spent: Decimal = dirs
+        .iter()
+        .map(|dir| ledger_cost(&dir.path().join("ledger.duckdb")))
+        .sum();
+    assert!(
+        spent <= Decimal::ONE,
+        "spent {spent} past the $1.00 cap across replicas"
+    );
+    assert!(spent > Decimal::ZERO);
+}
+
+const RATE_LIMIT: &str = r#"
+[[policy.rate_limits]]
+scope = "user"
+requests_per_minute = 5
+"#;
+
+/// 20 calls at once against 5 requests a minute: exactly 5 through, 15 refused with a
+/// `Retry-After` of at most 12 s (one request every 12 s refills the bucket).
+fn check_burst(answers: &[Answer]) {
+    let through = answers.iter().filter(|a| a.status == 200).count();
+    assert_eq!(through, 5, "exactly the limit gets through");
+    for answer in answers.iter().filter(|a| a.status != 200) {
+        assert_eq!(answer.status, 429, "{}", answer.body);
+        assert_eq!(answer.body["error"]["code"], "rate_limited");
+        assert_eq!(answer.headers["x-ratelimit-limit"], "5");
+        assert_eq!(answer.headers["x-ratelimit-remaining"], "0");
+        let retry: u64 = answer.headers["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=12).contains(&retry), "Retry-After {retry}");
+        assert!(!answer.headers.contains_key("x-should-retry"));
+    }
+    for answer in answers.iter().filter(|a| a.status == 200) {
+        let remaining: u64 = answer.headers["x-ratelimit-remaining"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(remaining < 5);
+    }
+}
+
+#[test]
+fn a_burst_gets_exactly_the_rate_limit_through() {
+    let mock = mock_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = serve(&write_config(dir.path(), &mock.url, RATE_LIMIT));
+    check_burst(&burst(
+        std::slice::from_ref(&gateway.url),
+        "burst",
+        20,
+        10,
+        |_| 5,
+    ));
+    assert!(gateway.terminate().success());
+    let blocked = export(&dir.path().join("ledger.duckdb"))
+        .into_iter()
+        .filter(|event| event["status"] == "blocked")
+        .count();
+    assert_eq!(blocked, 15, "each refusal is recorded");
+}
+
+#[test]
+fn the_rate_limit_holds_across_two_replicas_sharing_redis() {
+    let redis = Redis::start();
+    let mock = mock_provider();
+    // `_dirs` keeps the ledgers alive until the gateways have stopped.
+    let Replicas {
+        dirs: _dirs,
+        gateways,
+        urls,
+    } = Replicas::start(&redis, &mock.url, RATE_LIMIT);
+    check_burst(&burst(&urls, "burst", 20, 10, |_| 5));
+    for gateway in gateways {
+        assert!(gateway.terminate().success());
+    }
+}
+
+/// A key bound to `tenant`, as a `[[keys]]` table.
+fn key_table(id: &str, key: &str, tenant: &str) -> String {
+    format!(
+        "[[keys]]\nid = \"{id}\"\nsha256 = \"{}\"\ntenant_id = \"{tenant}\"\n",
+        burnrate_sha256(key)
+    )
+}
+
+/// Runs one scenario of policy_calls.py; its lines by step.
+fn scenario(gateway: &str, name: &str) -> HashMap<String, Value> {
+    json_lines(
+        Command::new(python())
+            .arg(script("policy_calls.py"))
+            .arg(name)
+            .env("BURNRATE_URL", gateway)
+            .env("LADDER_KEY", "br-ladder-key")
+            .env("RUNAWAY_KEY", "br-runaway-key")
+            .env("RUNS_KEY", "br-runs-key"),
+        name,
+    )
+    .into_iter()
+    .map(|line| (line["step"].as_str().unwrap().to_string(), line))
+    .collect()
+}
+
+#[test]
+fn each_rung_of_the_ladder_through_the_official_sdks() {
+    let mock = mock_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        r#"
+{keys}
+[policy]
+timezone = "Europe/Berlin"
+
+[policy.ladder]
+fallback_at = 0.5
+cache_at = 0.8
+
+[policy.fallbacks]
+"gpt-4o" = "gpt-4o-mini"
+
+[policy.upgrade]
+message = "Upgrade to the Scale plan."
+url = "https://example.com/billing"
+
+[[policy.budgets]]
+scope = "tenant"
+id = "ladder-tenant"
+period = "day"
+limit_usd = "0.10"
+"#,
+        keys = key_table("ladder", "br-ladder-key", "ladder-tenant")
+    );
+    let gateway = serve(&write_config(dir.path(), &mock.url, &extra));
+    let steps = scenario(&gateway.url, "ladder");
+    let step = |name: &str| &steps[name];
+
+    assert_eq!(step("first")["ok"], true, "{}", step("first"));
+    assert_eq!(step("first")["degraded"], Value::Null);
+    // Rung 1: half the cap spent, gpt-4o goes to the configured cheaper model.
+    let fallback = step("fallback");
+    assert_eq!(fallback["ok"], true, "{fallback}");
+    assert!(
+        fallback["model"]
+            .as_str()
+            .unwrap()
+            .starts_with("gpt-4o-mini")
+    );
+    assert_eq!(
+        fallback["degraded"],
+        "fallback; from=gpt-4o; to=gpt-4o-mini"
+    );
+    // Rung 2: past 80 %, the repeated request is the first answer again, from the cache.
+    let cached = step("cached");
+    assert_eq!(cached["ok"], true, "{cached}");
+    assert_eq!(cached["degraded"], "cached");
+    assert_eq!(cached["id"], step("first")["id"]);
+    // Rung 3: what cannot fit is a quota error the SDKs raise as a rate-limit error, and
+    // do not retry.
+    let quota = step("quota_openai");
+    assert_eq!(quota["exception"], "RateLimitError", "{quota}");
+    assert_eq!(quota["status"], 429);
+    assert_eq!(quota["should_retry"], "false");
+    let error = &quota["body"];
+    assert_eq!(error["code"], "budget_exceeded", "{error}");
+    assert_eq!(error["scope"], "tenant:ladder-tenant:day");
+    assert_eq!(
+        decimal(&error["limit_usd"]),
+        Decimal::from_str("0.1").unwrap()
+    );
+    assert!(decimal(&error["spent_usd"]) > Decimal::from_str("0.08").unwrap());
+    assert_eq!(error["upgrade"]["url"], "https://example.com/billing");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("Upgrade to the Scale plan.")
+    );
+    // The period resets at midnight in Berlin, less than a day away.
+    let retry = error["retry_after_s"].as_u64().unwrap();
+    assert!((1..=86_400).contains(&retry));
+    assert_eq!(quota["retry_after"], retry.to_string());
+    let anthropic = step("quota_anthropic");
+    assert_eq!(anthropic["exception"], "RateLimitError", "{anthropic}");
+    assert_eq!(anthropic["body"]["type"], "error");
+    assert_eq!(anthropic["body"]["error"]["type"], "rate_limit_error");
+    assert_eq!(anthropic["body"]["error"]["code"], "budget_exceeded");
+    assert_eq!(
+        anthropic["body"]["error"]["scope"],
+        "tenant:ladder-tenant:day"
+    );
+
+    assert!(gateway.terminate().success());
+    let events = export(&dir.path().join("ledger.duckdb"));
+    let by_feature = |feature: &str| -> Vec<&Value> {
+        events
+            .iter()
+            .filter(|event| event["feature"] == feature)
+            .collect()
+    };
+    let fallback = by_feature("fallback");
+    assert_eq!(fallback.len(), 1);
+    assert_eq!(fallback[0]["requested_model"], "gpt-4o");
+    assert!(
+        fallback[0]["model"]
+            .as_str()
+            .unwrap()
+            .starts_with("gpt-4o-mini")
+    );
+    assert_eq!(
+        fallback[0]["labels"]["burnrate.degraded"],
+        "fallback; from=gpt-4o; to=gpt-4o-mini"
+    );
+    let cached = by_feature("cached");
+    assert_eq!(cached[0]["labels"]["burnrate.degraded"], "cached");
+    assert_eq!(cached[0]["usage"]["output_tokens"], 0);
+    // One refusal each: the SDKs did not retry.
+    for feature in ["quota_openai", "quota_anthropic"] {
+        let refused = by_feature(feature);
+        assert_eq!(refused.len(), 1, "{feature}: {refused:?}");
+        assert_eq!(refused[0]["status"], "blocked");
+        assert!(
+            refused[0]["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("budget_exceeded")
+        );
+    }
+    let spent = ledger_cost(&dir.path().join("ledger.duckdb"));
+    assert!(spent <= Decimal::from_str("0.10").unwrap(), "spent {spent}");
+}
+
+/// Records the JSON bodies POSTed to it (a stand-in for an on-call pager's webhook).
+struct Receiver {
+    url: String,
+    bodies: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}/page", listener.local_addr().unwrap());
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&bodies);
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let app = axum::Router::new().route(
+                    "/page",
+                    axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+                        let seen = Arc::clone(&seen);
+                        async move {
+                            seen.lock().unwrap().push(body);
+                            "ok"
+                        }
+                    }),
+                );
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        Receiver { url, bodies }
+    }
+
+    fn wait_for(&self, count: usize) -> Vec<Value> {
+        for _ in 0..400 {
+            let bodies = self.bodies.lock().unwrap().clone();
+            if bodies.len() >= count {
+                return bodies;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("no page arrived");
+    }
+}
+
+#[test]
+fn the_kill_switch_pauses_a_runaway_tenant_and_pages_on_call() {
+    let mock = mock_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let pager = Receiver::start();
+    // A synthetic baseline: about $0.01 in this hour on each of the last 8 days.
+    let now = chrono::Utc::now();
+    let baseline: String = (1..=8)
+        .map(|days| {
+            let event = json!({
+                "ts": (now - chrono::Duration::days(days)).to_rfc3339(),
+                "provider": "openai", "model": "gpt-4o", "tenant_id": "runaway",
+                "usage": {"input_tokens": 100, "output_tokens": 950 + 20 * days},
+            });
+            format!("{event}\n")
+        })
+        .collect();
+    let events = dir.path().join("baseline.jsonl");
+    std::fs::write(&events, baseline).unwrap();
+    let db = dir.path().join("ledger.duckdb");
+    let imported = burnrate()
+        .args(["import", "--db"])
+        .arg(&db)
+        .arg(&events)
+        .output()
+        .unwrap();
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    let extra = format!(
+        r#"
+{keys}
+[policy.kill_switch]
+z_threshold = 4.0
+min_hour_spend_usd = "0.05"
+min_stddev_usd = "0.02"
+
+[[notifiers]]
+name = "on-call"
+kind = "webhook"
+url = "{pager}"
+page = true
+"#,
+        keys = key_table("runaway", "br-runaway-key", "runaway"),
+        pager = pager.url
+    );
+    let gateway = serve(&write_config(dir.path(), &mock.url, &extra));
+    let steps = scenario(&gateway.url, "killswitch");
+    // $0.05 is z = 2 against the baseline: fine. $0.10 is z = 4.5: paused.
+    assert_eq!(steps["spike1"]["ok"], true, "{}", steps["spike1"]);
+    assert_eq!(
+        steps["spike2"]["ok"], true,
+        "the call that crossed still completes"
+    );
+    let paused = &steps["paused"];
+    assert_eq!(paused["exception"], "PermissionDeniedError", "{paused}");
+    assert_eq!(paused["body"]["code"], "tenant_paused");
+    assert_eq!(paused["should_retry"], "false");
+    let pages = pager.wait_for(1);
+    assert_eq!(pages[0]["kind"], "tenant_paused");
+    assert_eq!(pages[0]["page"], true);
+    assert_eq!(pages[0]["tenant"], "runaway");
+
+    let listed = burnrate()
+        .args([
+            "tenants",
+            "paused",
+            "--server",
+            &gateway.url,
+            "--admin-token",
+            ADMIN_TOKEN,
+        ])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        listed.contains("runaway") && listed.contains("kill switch"),
+        "{listed}"
+    );
+    let resumed = burnrate()
+        .args(["tenants", "resume", "runaway", "--server", &gateway.url])
+        .args(["--admin-token", ADMIN_TOKEN])
+        .output()
+        .unwrap();
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let after = scenario(&gateway.url, "resumed");
+    assert_eq!(after["resumed"]["ok"], true, "{}", after["resumed"]);
+    assert!(gateway.terminate().success());
+}
+
+#[test]
+fn a_tenant_without_seven_days_of_history_is_never_paused() {
+    let mock = mock_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "{}\n[policy.kill_switch]\nmin_hour_spend_usd = \"0.05\"\nmin_stddev_usd = \"0.02\"\n",
+        key_table("runaway", "br-runaway-key", "runaway")
+    );
+    let gateway = serve(&write_config(dir.path(), &mock.url, &extra));
+    let steps = scenario(&gateway.url, "killswitch");
+    for step in ["spike1", "spike2", "paused"] {
+        assert_eq!(steps[step]["ok"], true, "{step}: {}", steps[step]);
+    }
+    assert!(gateway.terminate().success());
+}
+
+#[test]
+fn run_limits_and_the_loop_detector_stop_runs() {
+    let mock = mock_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        r#"
+{keys}
+[policy.runs]
+max_tokens = 2000
+max_tool_calls = 3
+max_depth = 2
+loop_repeats = 3
+"#,
+        keys = key_table("runs", "br-runs-key", "runs-tenant")
+    );
+    let gateway = serve(&write_config(dir.path(), &mock.url, &extra));
+    let steps = scenario(&gateway.url, "runs");
+    let refused = |step: &str, limit: &str| {
+        let line = &steps[step];
+        assert_eq!(line["exception"], "PermissionDeniedError", "{step}: {line}");
+        assert_eq!(line["body"]["code"], "run_limit_exceeded", "{step}");
+        let message = line["body"]["message"].as_str().unwrap();
+        assert!(message.contains(limit), "{step}: {message}");
+    };
+    let passed = |step: &str| assert_eq!(steps[step]["ok"], true, "{step}: {}", steps[step]);
+    for step in ["tokens0", "tokens1", "tokens2"] {
+        passed(step);
+    }
+    refused("tokens3", "max_tokens");
+    for step in ["tools0", "tools1", "tools2", "tools3"] {
+        passed(step);
+        assert_eq!(steps[step]["tool_calls"], 1);
+    }
+    refused("tools4", "max_tool_calls");
+    for step in ["loop0", "loop1", "loop2"] {
+        passed(step);
+    }
+    refused("loop3", "loop_repeats");
+    assert!(
+        steps["loop3"]["body"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("search_crm")
+    );
+    for step in ["depth0", "depth1", "depth2"] {
+        passed(step);
+    }
+    refused("depth3", "max_depth");
+    assert!(gateway.terminate().success());
+    // The ledger says why each refused call was refused.
+    let events = export(&dir.path().join("ledger.duckdb"));
+    let blocked: Vec<&Value> = events
+        .iter()
+        .filter(|event| event["status"] == "blocked")
+        .collect();
+    assert_eq!(blocked.len(), 4, "{blocked:?}");
+    for event in blocked {
+        assert!(
+            event["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("run_limit_exceeded")
+        );
+    }
+}
+
+#[test]
+fn shadow_mode_refuses_nothing_and_records_what_it_would_have() {
+    let mock = mock_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!("[policy]\nmode = \"shadow\"\n{RATE_LIMIT}");
+    let gateway = serve(&write_config(dir.path(), &mock.url, &extra));
+    let answers = burst(std::slice::from_ref(&gateway.url), "burst", 8, 10, |_| 5);
+    assert!(answers.iter().all(|answer| answer.status == 200));
+    assert!(gateway.terminate().success());
+    let events = export(&dir.path().join("ledger.duckdb"));
+    let shadowed = events
+        .iter()
+        .filter(|event| {
+            event["labels"]["burnrate.shadow"]
+                .as_str()
+                .is_some_and(|text| text.contains("rate limit of 5 requests per minute"))
+        })
+        .count();
+    assert_eq!(shadowed, 3, "8 calls, 5 allowed: 3 would have been refused");
+}
+
+#[test]
+fn a_reload_applies_new_limits_without_dropping_calls_in_flight() {
+    let mock = mock_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &mock.url, "");
+    let gateway = serve(&config);
+    // A slow call in flight while the configuration changes under it.
+    let url = gateway.url.clone();
+    let slow = std::thread::spawn(move || slow_call(&url));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let limited = write_config(dir.path(), &mock.url, RATE_LIMIT);
+    assert_eq!(limited, config);
+    let reload = burnrate()
+        .args([
+            "reload",
+            "--server",
+            &gateway.url,
+            "--admin-token",
+            ADMIN_TOKEN,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        reload.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reload.stderr)
+    );
+    assert_eq!(slow.join().unwrap(), 200, "the call in flight finished");
+    let answers = burst(std::slice::from_ref(&gateway.url), "burst", 8, 10, |_| 5);
+    assert_eq!(answers.iter().filter(|a| a.status == 200).count(), 5);
+    assert!(gateway.terminate().success());
+}
+
+/// One call the mock answers after two seconds; its status.
+fn slow_call(gateway: &str) -> u16 {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{gateway}/v1/chat/completions"))
+            .bearer_auth(KEY)
+            .header("X-Attribution-User-ID", "slow-user")
+            .header("X-Attribution-Feature", "slow")
+            .header("x-mock-delay-ms", "2000")
+            .json(&json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    })
+}
