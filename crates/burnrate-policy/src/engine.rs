@@ -357,18 +357,47 @@ impl Policy {
             tenant: call.tenant.to_string(),
             ..Ticket::default()
         };
-        if let Some(reason) = self.state.paused(call.tenant).await? {
+        let (budgets, budget_info) = self.budget_checks(config, call);
+        let keys: Vec<String> = budgets.iter().map(|check| check.key.clone()).collect();
+        let capped_key = config
+            .rate_limits
+            .iter()
+            .any(|rule| rule.scope == Scope::Tenant)
+            .then(|| {
+                let day = period::span(Period::Day, call.now, config.timezone);
+                keys::capped(call.tenant, &day.label)
+            });
+        // Independent reads, overlapped: with Redis they share one round trip on the
+        // multiplexed connection.
+        let (paused, run_view, capped, levels) = tokio::join!(
+            self.state.paused(call.tenant),
+            async {
+                match call.run {
+                    Some(run) => self
+                        .state
+                        .run_admit(run, call.parent_run, run_bounds(config))
+                        .await
+                        .map(Some),
+                    None => Ok(None),
+                }
+            },
+            async {
+                match &capped_key {
+                    Some(key) => self.state.flag_up(key).await,
+                    None => Ok(false),
+                }
+            },
+            self.state.budget_levels(&keys),
+        );
+        let (paused, run_view, capped, levels) = (paused?, run_view?, capped?, levels?);
+        if let Some(reason) = paused {
             let refusal = Refusal::TenantPaused {
                 tenant: call.tenant.to_string(),
                 reason,
             };
             return Ok(Admission::Refuse(refusal, Vec::new()));
         }
-        if let Some(run) = call.run {
-            let view = self
-                .state
-                .run_admit(run, call.parent_run, run_bounds(config))
-                .await?;
+        if let (Some(run), Some(view)) = (call.run, run_view) {
             if let Some(exceeded) = view.exceeded {
                 let refusal = Refusal::RunLimit {
                     run: run.to_string(),
@@ -382,9 +411,6 @@ impl Policy {
             ticket.run = Some(run.to_string());
         }
 
-        let (budgets, budget_info) = self.budget_checks(config, call);
-        let keys: Vec<String> = budgets.iter().map(|check| check.key.clone()).collect();
-        let levels = self.state.budget_levels(&keys).await?;
         let share = budgets
             .iter()
             .zip(&levels)
@@ -412,13 +438,23 @@ impl Policy {
             return Ok(Admission::Refuse(refusal, Vec::new()));
         }
 
-        let taken = match self.take_rates(config, call, worst, &mut ticket).await? {
-            Ok(taken) => taken,
-            Err(refusal) => return Ok(Admission::Refuse(refusal, Vec::new())),
-        };
-
+        // Rate limits and the reservation, overlapped (one round trip with Redis); each is
+        // undone when the other refuses.
         let mut amount = worst.map_or(0, |worst| worst.nanos);
-        let mut reserved = self.state.budget_reserve(&budgets, amount).await?;
+        let (taken, reserved) = tokio::join!(
+            self.take_rates(config, call, worst, capped, &mut ticket),
+            self.state.budget_reserve(&budgets, amount),
+        );
+        let (taken, mut reserved) = (taken?, reserved?);
+        let taken = match taken {
+            Ok(taken) => taken,
+            Err(refusal) => {
+                if matches!(reserved, Reserve::Reserved(_)) && !budgets.is_empty() {
+                    self.state.budget_settle(&budgets, amount, 0).await?;
+                }
+                return Ok(Admission::Refuse(refusal, Vec::new()));
+            }
+        };
         if let (Reserve::Denied { .. }, Some(cheaper)) = (&reserved, fallback)
             && model != cheaper.as_str()
             && let Some(cheaper_worst) = self.worst_case(book, call, cheaper)
@@ -495,39 +531,64 @@ impl Policy {
     ) -> Result<Vec<Alert>, StateError> {
         let mut alerts = Vec::new();
         let actual = outcome.cost.map_or(0, cost::nanos);
-        if !ticket.budgets.is_empty() {
-            let after = self
-                .state
-                .budget_settle(&ticket.budgets, ticket.reserved, actual)
-                .await?;
-            for ((check, info), level) in ticket.budgets.iter().zip(&ticket.budget_info).zip(&after)
-            {
-                if info.tenant_day && level.spent >= check.limit {
-                    alerts.extend(self.cap_crossed(config, now, ticket, check).await?);
+        let hour = hour_label(now);
+        // Independent updates, overlapped: one round trip with Redis.
+        let (after, corrected, run, hour_total) = tokio::join!(
+            async {
+                if ticket.budgets.is_empty() {
+                    return Ok(Vec::new());
                 }
-            }
-        }
-        for check in &ticket.token_limits {
-            let delta = i64::try_from(outcome.tokens).unwrap_or(i64::MAX)
-                - i64::try_from(check.cost).unwrap_or(i64::MAX);
-            if delta != 0 {
                 self.state
-                    .rate_correct(&check.key, check.limit, delta)
-                    .await?;
+                    .budget_settle(&ticket.budgets, ticket.reserved, actual)
+                    .await
+            },
+            async {
+                for check in &ticket.token_limits {
+                    let delta = i64::try_from(outcome.tokens).unwrap_or(i64::MAX)
+                        - i64::try_from(check.cost).unwrap_or(i64::MAX);
+                    if delta != 0 {
+                        self.state
+                            .rate_correct(&check.key, check.limit, delta)
+                            .await?;
+                    }
+                }
+                Ok(())
+            },
+            async {
+                let Some(run) = &ticket.run else {
+                    return Ok(None);
+                };
+                let usage = RunUsage {
+                    tokens: outcome.tokens,
+                    tool_calls: outcome.tool_calls,
+                    tools: outcome.tools.clone(),
+                };
+                self.state.run_settle(run, &usage, run_bounds(config)).await
+            },
+            async {
+                if actual == 0 {
+                    return Ok(0);
+                }
+                self.state
+                    .counter_add(
+                        &keys::hour(&ticket.tenant, &hour),
+                        actual,
+                        now.timestamp() + 7_200,
+                    )
+                    .await
+            },
+        );
+        let (after, (), _, hour_total) = (after?, corrected?, run?, hour_total?);
+        for ((check, info), level) in ticket.budgets.iter().zip(&ticket.budget_info).zip(&after) {
+            if info.tenant_day && level.spent >= check.limit {
+                alerts.extend(self.cap_crossed(config, now, ticket, check).await?);
             }
-        }
-        if let Some(run) = &ticket.run {
-            let usage = RunUsage {
-                tokens: outcome.tokens,
-                tool_calls: outcome.tool_calls,
-                tools: outcome.tools.clone(),
-            };
-            self.state
-                .run_settle(run, &usage, run_bounds(config))
-                .await?;
         }
         if actual > 0 {
-            alerts.extend(self.watch_hour(config, now, &ticket.tenant, actual).await?);
+            alerts.extend(
+                self.watch_hour(config, &hour, &ticket.tenant, hour_total)
+                    .await?,
+            );
         }
         Ok(alerts)
     }
@@ -662,6 +723,7 @@ impl Policy {
         config: &PolicyConfig,
         call: &CallFacts<'_>,
         worst: Option<WorstCase>,
+        capped: bool,
         ticket: &mut Ticket,
     ) -> Result<Result<Vec<RateCheck>, Refusal>, StateError> {
         let rules: Vec<(&RateLimitRule, &str)> = config
@@ -675,14 +737,6 @@ impl Policy {
         if rules.is_empty() {
             return Ok(Ok(Vec::new()));
         }
-        let capped = if rules.iter().any(|(rule, _)| rule.scope == Scope::Tenant) {
-            let day = period::span(Period::Day, call.now, config.timezone);
-            self.state
-                .flag_up(&keys::capped(call.tenant, &day.label))
-                .await?
-        } else {
-            false
-        };
         // Tokens reserved: the usual estimate of four bytes a token for the input (corrected
         // after the call) plus the output cap.
         let output = worst.map_or_else(
@@ -809,24 +863,19 @@ impl Policy {
         }))
     }
 
-    /// Adds spend to the tenant's hour and pauses it when the hour is far above its baseline.
+    /// Pauses the tenant when its spend this hour (`total`) is far above its baseline.
     async fn watch_hour(
         &self,
         config: &PolicyConfig,
-        now: DateTime<Utc>,
+        hour: &str,
         tenant: &str,
-        actual: i64,
+        total: i64,
     ) -> Result<Option<Alert>, StateError> {
         let kill = &config.kill_switch;
-        let hour = hour_label(now);
-        let total = self
-            .state
-            .counter_add(&keys::hour(tenant, &hour), actual, now.timestamp() + 7_200)
-            .await?;
         if !kill.enabled || total < cost::nanos(kill.min_hour_spend_usd) {
             return Ok(None);
         }
-        let Some(baseline) = self.baseline(tenant, &hour) else {
+        let Some(baseline) = self.baseline(tenant, hour) else {
             return Ok(None);
         };
         if baseline.history_days < kill.baseline_days {

@@ -57,6 +57,10 @@ struct Args {
     /// Working directory for the ledger and journal (default: a temporary directory).
     #[arg(long)]
     work: Option<PathBuf>,
+    /// TOML appended to the gateway's config (`[policy]` rules, `[state]`), to measure
+    /// what enforcement adds.
+    #[arg(long)]
+    policy: Option<PathBuf>,
 }
 
 /// The gateway key of the benchmark config.
@@ -87,7 +91,7 @@ fn main() -> Result<()> {
 
     println!("machine: {}", machine());
     println!(
-        "command: gateway_bench --rates {} --seconds {} --streams {}{}",
+        "command: gateway_bench --rates {} --seconds {} --streams {}{}{}",
         args.rates
             .iter()
             .map(u32::to_string)
@@ -99,7 +103,11 @@ fn main() -> Result<()> {
             " --litellm-start ..."
         } else {
             ""
-        }
+        },
+        args.policy
+            .as_ref()
+            .map(|path| format!(" --policy {}", path.display()))
+            .unwrap_or_default()
     );
 
     let mock = Process::start(
@@ -107,7 +115,11 @@ fn main() -> Result<()> {
         Command::new(&bin).args(["mock-provider", "--listen", "127.0.0.1:0"]),
         listening_url,
     )?;
-    let gateway = start_gateway(&bin, &work.join("latency"), &mock.url)?;
+    let policy = match &args.policy {
+        Some(path) => std::fs::read_to_string(path)?,
+        None => String::new(),
+    };
+    let gateway = start_gateway(&bin, &work.join("latency"), &mock.url, &policy)?;
     let floor = Process::start(
         "pass-through proxy",
         Command::new(std::env::current_exe()?).args(["--floor-proxy", &mock.url]),
@@ -192,7 +204,7 @@ fn main() -> Result<()> {
     }
     drop(gateway);
     if args.streams > 0 {
-        let gateway = start_gateway(&bin, &work.join("streams"), &mock.url)?;
+        let gateway = start_gateway(&bin, &work.join("streams"), &mock.url, &policy)?;
         let target = Target::with_timeout("burnrate", &gateway.url, KEY, true, None)?;
         let (held, rss, peak) =
             runtime.block_on(open_streams(target, args.streams, gateway.pid()))?;
@@ -314,7 +326,10 @@ impl Target {
         })
     }
 
-    fn request(&self, n: u64, stream: bool) -> reqwest::RequestBuilder {
+    fn request(&self, stream: bool) -> reqwest::RequestBuilder {
+        // Numbered across every phase and target, so no two calls share a run and order.
+        static SENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut request = self
             .client
             .post(&self.url)
@@ -347,7 +362,10 @@ fn chat_body(n: u64, stream: bool) -> String {
         "tools": [{"type": "function", "function": {
             "name": "get_order",
             "description": "Look up an order by its number.",
-            "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]},
+            // The mock fills arguments from the schema: a different order per call, so the
+            // tool calls of one agent run differ (the same call five times in a run is a
+            // loop, which the gateway's default run limits stop).
+            "parameters": {"type": "object", "properties": {"order_id": {"type": "string", "enum": [(100_000 + n).to_string()]}}, "required": ["order_id"]},
         }}],
         "max_completion_tokens": 64,
     })
@@ -392,7 +410,7 @@ async fn load(target: &Target, rate: u32, seconds: u64, stream: bool) -> Result<
             let _ = tx.send(Err(anyhow::anyhow!("more than {MAX_IN_FLIGHT} in flight")));
             continue;
         };
-        let request = target.request(n, stream);
+        let request = target.request(stream);
         let tx = tx.clone();
         tokio::spawn(async move {
             let began = Instant::now();
@@ -486,7 +504,7 @@ async fn open_streams(target: Target, count: usize, pid: u32) -> Result<(usize, 
         let release = release.clone();
         tasks.push(tokio::spawn(async move {
             let request = target
-                .request(n, true)
+                .request(true)
                 .header("x-mock-chunk-delay-ms", "30000");
             let first = async {
                 let mut response = request.send().await?;
@@ -666,10 +684,11 @@ fn start_litellm(script: &Path, venv: &Path, mock: &str) -> Result<Process> {
     bail!("LiteLLM did not answer /health/liveliness within five minutes")
 }
 
-/// Starts `burnrate serve` on the mock with its ledger and journal under `dir`.
-fn start_gateway(bin: &Path, dir: &Path, mock: &str) -> Result<Process> {
+/// Starts `burnrate serve` on the mock with its ledger and journal under `dir`, with
+/// `policy` appended to its config.
+fn start_gateway(bin: &Path, dir: &Path, mock: &str, policy: &str) -> Result<Process> {
     std::fs::create_dir_all(dir)?;
-    let config = write_config(dir, mock, bin)?;
+    let config = write_config(dir, mock, bin, policy)?;
     Process::start(
         "gateway",
         Command::new(bin)
@@ -682,7 +701,7 @@ fn start_gateway(bin: &Path, dir: &Path, mock: &str) -> Result<Process> {
 }
 
 /// The benchmark's gateway config: the mock as OpenAI, journal and store on.
-fn write_config(work: &Path, mock: &str, bin: &Path) -> Result<PathBuf> {
+fn write_config(work: &Path, mock: &str, bin: &Path, policy: &str) -> Result<PathBuf> {
     let output = Command::new(bin).args(["keys", "hash", KEY]).output()?;
     anyhow::ensure!(output.status.success(), "burnrate keys hash failed");
     let hash = String::from_utf8(output.stdout)?.trim().to_owned();
@@ -712,6 +731,8 @@ tenant_id = "bench-tenant"
 [attribution]
 require = ["tenant_id", "user_id", "feature"]
 untagged = "reject"
+
+{policy}
 "#
     );
     let path = work.join("burnrate.toml");
