@@ -95,6 +95,7 @@ async fn main() {
             tokens: 300,
             tool_calls: 1,
             tools: vec![format!("get_order:{n:x}")],
+            usage_known: true,
         };
         let started = Instant::now();
         policy

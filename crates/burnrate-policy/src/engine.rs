@@ -274,6 +274,10 @@ pub struct Outcome {
     pub tool_calls: u64,
     /// `name:args_hash` of each tool call with an argument hash.
     pub tools: Vec<String>,
+    /// Whether the call's usage is known. When it is not (a timeout, a cut stream, an
+    /// unreadable answer) the provider may still bill it, so the call settles at its
+    /// reservation: the budget errs towards refusing, never towards overspending.
+    pub usage_known: bool,
 }
 
 /// The policy engine and its state.
@@ -372,12 +376,20 @@ impl Policy {
         let (paused, run_view, capped, levels) = tokio::join!(
             self.state.paused(call.tenant),
             async {
+                // Runs are the tenant's own: another tenant naming the same run id (or
+                // parent) reaches a different run.
                 match call.run {
-                    Some(run) => self
-                        .state
-                        .run_admit(run, call.parent_run, run_bounds(config))
-                        .await
-                        .map(Some),
+                    Some(run) => {
+                        let parent = call.parent_run.map(|parent| scoped(call.tenant, parent));
+                        self.state
+                            .run_admit(
+                                &scoped(call.tenant, run),
+                                parent.as_deref(),
+                                run_bounds(config),
+                            )
+                            .await
+                            .map(Some)
+                    }
                     None => Ok(None),
                 }
             },
@@ -408,7 +420,7 @@ impl Policy {
                 }
                 ticket.shadow.push(refusal.message());
             }
-            ticket.run = Some(run.to_string());
+            ticket.run = Some(scoped(call.tenant, run));
         }
 
         let share = budgets
@@ -445,7 +457,27 @@ impl Policy {
             self.take_rates(config, call, worst, capped, &mut ticket),
             self.state.budget_reserve(&budgets, amount),
         );
-        let (taken, mut reserved) = (taken?, reserved?);
+        let (taken, mut reserved) = match (taken, reserved) {
+            (Ok(taken), Ok(reserved)) => (taken, reserved),
+            (taken, reserved) => {
+                // One side failed (the state backend): undo what the other side took.
+                if let Ok(Reserve::Reserved(_)) = &reserved
+                    && !budgets.is_empty()
+                {
+                    let _ = self.state.budget_settle(&budgets, amount, 0).await;
+                }
+                if let Ok(Ok(taken)) = &taken {
+                    let _ = self.give_back(taken).await;
+                }
+                return Err(match (taken, reserved) {
+                    (Err(error), _) | (_, Err(error)) => error,
+                    _ => StateError {
+                        backend: "policy",
+                        reason: "admission failed".into(),
+                    },
+                });
+            }
+        };
         let taken = match taken {
             Ok(taken) => taken,
             Err(refusal) => {
@@ -491,7 +523,12 @@ impl Policy {
                 upgrade_url: config.upgrade.url.clone(),
             };
             let mut alerts = Vec::new();
-            if info.tenant_day {
+            // A refusal alone only means this call's worst case does not fit (a huge
+            // `max_tokens`, many calls in flight). The cap counts as crossed when settled
+            // spend has reached 90% of it and alone leaves no room for this call.
+            let spent_out = level.spent.saturating_add(amount) > check.limit
+                && i128::from(level.spent) * 10 >= i128::from(check.limit) * 9;
+            if info.tenant_day && spent_out {
                 alerts.extend(self.cap_crossed(config, call.now, &ticket, check).await?);
             }
             return Ok(Admission::Refuse(refusal, alerts));
@@ -530,7 +567,11 @@ impl Policy {
         outcome: &Outcome,
     ) -> Result<Vec<Alert>, StateError> {
         let mut alerts = Vec::new();
-        let actual = outcome.cost.map_or(0, cost::nanos);
+        let actual = if outcome.usage_known {
+            outcome.cost.map_or(0, cost::nanos)
+        } else {
+            ticket.reserved
+        };
         let hour = hour_label(now);
         // Independent updates, overlapped: one round trip with Redis.
         let (after, corrected, run, hour_total) = tokio::join!(
@@ -604,25 +645,31 @@ impl Policy {
         Ok(())
     }
 
-    /// Rebuilds budget spend from the store at start: `spent` per id for one rule's scope
-    /// and period, as the store summed it since the period began.
+    /// Rebuilds budget spend from the store at start: `spent` per (tenant, id) for one rule's
+    /// scope and period, as the store summed it since the period began (for tenant budgets
+    /// the id is the tenant).
     pub async fn seed_budgets(
         &self,
         config: &PolicyConfig,
         now: DateTime<Utc>,
         scope: Scope,
         period: Period,
-        spent: &[(String, Money)],
+        spent: &[(String, String, Money)],
     ) -> Result<usize, StateError> {
         let span = period::span(period, now, config.timezone);
         let mut seeded = 0;
-        for (id, money) in spent {
+        for (tenant, id, money) in spent {
             let applies = config
                 .budgets
                 .iter()
                 .any(|rule| rule.scope == scope && rule.period == period && rule_covers(rule, id));
             if applies {
-                let key = keys::budget(scope, id, period.as_str(), &span.label);
+                let key = keys::budget(
+                    scope,
+                    &state_id(scope, tenant, id),
+                    period.as_str(),
+                    &span.label,
+                );
                 self.state
                     .budget_seed(&key, cost::nanos(*money), expire_after(span.end))
                     .await?;
@@ -698,7 +745,12 @@ impl Policy {
                 continue;
             }
             let span = period::span(rule.period, call.now, config.timezone);
-            let key = keys::budget(rule.scope, id, rule.period.as_str(), &span.label);
+            let key = keys::budget(
+                rule.scope,
+                &state_id(rule.scope, call.tenant, id),
+                rule.period.as_str(),
+                &span.label,
+            );
             if checks.iter().any(|check: &BudgetCheck| check.key == key) {
                 continue;
             }
@@ -766,7 +818,7 @@ impl Policy {
                 if let Some(limit) = limit {
                     let short = if unit == "requests" { "rpm" } else { "tpm" };
                     checks.push(RateCheck {
-                        key: keys::rate(rule.scope, id, short),
+                        key: keys::rate(rule.scope, &state_id(rule.scope, call.tenant, id), short),
                         limit: shrink(limit),
                         cost,
                     });
@@ -922,6 +974,20 @@ impl Policy {
 /// Microseconds as whole seconds, rounded up.
 fn seconds_up(us: i64) -> u64 {
     u64::try_from(us.max(0)).unwrap_or(0).div_ceil(1_000_000)
+}
+
+/// The state id of a rule's subject: user ids are the tenant's own, so they are scoped by
+/// tenant (two tenants' user `1` are two users); tenants, features and keys are global.
+fn state_id(scope: Scope, tenant: &str, id: &str) -> String {
+    match scope {
+        Scope::User => scoped(tenant, id),
+        Scope::Tenant | Scope::Feature | Scope::Key => id.to_string(),
+    }
+}
+
+/// `id` within `tenant`, unambiguously (the tenant is length-prefixed).
+pub fn scoped(tenant: &str, id: &str) -> String {
+    format!("{}:{tenant}:{id}", tenant.len())
 }
 
 /// The id a rule of `scope` counts this call under.

@@ -62,13 +62,29 @@ pub async fn rebuild(
     pairs.dedup();
     for (scope, period) in pairs {
         let span = burnrate_policy::period::span(period, now, config.timezone);
-        let spent = cost_by(
+        let field = scope_field(scope);
+        let fields: &[Field] = if field == Field::Tenant {
+            &[Field::Tenant]
+        } else {
+            &[Field::Tenant, field]
+        };
+        // Live counters count calls through the gateway only; so does the rebuild (traces and
+        // imported events would count a proxied call twice).
+        let spent: Vec<(String, String, Money)> = cost_by(
             ledger,
-            scope_field(scope),
+            fields,
+            Some("source=gateway"),
             span.start,
             now + Days::seconds(1),
         )
-        .await?;
+        .await?
+        .into_iter()
+        .filter_map(|(keys, cost)| {
+            let tenant = keys.first()?.clone();
+            let id = keys.last()?.clone();
+            Some((tenant, id, cost))
+        })
+        .collect();
         let seeded = policy
             .seed_budgets(config, now, scope, period, &spent)
             .await?;
@@ -81,7 +97,7 @@ pub async fn rebuild(
     }
     if config.kill_switch.enabled {
         let hour = hour_start(now);
-        let spent = cost_by(ledger, Field::Tenant, hour, now + Days::seconds(1)).await?;
+        let spent = tenant_costs(ledger, hour, now + Days::seconds(1)).await?;
         policy.seed_hour(now, &spent).await?;
     }
     Ok(())
@@ -100,24 +116,57 @@ fn hour_start(now: DateTime<Utc>) -> DateTime<Utc> {
     now.duration_trunc(Days::hours(1)).unwrap_or(now)
 }
 
-/// Cost per value of `field` over `[since, until)`, from the ledger.
+/// Cost per combination of `fields` over `[since, until)`, from the ledger (rows where a
+/// field is not set are left out).
 async fn cost_by(
     ledger: &Ledger,
-    field: Field,
+    fields: &[Field],
+    filter: Option<&str>,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
-) -> Result<Vec<(String, Money)>, burnrate_store::StoreError> {
+) -> Result<Vec<(Vec<String>, Money)>, burnrate_store::StoreError> {
     let mut spec = QuerySpec::new(since, until);
-    spec.group_by = vec![Dimension::Field(field)];
+    spec.group_by = fields
+        .iter()
+        .map(|field| Dimension::Field(*field))
+        .collect();
     spec.metrics = vec![Metric::CostUsd];
+    spec.filters = filter
+        .and_then(|text| text.parse().ok())
+        .into_iter()
+        .collect();
+    let width = fields.len();
     let result = ledger.with_store(move |store| store.query(&spec)).await??;
     Ok(result
         .rows
         .into_iter()
-        .filter_map(|row| match (row.first(), row.get(1)) {
-            (Some(Cell::Text(id)), Some(Cell::Money(cost))) => Some((id.clone(), *cost)),
-            _ => None,
+        .filter_map(|row| {
+            let keys: Option<Vec<String>> = row
+                .get(..width)?
+                .iter()
+                .map(|cell| match cell {
+                    Cell::Text(text) => Some(text.clone()),
+                    _ => None,
+                })
+                .collect();
+            match row.get(width) {
+                Some(Cell::Money(cost)) => Some((keys?, *cost)),
+                _ => None,
+            }
         })
+        .collect())
+}
+
+/// Cost per tenant over `[since, until)`, every source.
+async fn tenant_costs(
+    ledger: &Ledger,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Vec<(String, Money)>, burnrate_store::StoreError> {
+    Ok(cost_by(ledger, &[Field::Tenant], None, since, until)
+        .await?
+        .into_iter()
+        .filter_map(|(mut keys, cost)| Some((keys.pop()?, cost)))
         .collect())
 }
 
@@ -134,7 +183,7 @@ pub async fn baselines(
     let mut per_day: HashMap<String, Vec<f64>> = HashMap::new();
     for back in 1..=i64::from(days) {
         let start = hour - Days::days(back);
-        let spent = cost_by(ledger, Field::Tenant, start, start + Days::hours(1)).await?;
+        let spent = tenant_costs(ledger, start, start + Days::hours(1)).await?;
         for (tenant, cost) in spent {
             let slot = per_day
                 .entry(tenant)
@@ -144,15 +193,16 @@ pub async fn baselines(
     }
     // A tenant with spend before the window's start has the history the switch needs.
     let window_start = hour - Days::days(i64::from(days));
-    let old = cost_by(
-        ledger,
-        Field::Tenant,
-        window_start - Days::days(366),
-        window_start,
-    )
-    .await?;
+    let old = tenant_costs(ledger, window_start - Days::days(366), window_start).await?;
     let seasoned: std::collections::HashSet<String> =
         old.into_iter().map(|(tenant, _)| tenant).collect();
+    // A seasoned tenant with no spend in this hour on any baseline day has a baseline of
+    // zeros: a runaway in its quiet hours is exactly what the switch is for.
+    for tenant in &seasoned {
+        per_day
+            .entry(tenant.clone())
+            .or_insert_with(|| vec![0.0; days as usize]);
+    }
     let tenants = per_day
         .into_iter()
         .map(|(tenant, values)| {

@@ -54,6 +54,46 @@ enum Command {
     },
     /// Ask a running gateway to read its configuration file again (as SIGHUP does).
     Reload(ServerArgs),
+    /// Run the anomaly detectors over each day of a range and list their findings.
+    Anomalies(AnomaliesArgs),
+    /// The long tail of spend over one dimension: Pareto shares and the Gini coefficient.
+    Longtail(LongtailArgs),
+}
+
+#[derive(Debug, Args)]
+struct AnomaliesArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// First day looked at: RFC 3339, a date, or relative (`7d`).
+    #[arg(long, default_value = "1d")]
+    since: String,
+    /// End (exclusive).
+    #[arg(long, default_value = "now")]
+    until: String,
+    /// `table` or `json` (one finding per line).
+    #[arg(long, default_value = "table")]
+    format: String,
+}
+
+#[derive(Debug, Args)]
+struct LongtailArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The dimension (`tenant_id`, `feature`, `label.team`, ...).
+    #[arg(long, default_value = "tenant_id")]
+    by: String,
+    /// Start: RFC 3339, a date, or relative (`30d`).
+    #[arg(long, default_value = "30d")]
+    since: String,
+    /// End (exclusive).
+    #[arg(long, default_value = "now")]
+    until: String,
+    /// Rows of the table (the sentence and shares always cover every member).
+    #[arg(long, default_value_t = 20)]
+    top: usize,
+    /// `table` or `json`.
+    #[arg(long, default_value = "table")]
+    format: String,
 }
 
 /// Where a running gateway's admin API is.
@@ -331,6 +371,8 @@ fn main() -> ExitCode {
         Command::MockProvider(args) => cli::serve::mock(args),
         Command::Tenants { command } => cli::tenants::run(command),
         Command::Reload(server) => cli::tenants::reload(&server),
+        Command::Anomalies(args) => cli::insight::anomalies(&args),
+        Command::Longtail(args) => cli::insight::longtail(&args),
     };
     match result {
         Ok(code) => code,

@@ -268,3 +268,85 @@ fn prices_show_and_list() {
     assert!(!unknown.status.success());
     assert!(text(&unknown.stderr).contains("no price for `no-such-model`"));
 }
+
+#[test]
+fn anomalies_and_the_long_tail_of_a_generated_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let db = dir.path().join("ledger.duckdb");
+    let generated = burnrate(&[
+        "gen-events",
+        "--events",
+        "20000",
+        "--days",
+        "14",
+        "--end",
+        "2026-11-20",
+        "-o",
+        path(&events),
+    ]);
+    assert!(generated.status.success(), "{}", text(&generated.stderr));
+    assert!(
+        burnrate(&["import", "--db", path(&db), path(&events)])
+            .status
+            .success()
+    );
+
+    let found = burnrate(&[
+        "anomalies",
+        "--db",
+        path(&db),
+        "--since",
+        "2026-11-14",
+        "--until",
+        "2026-11-20",
+        "--format",
+        "json",
+    ]);
+    assert!(found.status.success(), "{}", text(&found.stderr));
+    let findings: Vec<serde_json::Value> = text(&found.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    // The generator's workload has agent loops and skewed tenants: something is found, and
+    // every finding carries its evidence and a drill-down query.
+    assert!(!findings.is_empty());
+    for finding in &findings {
+        assert!(finding["detector"].is_string() && finding["summary"].is_string());
+        assert!(
+            finding["drill_down"]
+                .as_str()
+                .unwrap()
+                .starts_with("burnrate query")
+        );
+        assert!(finding["evidence"].is_object());
+    }
+    assert!(
+        findings.iter().any(|f| f["detector"] == "tool_loop"),
+        "the generator's loops"
+    );
+
+    let tail = json(&burnrate(&[
+        "longtail",
+        "--db",
+        path(&db),
+        "--by",
+        "tenant_id",
+        "--since",
+        "2026-11-01",
+        "--until",
+        "2026-11-21",
+        "--format",
+        "json",
+    ]));
+    let members = tail["members"].as_array().unwrap();
+    assert!(!members.is_empty());
+    let last = members.last().unwrap()["cumulative"].as_f64().unwrap();
+    assert!((last - 1.0).abs() < 1e-9, "shares sum to one: {last}");
+    let half = tail["members_for_half"].as_u64().unwrap() as usize;
+    assert!(members[half - 1]["cumulative"].as_f64().unwrap() >= 0.5);
+    assert!(half == 1 || members[half - 2]["cumulative"].as_f64().unwrap() < 0.5);
+    let bad = burnrate(&["longtail", "--db", path(&db), "--by", "colour"]);
+    assert!(!bad.status.success());
+    assert!(text(&bad.stderr).contains("--by"));
+}

@@ -854,7 +854,7 @@ requests_per_minute = 40
 [[policy.budgets]]
 scope = "tenant"
 period = "day"
-limit_usd = "0.05"
+limit_usd = "0.044"
 
 [[notifiers]]
 name = "finops"
@@ -864,20 +864,19 @@ url = "{url}"
         url = slack.url
     );
     let gateway = serve(&write_config(dir.path(), &mock.url, &extra));
-    // Two $0.02 calls, then one that does not fit: the cap is crossed.
+    // Two $0.02 calls (90% of the cap), then one that does not fit: the cap is crossed.
     let spend = burst(
         std::slice::from_ref(&gateway.url),
         "spend",
-        3,
+        2,
         2_000,
         |_| 2_000,
     );
-    let statuses: Vec<u16> = spend.iter().map(|answer| answer.status).collect();
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 429).count(),
-        1,
-        "{statuses:?}"
-    );
+    assert!(spend.iter().all(|answer| answer.status == 200));
+    let over = burst(std::slice::from_ref(&gateway.url), "over", 1, 2_000, |_| {
+        2_000
+    });
+    assert_eq!(over[0].status, 429, "{}", over[0].body);
     let alerts = slack.wait_for(1);
     assert_eq!(alerts[0]["kind"], "budget_cap_crossed");
     assert_eq!(alerts[0]["page"], false);
@@ -925,4 +924,45 @@ fn sighup_reloads_the_configuration() {
         gateway.terminate().success(),
         "the gateway kept serving after SIGHUP"
     );
+}
+
+#[test]
+fn a_call_whose_usage_never_arrived_is_charged_its_reservation() {
+    let mock = mock_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let cap = "[[policy.budgets]]\nscope = \"tenant\"\nperiod = \"day\"\nlimit_usd = \"0.03\"\n";
+    let gateway = serve(&write_config(dir.path(), &mock.url, cap));
+    // A stream cut before its usage chunk: the provider may bill it, so it counts at its
+    // worst case (about $0.02), and a second call of the same size no longer fits.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/chat/completions", gateway.url))
+            .bearer_auth(KEY)
+            .header("X-Attribution-User-ID", "cut-user")
+            .header("X-Attribution-Feature", "cut")
+            .header("x-mock-cut-after", "2")
+            .json(
+                &json!({"model": "gpt-4o", "max_tokens": 2000, "stream": true,
+                          "messages": [{"role": "user", "content": "cut me"}]}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let _ = response.bytes().await;
+    });
+    let next = burst(std::slice::from_ref(&gateway.url), "next", 1, 2_000, |_| {
+        2_000
+    });
+    assert_eq!(next[0].status, 429, "{}", next[0].body);
+    let spent = decimal(&next[0].body["error"]["spent_usd"]);
+    assert!(
+        spent >= Decimal::from_str("0.02").unwrap(),
+        "the cut stream counted {spent}"
+    );
+    assert!(gateway.terminate().success());
 }

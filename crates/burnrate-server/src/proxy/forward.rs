@@ -127,10 +127,15 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
         )
     };
     let layers = layers.finish(&metered).await;
+    let usage_read = metered.usage_seen;
     let event = context.event(&metered, layers, status_of_call, error);
     let model = event.model.clone();
     let outcome = match record::record(&state, event) {
-        Ok(outcome) => outcome,
+        // A success whose usage cannot be read may still be billed: settle at the reservation.
+        Ok(outcome) => Outcome {
+            usage_known: !status.is_success() || usage_read,
+            ..outcome
+        },
         Err(error) => {
             record::settle(&state, &ticket, &Outcome::default()).await;
             let _ = head.send(ApiError::Unavailable(error.to_string()).into_dialect(dialect));
@@ -167,6 +172,12 @@ async fn fail(
     );
     let response = match record::record(state, event) {
         Ok(outcome) => {
+            // The upstream may have billed a call it did not answer in time: settle at the
+            // reservation.
+            let outcome = Outcome {
+                usage_known: false,
+                ..outcome
+            };
             record::settle(state, ticket, &outcome).await;
             error.into_dialect(dialect)
         }

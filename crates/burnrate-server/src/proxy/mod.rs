@@ -199,7 +199,12 @@ async fn admit(
         model: &info.model,
         tier: ServiceTier::from_event(info.service_tier.as_deref()),
         body_bytes: body.len() as u64,
-        max_output: info.max_output_tokens,
+        // Embeddings produce no output tokens.
+        max_output: if api == Api::Embeddings {
+            Some(0)
+        } else {
+            info.max_output_tokens
+        },
         choices: info.choices,
         cache_key,
     };
@@ -227,7 +232,13 @@ async fn admit(
     let mut body = body;
     if let Some(model) = &ticket.model {
         // The ladder's fallback: the cheaper model, through whichever provider serves it.
-        let rewritten = with_model(&body, model).map_err(|error| refuse(&context, error))?;
+        let rewritten = match with_model(&body, model) {
+            Ok(rewritten) => rewritten,
+            Err(error) => {
+                release(state, &ticket).await;
+                return Err(refuse(&context, error));
+            }
+        };
         body = Bytes::from(rewritten);
         if let Some(cheaper) = config.providers.route(provider_kind(api), model) {
             provider = Arc::clone(cheaper);
@@ -236,17 +247,19 @@ async fn admit(
     }
     let strip_usage = api == Api::ChatCompletions && info.stream && !info.client_wants_usage;
     let body = if strip_usage {
-        Bytes::from(
-            burnrate_wire::request::with_stream_usage(&body).map_err(|error| {
-                refuse(
+        match burnrate_wire::request::with_stream_usage(&body) {
+            Ok(rewritten) => Bytes::from(rewritten),
+            Err(error) => {
+                release(state, &ticket).await;
+                return Err(refuse(
                     &context,
                     ApiError::BadRequest {
                         field: error.field,
                         reason: error.reason,
                     },
-                )
-            })?,
-        )
+                ));
+            }
+        }
     } else {
         body
     };
@@ -262,6 +275,14 @@ async fn admit(
         ticket,
         cache_key,
     })))
+}
+
+/// Gives back a reservation for a call refused after admission (a body the gateway cannot
+/// rewrite), so it cannot hold budget it never used.
+async fn release(state: &AppState, ticket: &Ticket) {
+    if let Err(error) = state.policy.release(ticket).await {
+        tracing::error!(%error, "a reservation could not be released");
+    }
 }
 
 /// Tenant id of calls without one (`untagged = "tag"`).

@@ -180,6 +180,7 @@ pub fn record(state: &AppState, mut event: UsageEvent) -> Result<Outcome, StoreE
                 Some(format!("{}:{hash}", tool.name))
             })
             .collect(),
+        usage_known: true,
     };
     state.ledger.record(event)?;
     state.metrics.call(labels, &usage, cost);

@@ -23,7 +23,7 @@ use super::layers::LayerWork;
 use super::record::{self, CallContext};
 use crate::app::AppState;
 use crate::error::ApiError;
-use burnrate_policy::Ticket;
+use burnrate_policy::{Outcome, Ticket};
 
 /// Chunks queued between the pump and a slow client.
 const CLIENT_QUEUE: usize = 16;
@@ -176,7 +176,14 @@ async fn finish(
         None => None,
     };
     let recorded = record::record(state, context.event(&metered, layers, status, error));
-    let outcome = recorded.as_ref().cloned().unwrap_or_default();
+    // A stream cut before its usage arrived may still be billed: settle at the reservation.
+    let outcome = match &recorded {
+        Ok(outcome) => Outcome {
+            usage_known: metered.usage_seen,
+            ..outcome.clone()
+        },
+        Err(_) => Outcome::default(),
+    };
     record::settle(state, ticket, &outcome).await;
     recorded.map(drop)
 }

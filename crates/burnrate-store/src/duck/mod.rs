@@ -6,6 +6,8 @@
 //! and validity period: what queries join to) and `meta`.
 
 mod export;
+mod loops;
+pub use loops::ToolRepeat;
 mod prices;
 
 use std::collections::HashSet;

@@ -82,7 +82,13 @@ fn hand_built() -> Vec<UsageEvent> {
     );
     // 400 × 1e-6 + 500 × 1e-7 + 100 × 2e-6 + 100 × 1e-5 = 0.00165 (naive 0.002)
     e1.labels.insert("team".into(), "core".into());
-    let e2 = event(
+    e1.layers = Some(burnrate_model::Layers {
+        prompt: 600,
+        tool: 100,
+        memory: 300,
+        response: 100,
+    });
+    let mut e2 = event(
         day1,
         Some("A"),
         Some("u1"),
@@ -94,6 +100,12 @@ fn hand_built() -> Vec<UsageEvent> {
         2,
     );
     // 1000 × 1e-6 + 1000 × 3e-6 + 150 × 1e-5 + 50 × 2e-5 = 0.0065 (naive 0.004)
+    e2.layers = Some(burnrate_model::Layers {
+        prompt: 1500,
+        tool: 0,
+        memory: 500,
+        response: 200,
+    });
     let e3 = event(
         day1,
         Some("A"),
@@ -215,6 +227,14 @@ fn every_metric_by_tenant() {
     assert_eq!(a("share_of_cost"), Cell::Number(0.44));
     assert_eq!(b("share_of_cost"), Cell::Number(0.56));
     assert_eq!(a("unpriced_requests"), Cell::Count(0));
+    // Layers: e1 and e2 of A have a split, e3 does not (it does not dilute the average).
+    assert_eq!(a("prompt_tokens"), Cell::Count(2100));
+    assert_eq!(a("tool_tokens"), Cell::Count(100));
+    assert_eq!(a("memory_tokens"), Cell::Count(800));
+    assert_eq!(a("prompt_tokens_per_call"), Cell::Number(1050.0));
+    assert_eq!(a("memory_tokens_per_call"), Cell::Number(400.0));
+    assert_eq!(b("prompt_tokens"), Cell::Null);
+    assert_eq!(b("prompt_tokens_per_call"), Cell::Null);
     assert_eq!(b("unpriced_requests"), Cell::Count(1));
     assert_eq!(result.unpriced.requests, 1);
     assert_eq!(result.unpriced.input_tokens, 50);

@@ -111,6 +111,11 @@ metrics! {
     LatencyP99Ms => "latency_p99_ms", Millis;
     ShareOfCost => "share_of_cost", Ratio;
     UnpricedRequests => "unpriced_requests", Count;
+    PromptTokens => "prompt_tokens", Count;
+    ToolTokens => "tool_tokens", Count;
+    MemoryTokens => "memory_tokens", Count;
+    PromptTokensPerCall => "prompt_tokens_per_call", Ratio;
+    MemoryTokensPerCall => "memory_tokens_per_call", Ratio;
 }
 
 impl Metric {

@@ -125,7 +125,9 @@ pub fn priced_ctes(
          sum(cache_write_tokens) AS cache_write_tokens, \
          sum(cache_write_1h_tokens) AS cache_write_1h_tokens, \
          sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens, \
-         sum(tool_calls) AS tool_calls \
+         sum(tool_calls) AS tool_calls, sum(layer_prompt) AS layer_prompt, \
+         sum(layer_tool) AS layer_tool, sum(layer_memory) AS layer_memory, \
+         count(layer_prompt) AS layered \
          FROM events WHERE {filter} GROUP BY ALL), \
          priced AS (SELECT b.*, {COST_EXPR} AS cost, {NAIVE_COST_EXPR} AS naive_cost, \
          CASE WHEN p.price_key IS NULL THEN b.requests ELSE 0 END AS unpriced \
@@ -171,7 +173,9 @@ pub fn render(spec: &QuerySpec, thresholds: &[u64]) -> Rendered {
          sum(unpriced) AS unpriced, sum(input_tokens) AS input_tokens, \
          sum(cache_read_tokens) AS cache_read_tokens, sum(cache_write_tokens) AS cache_write_tokens, \
          sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens, \
-         sum(tool_calls) AS tool_calls FROM priced GROUP BY ALL)"
+         sum(tool_calls) AS tool_calls, sum(layer_prompt) AS layer_prompt, \
+         sum(layer_tool) AS layer_tool, sum(layer_memory) AS layer_memory, \
+         sum(layered) AS layered FROM priced GROUP BY ALL)"
     ));
     if needs_runs {
         sql.push_str(&format!(
@@ -317,5 +321,15 @@ fn metric_expr(metric: Metric) -> String {
                 .into()
         }
         Metric::UnpricedRequests => "g.unpriced".into(),
+        Metric::PromptTokens => "g.layer_prompt".into(),
+        Metric::ToolTokens => "g.layer_tool".into(),
+        Metric::MemoryTokens => "g.layer_memory".into(),
+        // Per call that has a layer split (calls without one do not dilute the average).
+        Metric::PromptTokensPerCall => {
+            "CAST(g.layer_prompt AS DOUBLE) / nullif(g.layered, 0)".into()
+        }
+        Metric::MemoryTokensPerCall => {
+            "CAST(g.layer_memory AS DOUBLE) / nullif(g.layered, 0)".into()
+        }
     }
 }

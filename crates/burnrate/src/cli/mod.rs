@@ -3,6 +3,7 @@
 pub mod export;
 pub mod generate;
 pub mod import;
+pub mod insight;
 pub mod output;
 pub mod prices;
 pub mod query;

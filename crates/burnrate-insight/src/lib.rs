@@ -1,0 +1,12 @@
+//! Insight over the ledger: anomaly detectors that return findings with their evidence, the
+//! long tail of spend (Pareto shares and Gini), and cache economics.
+//!
+//! Everything is computed by queries on the store (the query spec every backend answers, and
+//! a few purpose-built store queries), never by loading events into memory.
+
+pub mod detectors;
+pub mod economics;
+pub mod longtail;
+mod series;
+
+pub use detectors::{Finding, Severity};

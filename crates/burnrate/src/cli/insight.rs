@@ -1,0 +1,98 @@
+//! `burnrate anomalies` and `burnrate longtail`: insight over a ledger file.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use burnrate_insight::detectors::{self, Thresholds};
+use burnrate_insight::longtail::long_tail;
+use burnrate_model::dimension::Dimension;
+use chrono::{Days, Utc};
+use comfy_table::Table;
+
+use super::query::open;
+use super::time::parse_time;
+use crate::{AnomaliesArgs, LongtailArgs};
+
+/// Runs every detector over each day of the range and prints the findings.
+pub fn anomalies(args: &AnomaliesArgs) -> anyhow::Result<ExitCode> {
+    let now = Utc::now();
+    let first = parse_time(&args.since, now)?.date_naive();
+    let until = parse_time(&args.until, now)?;
+    let json = output_is_json(&args.format)?;
+    let store = open(&args.db.db)?;
+    let thresholds = Thresholds::default();
+    let mut findings = Vec::new();
+    let mut day = first;
+    while day.and_time(chrono::NaiveTime::MIN).and_utc() < until {
+        findings.extend(
+            detectors::all(&store, day, &thresholds)
+                .with_context(|| format!("running the detectors for {day}"))?,
+        );
+        day = day + Days::new(1);
+    }
+    if json {
+        for finding in &findings {
+            println!("{}", serde_json::to_string(finding)?);
+        }
+    } else if findings.is_empty() {
+        println!("no findings from {first} to {until}");
+    } else {
+        let mut table = Table::new();
+        table.set_header(["day", "severity", "detector", "subject", "finding"]);
+        for finding in &findings {
+            table.add_row([
+                finding.day.to_string(),
+                format!("{:?}", finding.severity).to_lowercase(),
+                finding.detector.to_string(),
+                finding.subject.clone(),
+                finding.summary.clone(),
+            ]);
+        }
+        println!("{table}");
+        println!("drill down: each finding's `drill_down` in --format json is a burnrate query");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the Pareto table of one dimension and its sentence.
+pub fn longtail(args: &LongtailArgs) -> anyhow::Result<ExitCode> {
+    let now = Utc::now();
+    let since = parse_time(&args.since, now)?;
+    let until = parse_time(&args.until, now)?;
+    let json = output_is_json(&args.format)?;
+    let dimension: Dimension = args
+        .by
+        .parse()
+        .map_err(|error| anyhow::anyhow!("--by: {error}"))?;
+    let store = open(&args.db.db)?;
+    let tail = long_tail(&store, &dimension, since, until)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&tail)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = Table::new();
+    table.set_header([args.by.as_str(), "cost_usd", "share", "cumulative"]);
+    for member in tail.members.iter().take(args.top) {
+        table.add_row([
+            member.name.clone(),
+            member.cost_usd.to_string(),
+            format!("{:.1}%", member.share * 100.0),
+            format!("{:.1}%", member.cumulative * 100.0),
+        ]);
+    }
+    println!("{table}");
+    println!(
+        "{} members hold half the spend, {} hold 80%; Gini {:.2}",
+        tail.members_for_half, tail.members_for_80, tail.gini
+    );
+    println!("{}", tail.sentence());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn output_is_json(format: &str) -> anyhow::Result<bool> {
+    match format {
+        "table" => Ok(false),
+        "json" => Ok(true),
+        other => bail!("--format `{other}`: use table or json"),
+    }
+}
