@@ -113,6 +113,8 @@ pub struct Ticket {
     token_limits: Vec<RateCheck>,
     tenant: String,
     run: Option<String>,
+    /// When the call was admitted: its budgets' periods are that moment's.
+    admitted_at: DateTime<Utc>,
 }
 
 /// What a budget check is, for messages.
@@ -359,6 +361,7 @@ impl Policy {
     ) -> Result<Admission, StateError> {
         let mut ticket = Ticket {
             tenant: call.tenant.to_string(),
+            admitted_at: call.now,
             ..Ticket::default()
         };
         let (budgets, budget_info) = self.budget_checks(config, call);
@@ -423,9 +426,11 @@ impl Policy {
             ticket.run = Some(scoped(call.tenant, run));
         }
 
+        // Only enforced budgets move the ladder: shadow rules change nothing.
         let share = budgets
             .iter()
             .zip(&levels)
+            .filter(|(check, _)| check.enforce)
             .map(|(check, level)| level.committed() as f64 / check.limit as f64)
             .fold(0.0, f64::max);
         if share >= config.ladder.cache_at
@@ -443,7 +448,10 @@ impl Policy {
         }
 
         let worst = self.worst_case(book, call, model);
-        if worst.is_none() && !budgets.is_empty() && config.unpriced == Unpriced::Refuse {
+        if worst.is_none()
+            && budgets.iter().any(|check| check.enforce)
+            && config.unpriced == Unpriced::Refuse
+        {
             let refusal = Refusal::Unpriced {
                 model: model.to_string(),
             };
@@ -622,7 +630,11 @@ impl Policy {
         let (after, (), _, hour_total) = (after?, corrected?, run?, hour_total?);
         for ((check, info), level) in ticket.budgets.iter().zip(&ticket.budget_info).zip(&after) {
             if info.tenant_day && level.spent >= check.limit {
-                alerts.extend(self.cap_crossed(config, now, ticket, check).await?);
+                // The day of the reservation, not of the settlement (a call across midnight).
+                alerts.extend(
+                    self.cap_crossed(config, ticket.admitted_at, ticket, check)
+                        .await?,
+                );
             }
         }
         if actual > 0 {

@@ -190,7 +190,7 @@ async fn reload(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
     if let Err((status, message)) = authorised(&state, &headers) {
         return problem(status, message);
     }
-    match crate::enforce::reload(&state) {
+    match crate::enforce::reload(&state).await {
         Ok(reloaded) => {
             Json(json!({"reloaded": true, "needs_restart": reloaded.needs_restart})).into_response()
         }

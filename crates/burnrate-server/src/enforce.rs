@@ -261,7 +261,7 @@ pub struct Reloaded {
 /// Reads the configuration file again and swaps it in. Calls in flight finish with the
 /// configuration they started with. Listen addresses, the store and the state backend
 /// need a restart; a change to them is reported, not applied.
-pub fn reload(state: &AppState) -> Result<Reloaded, Vec<String>> {
+pub async fn reload(state: &AppState) -> Result<Reloaded, Vec<String>> {
     let current = state.config();
     let Some(path) = current.source.clone() else {
         return Err(vec![
@@ -291,8 +291,14 @@ pub fn reload(state: &AppState) -> Result<Reloaded, Vec<String>> {
     {
         needs_restart.push("policy.ladder.cache_ttl_s / cache_max_mib".into());
     }
+    let policy = Arc::clone(&fresh.policy);
     state.config.store(Arc::new(fresh));
     state.notifiers.store(Arc::new(notifiers));
+    // New budget rules (or a new time zone's periods) start from the ledger's spend, as at
+    // start; counters that exist are left alone.
+    if let Err(error) = rebuild(&state.policy, &policy, &state.ledger, Utc::now()).await {
+        tracing::error!(%error, "budget spend not rebuilt after the reload");
+    }
     tracing::info!(path = %path.display(), ?needs_restart, "configuration reloaded");
     Ok(Reloaded { needs_restart })
 }
@@ -316,7 +322,7 @@ pub fn spawn_sighup(state: Arc<AppState>) {
                     }
                     () = state.tasks.wait() => return,
                 }
-                if let Err(problems) = reload(&state) {
+                if let Err(problems) = reload(&state).await {
                     tracing::error!(problems = %problems.join("; "), "reload refused; the previous configuration stays");
                 }
             }

@@ -966,3 +966,47 @@ fn a_call_whose_usage_never_arrived_is_charged_its_reservation() {
     );
     assert!(gateway.terminate().success());
 }
+
+#[test]
+fn a_budget_added_by_reload_starts_from_what_was_already_spent() {
+    let mock = mock_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &mock.url, "");
+    let gateway = serve(&config);
+    let before = burst(
+        std::slice::from_ref(&gateway.url),
+        "before",
+        2,
+        2_000,
+        |_| 2_000,
+    );
+    assert!(before.iter().all(|answer| answer.status == 200));
+    let cap = "[[policy.budgets]]\nscope = \"tenant\"\nperiod = \"day\"\nlimit_usd = \"0.05\"\n";
+    write_config(dir.path(), &mock.url, cap);
+    let reload = burnrate()
+        .args([
+            "reload",
+            "--server",
+            &gateway.url,
+            "--admin-token",
+            ADMIN_TOKEN,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        reload.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reload.stderr)
+    );
+    // $0.04 was spent before the rule existed: another $0.02 does not fit.
+    let after = burst(
+        std::slice::from_ref(&gateway.url),
+        "after",
+        1,
+        2_000,
+        |_| 2_000,
+    );
+    assert_eq!(after[0].status, 429, "{}", after[0].body);
+    assert!(decimal(&after[0].body["error"]["spent_usd"]) >= Decimal::from_str("0.04").unwrap());
+    assert!(gateway.terminate().success());
+}
