@@ -32,6 +32,9 @@ pub struct RequestInfo {
     pub service_tier: Option<String>,
     /// Completions asked for (OpenAI chat's `n`; 1 elsewhere), each up to the output cap.
     pub choices: u64,
+    /// A Responses call run in the background (`background: true`): answered at once without
+    /// usage, which arrives later on a different request.
+    pub background: bool,
 }
 
 /// Reads the fields the gateway needs from a request body of `api`.
@@ -55,13 +58,15 @@ pub fn analyze(api: Api, body: &[u8]) -> Result<RequestInfo, WireError> {
         Api::Responses => {
             let raw: ResponsesRequest<'_> = parse_json(body, "", request_reason)?;
             let stream = raw.stream.unwrap_or(false);
-            info(
+            let mut info = info(
                 raw.model,
                 stream,
                 true,
                 raw.max_output_tokens,
                 raw.service_tier,
-            )
+            )?;
+            info.background = raw.background.unwrap_or(false);
+            Ok(info)
         }
         Api::Embeddings => {
             let raw: EmbeddingsRequest<'_> = parse_json(body, "", request_reason)?;
@@ -155,6 +160,7 @@ fn info(
         max_output_tokens,
         service_tier: service_tier.map(Cow::into_owned),
         choices: 1,
+        background: false,
     })
 }
 
@@ -162,7 +168,7 @@ fn info(
 fn request_reason(path: &str) -> Option<&'static str> {
     Some(match path {
         "model" | "service_tier" => "must be a string",
-        "stream" | "stream_options.include_usage" => "must be true or false",
+        "stream" | "stream_options.include_usage" | "background" => "must be true or false",
         "stream_options" => "must be an object",
         "max_tokens" | "max_completion_tokens" | "max_output_tokens" | "n" => {
             "must be a non-negative integer"
@@ -194,6 +200,7 @@ struct ResponsesRequest<'a> {
     #[serde(borrow)]
     model: Option<Cow<'a, str>>,
     stream: Option<bool>,
+    background: Option<bool>,
     max_output_tokens: Option<u64>,
     #[serde(borrow)]
     service_tier: Option<Cow<'a, str>>,

@@ -1010,3 +1010,33 @@ fn a_budget_added_by_reload_starts_from_what_was_already_spent() {
     assert!(decimal(&after[0].body["error"]["spent_usd"]) >= Decimal::from_str("0.04").unwrap());
     assert!(gateway.terminate().success());
 }
+
+#[test]
+fn background_responses_are_refused_under_a_budget() {
+    let mock = mock_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let cap = "[[policy.budgets]]\nscope = \"tenant\"\nperiod = \"day\"\nlimit_usd = \"5\"\n";
+    let gateway = serve(&write_config(dir.path(), &mock.url, cap));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (status, body) = runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/responses", gateway.url))
+            .bearer_auth(KEY)
+            .header("X-Attribution-User-ID", "bg-user")
+            .header("X-Attribution-Feature", "bg")
+            .json(&json!({"model": "gpt-4o", "input": "later", "background": true}))
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.json::<Value>().await.unwrap(),
+        )
+    });
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["param"], "background");
+    assert!(gateway.terminate().success());
+}

@@ -181,6 +181,19 @@ async fn admit(
         .cloned()
         .ok_or_else(|| refuse(&context, ApiError::UnknownModel(info.model.clone())))?;
     context.provider = provider.name.clone();
+    if info.background && !config.policy.budgets.is_empty() {
+        // Its usage arrives later, on a request the gateway does not see: it could never be
+        // settled, so under budgets it is refused rather than let through uncounted.
+        return Err(refuse(
+            &context,
+            ApiError::BadRequest {
+                field: "background".into(),
+                reason: "background responses report their usage outside the gateway, so \
+                         they cannot be held to a budget; send the call without background"
+                    .into(),
+            },
+        ));
+    }
     let cache_key = (!info.stream && state.policy.caches_answers(&config.policy))
         .then(|| {
             let tenant = context.attribution.get("tenant_id").unwrap_or(UNTAGGED);

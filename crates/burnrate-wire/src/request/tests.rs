@@ -31,8 +31,15 @@ fn chat_request() {
             max_output_tokens: Some(100),
             service_tier: Some("flex".into()),
             choices: 3,
+            background: false,
         }
     );
+    let background = analyze_json(
+        Api::Responses,
+        json!({"model": "gpt-4.1", "input": "hi", "background": true}),
+    )
+    .unwrap();
+    assert!(background.background);
     let bad = analyze_json(Api::ChatCompletions, json!({"model": "m", "n": -1})).unwrap_err();
     assert_eq!(bad.field, "n");
 }
