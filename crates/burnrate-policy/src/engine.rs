@@ -753,7 +753,12 @@ impl Policy {
             let Some(id) = subject(rule.scope, call) else {
                 continue;
             };
-            if !rule_covers(rule, id) {
+            // A rule naming this id overrides the `*` rule of the same scope and period.
+            let overridden = rule.id == "*"
+                && config.budgets.iter().any(|other| {
+                    other.scope == rule.scope && other.period == rule.period && other.id == id
+                });
+            if !rule_covers(rule, id) || overridden {
                 continue;
             }
             let span = period::span(rule.period, call.now, config.timezone);
@@ -795,7 +800,13 @@ impl Policy {
             .iter()
             .filter_map(|rule| {
                 let id = subject(rule.scope, call)?;
-                (rule.id == "*" || rule.id == id).then_some((rule, id))
+                // A rule naming this id overrides the `*` rule of the same scope.
+                let overridden = rule.id == "*"
+                    && config
+                        .rate_limits
+                        .iter()
+                        .any(|other| other.scope == rule.scope && other.id == id);
+                ((rule.id == "*" || rule.id == id) && !overridden).then_some((rule, id))
             })
             .collect();
         if rules.is_empty() {
@@ -1049,6 +1060,91 @@ fn describe_exceeded(config: &PolicyConfig, exceeded: &Exceeded) -> String {
                 "loop_repeats limit ({}): tool `{name}` was called {times} times with the same arguments",
                 runs.loop_repeats
             )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+    use crate::state::memory::MemoryState;
+
+    fn call<'a>(tenant: &'a str, now: DateTime<Utc>) -> CallFacts<'a> {
+        CallFacts {
+            now,
+            tenant,
+            user: Some("u1"),
+            feature: None,
+            key_id: "k",
+            run: None,
+            parent_run: None,
+            provider: "openai",
+            model: "gpt-4o",
+            tier: ServiceTier::Standard,
+            body_bytes: 100,
+            max_output: Some(1_000),
+            choices: 1,
+            cache_key: None,
+        }
+    }
+
+    fn admitted(admission: &Admission) -> bool {
+        matches!(admission, Admission::Proceed(_))
+    }
+
+    #[tokio::test]
+    async fn a_rule_naming_an_id_overrides_the_star_rule() {
+        let config: PolicyConfig = toml::from_str(
+            r#"
+            [[rate_limits]]
+            scope = "tenant"
+            requests_per_minute = 1
+            [[rate_limits]]
+            scope = "tenant"
+            id = "vip"
+            requests_per_minute = 3
+            [[budgets]]
+            scope = "tenant"
+            period = "day"
+            limit_usd = "1000"
+            [[budgets]]
+            scope = "tenant"
+            id = "vip"
+            period = "day"
+            limit_usd = "0.015"
+            "#,
+        )
+        .unwrap();
+        let policy = Policy::new(State::Memory(MemoryState::new()), &config);
+        let book = PriceBook::bundled().unwrap();
+        let now = Utc::now();
+        // Everyone else: one call a minute under the `*` rule.
+        let first = policy
+            .admit(&config, &book, &call("acme", now))
+            .await
+            .unwrap();
+        let second = policy
+            .admit(&config, &book, &call("acme", now))
+            .await
+            .unwrap();
+        assert!(admitted(&first) && !admitted(&second));
+        // vip: three a minute, and its own $0.015 cap (one $0.01 worst case fits, two do not).
+        let first = policy
+            .admit(&config, &book, &call("vip", now))
+            .await
+            .unwrap();
+        let second = policy
+            .admit(&config, &book, &call("vip", now))
+            .await
+            .unwrap();
+        assert!(admitted(&first));
+        match second {
+            Admission::Refuse(Refusal::Budget { scope, .. }, _) => {
+                assert_eq!(scope, "tenant:vip:day");
+            }
+            other => panic!("expected the vip budget to refuse, got {other:?}"),
         }
     }
 }
