@@ -23,6 +23,15 @@ use support::{
     script, serve, write_config,
 };
 
+/// The mock provider and a gateway in front of it with `extra` in its config; the mock and
+/// the directory must outlive the gateway, so keep all three.
+fn gateway_with(extra: &str) -> (support::Server, tempfile::TempDir, support::Server) {
+    let mock = mock_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = serve(&write_config(dir.path(), &mock.url, extra));
+    (mock, dir, gateway)
+}
+
 /// Total cost the ledger at `db` holds.
 fn ledger_cost(db: &Path) -> Decimal {
     let output = burnrate()
@@ -308,9 +317,7 @@ fn check_burst(answers: &[Answer]) {
 
 #[test]
 fn a_burst_gets_exactly_the_rate_limit_through() {
-    let mock = mock_provider();
-    let dir = tempfile::tempdir().unwrap();
-    let gateway = serve(&write_config(dir.path(), &mock.url, RATE_LIMIT));
+    let (_mock, dir, gateway) = gateway_with(RATE_LIMIT);
     check_burst(&burst(
         std::slice::from_ref(&gateway.url),
         "burst",
@@ -369,8 +376,6 @@ fn scenario(gateway: &str, name: &str) -> HashMap<String, Value> {
 
 #[test]
 fn each_rung_of_the_ladder_through_the_official_sdks() {
-    let mock = mock_provider();
-    let dir = tempfile::tempdir().unwrap();
     let extra = format!(
         r#"
 {keys}
@@ -396,7 +401,7 @@ limit_usd = "0.10"
 "#,
         keys = key_table("ladder", "br-ladder-key", "ladder-tenant")
     );
-    let gateway = serve(&write_config(dir.path(), &mock.url, &extra));
+    let (_mock, dir, gateway) = gateway_with(&extra);
     let steps = scenario(&gateway.url, "ladder");
     let step = |name: &str| &steps[name];
 
@@ -641,13 +646,11 @@ page = true
 
 #[test]
 fn a_tenant_without_seven_days_of_history_is_never_paused() {
-    let mock = mock_provider();
-    let dir = tempfile::tempdir().unwrap();
     let extra = format!(
         "{}\n[policy.kill_switch]\nmin_hour_spend_usd = \"0.05\"\nmin_stddev_usd = \"0.02\"\n",
         key_table("runaway", "br-runaway-key", "runaway")
     );
-    let gateway = serve(&write_config(dir.path(), &mock.url, &extra));
+    let (_mock, _dir, gateway) = gateway_with(&extra);
     let steps = scenario(&gateway.url, "killswitch");
     for step in ["spike1", "spike2", "paused"] {
         assert_eq!(steps[step]["ok"], true, "{step}: {}", steps[step]);
@@ -657,8 +660,6 @@ fn a_tenant_without_seven_days_of_history_is_never_paused() {
 
 #[test]
 fn run_limits_and_the_loop_detector_stop_runs() {
-    let mock = mock_provider();
-    let dir = tempfile::tempdir().unwrap();
     let extra = format!(
         r#"
 {keys}
@@ -670,7 +671,7 @@ loop_repeats = 3
 "#,
         keys = key_table("runs", "br-runs-key", "runs-tenant")
     );
-    let gateway = serve(&write_config(dir.path(), &mock.url, &extra));
+    let (_mock, dir, gateway) = gateway_with(&extra);
     let steps = scenario(&gateway.url, "runs");
     let refused = |step: &str, limit: &str| {
         let line = &steps[step];
@@ -723,10 +724,8 @@ loop_repeats = 3
 
 #[test]
 fn shadow_mode_refuses_nothing_and_records_what_it_would_have() {
-    let mock = mock_provider();
-    let dir = tempfile::tempdir().unwrap();
     let extra = format!("[policy]\nmode = \"shadow\"\n{RATE_LIMIT}");
-    let gateway = serve(&write_config(dir.path(), &mock.url, &extra));
+    let (_mock, dir, gateway) = gateway_with(&extra);
     let answers = burst(std::slice::from_ref(&gateway.url), "burst", 8, 10, |_| 5);
     assert!(answers.iter().all(|answer| answer.status == 200));
     assert!(gateway.terminate().success());
@@ -839,8 +838,6 @@ limit_usd = "0.05"
 
 #[test]
 fn crossing_a_daily_cap_alerts_and_tightens_the_tenants_rate_limit() {
-    let mock = mock_provider();
-    let dir = tempfile::tempdir().unwrap();
     let slack = Receiver::start();
     let extra = format!(
         r#"
@@ -863,7 +860,7 @@ url = "{url}"
 "#,
         url = slack.url
     );
-    let gateway = serve(&write_config(dir.path(), &mock.url, &extra));
+    let (_mock, _dir, gateway) = gateway_with(&extra);
     // Two $0.02 calls (90% of the cap), then one that does not fit: the cap is crossed.
     let spend = burst(
         std::slice::from_ref(&gateway.url),
@@ -928,10 +925,8 @@ fn sighup_reloads_the_configuration() {
 
 #[test]
 fn a_call_whose_usage_never_arrived_is_charged_its_reservation() {
-    let mock = mock_provider();
-    let dir = tempfile::tempdir().unwrap();
     let cap = "[[policy.budgets]]\nscope = \"tenant\"\nperiod = \"day\"\nlimit_usd = \"0.03\"\n";
-    let gateway = serve(&write_config(dir.path(), &mock.url, cap));
+    let (_mock, _dir, gateway) = gateway_with(cap);
     // A stream cut before its usage chunk: the provider may bill it, so it counts at its
     // worst case (about $0.02), and a second call of the same size no longer fits.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -1013,10 +1008,8 @@ fn a_budget_added_by_reload_starts_from_what_was_already_spent() {
 
 #[test]
 fn background_responses_are_refused_under_a_budget() {
-    let mock = mock_provider();
-    let dir = tempfile::tempdir().unwrap();
     let cap = "[[policy.budgets]]\nscope = \"tenant\"\nperiod = \"day\"\nlimit_usd = \"5\"\n";
-    let gateway = serve(&write_config(dir.path(), &mock.url, cap));
+    let (_mock, _dir, gateway) = gateway_with(cap);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
