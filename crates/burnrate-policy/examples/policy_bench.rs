@@ -61,13 +61,17 @@ async fn main() {
     let body = include_str!("request.json").as_bytes();
     let cost: Money = "0.000123".parse().unwrap();
 
-    let (mut admit, mut settle, mut key) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut admit, mut settle, mut key, mut scan) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for n in 0..CALLS {
         let user = format!("u_{}", n % 500);
         let run = format!("run-{}", n / 8);
         let started = Instant::now();
         let cache_key = burnrate_policy::request_key("bench-tenant", "chat", body);
         key.push(started.elapsed().as_nanos());
+        let started = Instant::now();
+        let input = burnrate_policy::input_shape(body);
+        scan.push(started.elapsed().as_nanos());
         let call = CallFacts {
             now: chrono::Utc::now(),
             tenant: "bench-tenant",
@@ -80,6 +84,7 @@ async fn main() {
             model: "gpt-4.1-mini",
             tier: ServiceTier::Standard,
             body_bytes: body.len() as u64,
+            input,
             max_output: Some(64),
             choices: 1,
             cache_key,
@@ -110,5 +115,6 @@ async fn main() {
     println!("|---|---|---|---|---|");
     report("admit", admit);
     report("settle", settle);
-    report("answer-cache key (1 KB body)", key);
+    report("answer-cache key (671 B body)", key);
+    report("input scan (671 B body)", scan);
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use burnrate_model::Money;
+use burnrate_model::prices::ServiceTier;
 use chrono_tz::Tz;
 use serde::Deserialize;
 
@@ -75,6 +76,15 @@ pub struct PolicyConfig {
     /// What to do with a call under a budget whose model has no price: refuse it (default),
     /// since its cost cannot be reserved, or let it through uncounted.
     pub unpriced: Unpriced,
+    /// The tier a call that names none (or `auto`) is reserved at: `priority` (default),
+    /// because a project whose default tier is priority bills such calls there; `standard`
+    /// when every project behind the gateway is known to default to standard.
+    pub auto_tier: AutoTier,
+    /// How long a budget reservation holds without settlement (default 3600 s). A call that
+    /// never settles (a lost reply, a crashed replica) stops blocking its budget after this;
+    /// a call still running after it keeps its spend but no longer its reservation, so it
+    /// must exceed the longest call (`server.upstream_timeout_s` and the longest stream).
+    pub reservation_ttl_s: i64,
     /// `[[policy.rate_limits]]`.
     pub rate_limits: Vec<RateLimitRule>,
     /// `[[policy.budgets]]`.
@@ -97,6 +107,8 @@ impl Default for PolicyConfig {
             mode: Mode::Enforce,
             timezone: Tz::UTC,
             unpriced: Unpriced::Refuse,
+            auto_tier: AutoTier::Priority,
+            reservation_ttl_s: 3_600,
             rate_limits: Vec::new(),
             budgets: Vec::new(),
             ladder: Ladder::default(),
@@ -116,6 +128,27 @@ pub enum Unpriced {
     Refuse,
     /// Let the call through without counting it against the budget.
     Allow,
+}
+
+/// The tier budgets reserve for calls that leave the tier to the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoTier {
+    /// Reserve at priority prices (standard where a model has none).
+    Priority,
+    /// Reserve at standard prices.
+    Standard,
+}
+
+impl PolicyConfig {
+    /// The tier a call asking for `requested` (its `service_tier`, if any) is reserved at:
+    /// the tier it names, or for none and `auto` the one [`PolicyConfig::auto_tier`] says.
+    pub fn reservation_tier(&self, requested: Option<&str>) -> ServiceTier {
+        match requested {
+            None | Some("auto") if self.auto_tier == AutoTier::Priority => ServiceTier::Priority,
+            other => ServiceTier::from_event(other),
+        }
+    }
 }
 
 /// One `[[policy.rate_limits]]` rule.
@@ -313,6 +346,13 @@ impl PolicyConfig {
                 problems.push(format!("{at}.limit_usd: must be more than zero"));
             }
             check_id(&mut problems, &at, &rule.id);
+        }
+        if self.reservation_ttl_s < 60 {
+            problems.push(format!(
+                "policy.reservation_ttl_s: must be at least 60 seconds (and longer than the \
+                 longest call), not {}",
+                self.reservation_ttl_s
+            ));
         }
         let ladder = &self.ladder;
         for (name, value) in [

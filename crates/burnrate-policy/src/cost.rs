@@ -9,6 +9,8 @@ use burnrate_model::prices::ServiceTier;
 use burnrate_model::{Money, PriceBook};
 use chrono::NaiveDate;
 
+use crate::input::{InputShape, input_bound};
+
 /// Femtodollars per nanodollar.
 const FEMTO_PER_NANO: i128 = 1_000_000;
 
@@ -33,27 +35,36 @@ pub fn money(nanos: i64) -> Money {
 pub struct WorstCase {
     /// The cost, nanodollars.
     pub nanos: i64,
+    /// The input tokens reserved.
+    pub input_tokens: u64,
     /// The output tokens reserved.
     pub output_tokens: u64,
 }
 
-/// The most a call of `key` can cost with at most `input_tokens` of input and
-/// `max_output` of output (the model's own maximum when `None`): every input token at the
-/// dearest input-side price (a cache write can cost more than plain input), every output
-/// token at the dearest output-side price, in the band the input bound falls in. `None` when
-/// the model has no price on `day`.
+/// The most a call of `key` can cost with a request body of `body_bytes` shaped `input`
+/// (which bounds its input, see [`input_bound`]) and at most `max_output` of output (the
+/// model's own maximum when `None`): every input token at the dearest input-side price (a
+/// cache write can cost more than plain input), every output token at the dearest
+/// output-side price, in the band the input bound falls in. `None` when the model has no
+/// price on `day`.
 pub fn worst_case(
     book: &PriceBook,
     key: &str,
     day: NaiveDate,
     tier: ServiceTier,
-    input_tokens: u64,
+    (body_bytes, input): (u64, InputShape),
     max_output: Option<u64>,
 ) -> Option<WorstCase> {
     let version = book.version_at(key, Some(day))?;
     if !version.prices.has_token_prices() {
         return None;
     }
+    let input_tokens = input_bound(
+        body_bytes,
+        input,
+        version.prices.max_input_tokens,
+        version.prices.thresholds().last().copied().unwrap_or(0),
+    );
     let rates = version.prices.rates(tier, input_tokens);
     let output_tokens = max_output
         .or(version.prices.max_output_tokens)
@@ -67,6 +78,7 @@ pub fn worst_case(
     let cost = input_rate.times(input_tokens) + output_rate.times(output_tokens);
     Some(WorstCase {
         nanos: nanos(cost),
+        input_tokens,
         output_tokens,
     })
 }
@@ -99,7 +111,7 @@ mod tests {
                 &key,
                 day,
                 ServiceTier::Standard,
-                300_000,
+                (300_000, InputShape::default()),
                 Some(1_000),
             )
             .unwrap();
@@ -132,7 +144,15 @@ mod tests {
         let book = PriceBook::bundled().unwrap();
         let day = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
         let key = book.resolve("openai", "gpt-4o").unwrap();
-        let worst = worst_case(&book, &key, day, ServiceTier::Standard, 10, None).unwrap();
+        let worst = worst_case(
+            &book,
+            &key,
+            day,
+            ServiceTier::Standard,
+            (10, InputShape::default()),
+            None,
+        )
+        .unwrap();
         assert_eq!(worst.output_tokens, 16_384);
     }
 }

@@ -19,11 +19,12 @@ use chrono::{DateTime, Utc};
 use crate::cache::{AnswerCache, CachedAnswer};
 use crate::config::{BudgetRule, Mode, Period, PolicyConfig, RateLimitRule, Scope, Unpriced};
 use crate::cost::{self, WorstCase};
+use crate::input::InputShape;
 use crate::killswitch::{Baseline, Baselines};
 use crate::period;
 use crate::state::{
-    BudgetCheck, Exceeded, RateCheck, RateOutcome, Reserve, RunBounds, RunUsage, State, StateError,
-    keys,
+    BudgetCheck, Exceeded, Lease, RateCheck, RateOutcome, Reserve, RunBounds, RunUsage, State,
+    StateError, keys,
 };
 
 /// What the policy needs to know about a call before it runs.
@@ -49,9 +50,11 @@ pub struct CallFacts<'a> {
     pub model: &'a str,
     /// Service tier asked for.
     pub tier: ServiceTier,
-    /// Request body size in bytes: a strict upper bound of the input tokens (every token of
-    /// a byte-level BPE vocabulary is at least one byte).
+    /// Request body size in bytes: a strict upper bound of the text input's tokens (every
+    /// token of a byte-level BPE vocabulary is at least one byte).
     pub body_bytes: u64,
+    /// What else bounds the input ([`crate::input_shape`] of the body).
+    pub input: InputShape,
     /// Output cap the request sets.
     pub max_output: Option<u64>,
     /// Completions asked for (`n`), each up to the output cap.
@@ -109,12 +112,20 @@ pub struct Ticket {
     budgets: Vec<BudgetCheck>,
     /// Per budget: its name and period, in the same order.
     budget_info: Vec<BudgetInfo>,
-    reserved: i64,
+    /// The reservation against `budgets` (none without budgets).
+    lease: Option<Lease>,
     token_limits: Vec<RateCheck>,
     tenant: String,
     run: Option<String>,
     /// When the call was admitted: its budgets' periods are that moment's.
     admitted_at: DateTime<Utc>,
+}
+
+impl Ticket {
+    /// Nanodollars reserved for the call.
+    fn reserved(&self) -> i64 {
+        self.lease.as_ref().map_or(0, |lease| lease.amount)
+    }
 }
 
 /// What a budget check is, for messages.
@@ -460,10 +471,13 @@ impl Policy {
 
         // Rate limits and the reservation, overlapped (one round trip with Redis); each is
         // undone when the other refuses.
-        let mut amount = worst.map_or(0, |worst| worst.nanos);
+        let mut lease = Lease::new(
+            worst.map_or(0, |worst| worst.nanos),
+            config.reservation_ttl_s,
+        );
         let (taken, reserved) = tokio::join!(
             self.take_rates(config, call, worst, capped, &mut ticket),
-            self.state.budget_reserve(&budgets, amount),
+            self.state.budget_reserve(&budgets, &lease),
         );
         let (taken, mut reserved) = match (taken, reserved) {
             (Ok(taken), Ok(reserved)) => (taken, reserved),
@@ -472,7 +486,7 @@ impl Policy {
                 if let Ok(Reserve::Reserved(_)) = &reserved
                     && !budgets.is_empty()
                 {
-                    let _ = self.state.budget_settle(&budgets, amount, 0).await;
+                    let _ = self.state.budget_settle(&budgets, &lease, 0).await;
                 }
                 if let Ok(Ok(taken)) = &taken {
                     let _ = self.give_back(taken).await;
@@ -490,7 +504,7 @@ impl Policy {
             Ok(taken) => taken,
             Err(refusal) => {
                 if matches!(reserved, Reserve::Reserved(_)) && !budgets.is_empty() {
-                    self.state.budget_settle(&budgets, amount, 0).await?;
+                    self.state.budget_settle(&budgets, &lease, 0).await?;
                 }
                 return Ok(Admission::Refuse(refusal, Vec::new()));
             }
@@ -499,13 +513,11 @@ impl Policy {
             && model != cheaper.as_str()
             && let Some(cheaper_worst) = self.worst_case(book, call, cheaper)
         {
-            let again = self
-                .state
-                .budget_reserve(&budgets, cheaper_worst.nanos)
-                .await?;
+            let cheaper_lease = Lease::new(cheaper_worst.nanos, config.reservation_ttl_s);
+            let again = self.state.budget_reserve(&budgets, &cheaper_lease).await?;
             if matches!(again, Reserve::Reserved(_)) {
                 model = cheaper;
-                amount = cheaper_worst.nanos;
+                lease = cheaper_lease;
                 reserved = again;
             }
         }
@@ -524,7 +536,7 @@ impl Policy {
                 limit_usd: cost::money(check.limit),
                 spent_usd: cost::money(level.spent),
                 reserved_usd: cost::money(level.reserved),
-                requested_usd: cost::money(amount),
+                requested_usd: cost::money(lease.amount),
                 retry_after_s: u64::try_from((info.ends - call.now).num_seconds().max(1))
                     .unwrap_or(1),
                 upgrade_message: config.upgrade.message.clone(),
@@ -534,7 +546,7 @@ impl Policy {
             // A refusal alone only means this call's worst case does not fit (a huge
             // `max_tokens`, many calls in flight). The cap counts as crossed when settled
             // spend has reached 90% of it and alone leaves no room for this call.
-            let spent_out = level.spent.saturating_add(amount) > check.limit
+            let spent_out = level.spent.saturating_add(lease.amount) > check.limit
                 && i128::from(level.spent) * 10 >= i128::from(check.limit) * 9;
             if info.tenant_day && spent_out {
                 alerts.extend(self.cap_crossed(config, call.now, &ticket, check).await?);
@@ -543,7 +555,7 @@ impl Policy {
         }
         if let Reserve::Reserved(before) = &reserved {
             for ((check, level), info) in budgets.iter().zip(before).zip(&budget_info) {
-                if !check.enforce && level.committed().saturating_add(amount) > check.limit {
+                if !check.enforce && level.committed().saturating_add(lease.amount) > check.limit {
                     ticket.shadow.push(format!(
                         "budget {} of ${} would refuse this call",
                         info.name,
@@ -559,9 +571,9 @@ impl Policy {
             });
             ticket.model = Some(model.to_string());
         }
+        ticket.lease = (!budgets.is_empty()).then_some(lease);
         ticket.budgets = budgets;
         ticket.budget_info = budget_info;
-        ticket.reserved = amount;
         Ok(Admission::Proceed(ticket))
     }
 
@@ -575,20 +587,30 @@ impl Policy {
         outcome: &Outcome,
     ) -> Result<Vec<Alert>, StateError> {
         let mut alerts = Vec::new();
+        let reserved = ticket.reserved();
         let actual = if outcome.usage_known {
             outcome.cost.map_or(0, cost::nanos)
         } else {
-            ticket.reserved
+            reserved
         };
+        if actual > reserved && ticket.lease.is_some() {
+            // The worst case was not the worst: the answer names a dearer model or tier than
+            // the one reserved. The budget counts what was spent, so later calls see it.
+            tracing::warn!(
+                reserved_usd = %cost::money(reserved),
+                spent_usd = %cost::money(actual),
+                "a call cost more than its reservation; its budgets may pass their cap by the difference"
+            );
+        }
         let hour = hour_label(now);
         // Independent updates, overlapped: one round trip with Redis.
         let (after, corrected, run, hour_total) = tokio::join!(
             async {
-                if ticket.budgets.is_empty() {
+                let Some(lease) = &ticket.lease else {
                     return Ok(Vec::new());
-                }
+                };
                 self.state
-                    .budget_settle(&ticket.budgets, ticket.reserved, actual)
+                    .budget_settle(&ticket.budgets, lease, actual)
                     .await
             },
             async {
@@ -649,10 +671,8 @@ impl Policy {
     /// Releases a reservation for a call that never ran (answered from the cache, or the
     /// gateway failed before sending it).
     pub async fn release(&self, ticket: &Ticket) -> Result<(), StateError> {
-        if !ticket.budgets.is_empty() {
-            self.state
-                .budget_settle(&ticket.budgets, ticket.reserved, 0)
-                .await?;
+        if let Some(lease) = &ticket.lease {
+            self.state.budget_settle(&ticket.budgets, lease, 0).await?;
         }
         Ok(())
     }
@@ -717,7 +737,7 @@ impl Policy {
             &key,
             call.now.date_naive(),
             call.tier,
-            call.body_bytes,
+            (call.body_bytes, call.input),
             call.max_output,
         )?;
         let choices = call.choices.max(1);
@@ -730,7 +750,7 @@ impl Policy {
             &key,
             call.now.date_naive(),
             call.tier,
-            call.body_bytes,
+            (call.body_bytes, call.input),
             Some(0),
         )?;
         let output = worst.nanos - one_output.nanos;
@@ -738,6 +758,7 @@ impl Policy {
             nanos: one_output
                 .nanos
                 .saturating_add(output.saturating_mul(i64::try_from(choices).unwrap_or(1))),
+            input_tokens: worst.input_tokens,
             output_tokens: worst.output_tokens.saturating_mul(choices),
         })
     }
@@ -1084,6 +1105,7 @@ mod tests {
             model: "gpt-4o",
             tier: ServiceTier::Standard,
             body_bytes: 100,
+            input: InputShape::default(),
             max_output: Some(1_000),
             choices: 1,
             cache_key: None,
@@ -1146,5 +1168,50 @@ mod tests {
             }
             other => panic!("expected the vip budget to refuse, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn input_the_body_does_not_carry_and_the_auto_tier_are_reserved_at_their_worst() {
+        let config: PolicyConfig = toml::from_str(
+            r#"
+            [[budgets]]
+            scope = "tenant"
+            period = "day"
+            limit_usd = "0.30"
+            "#,
+        )
+        .unwrap();
+        let policy = Policy::new(State::Memory(MemoryState::new()), &config);
+        let book = PriceBook::bundled().unwrap();
+        let now = Utc::now();
+        let reserved = |admission: Admission| match admission {
+            Admission::Proceed(ticket) => Ok(cost::money(ticket.reserved())),
+            Admission::Refuse(Refusal::Budget { requested_usd, .. }, _) => Err(requested_usd),
+            other => panic!("expected a reservation or a budget refusal, got {other:?}"),
+        };
+        // Text: 100 bytes bound the input. An image: gpt-4o's 128k context window does.
+        let text = reserved(
+            policy
+                .admit(&config, &book, &call("text", now))
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let mut image = call("image", now);
+        image.input = crate::input_shape(
+            br#"{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://x/y.png"}}]}]}"#,
+        );
+        let image = reserved(policy.admit(&config, &book, &image).await.unwrap());
+        let image_cost = image.expect_err("128k input tokens do not fit $0.30");
+        assert!(image_cost > "0.32".parse().unwrap(), "{image_cost}");
+        // No tier (OpenAI's `auto`) reserves at priority prices by default.
+        let mut auto = call("auto", now);
+        auto.tier = config.reservation_tier(None);
+        let auto = reserved(policy.admit(&config, &book, &auto).await.unwrap()).unwrap();
+        assert!(auto > text, "priority {auto} must exceed standard {text}");
+        assert_eq!(
+            config.reservation_tier(Some("default")),
+            ServiceTier::Standard
+        );
     }
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod cost;
 mod engine;
 pub mod gcra;
+pub mod input;
 pub mod killswitch;
 pub mod period;
 pub mod state;
@@ -21,4 +22,5 @@ pub use config::{Mode, PolicyConfig};
 pub use engine::{
     Admission, Alert, CallFacts, Degraded, Outcome, Policy, RateHeaders, Refusal, Ticket,
 };
+pub use input::{InputShape, input_shape};
 pub use state::{State, StateError};

@@ -12,7 +12,7 @@ use burnrate_policy::State;
 use burnrate_policy::state::memory::MemoryState;
 use burnrate_policy::state::redis::RedisState;
 use burnrate_policy::state::{
-    BudgetCheck, Exceeded, Level, RateCheck, RateOutcome, Reserve, RunBounds, RunUsage,
+    BudgetCheck, Exceeded, Lease, Level, RateCheck, RateOutcome, Reserve, RunBounds, RunUsage,
 };
 
 /// A throwaway `redis-server` on a free loopback port, stopped on drop.
@@ -128,29 +128,61 @@ async fn scenario(state: &State) -> Vec<String> {
     let never = state.rate_take(&[tpm(5_000)]).await.unwrap();
     note(format!("{never:?}"));
 
-    // Budgets: all or nothing, shadow counters never refuse, settlement and seeding.
+    // Budgets: all or nothing, shadow counters never refuse, settlement and seeding (once,
+    // on top of what a counter already holds).
     let checks = [
         budget("b:day", 100, true),
         budget("b:month", 150, true),
         budget("b:shadow", 10, false),
     ];
-    state.budget_seed("b:month", 20, FAR).await.unwrap();
+    let early = Lease::new(1, 600);
+    state.budget_reserve(&checks[1..2], &early).await.unwrap();
+    state.budget_settle(&checks[1..2], &early, 1).await.unwrap();
+    state.budget_seed("b:month", 19, FAR).await.unwrap();
     state.budget_seed("b:month", 99, FAR).await.unwrap();
+    let first = Lease::new(60, 600);
     note(format!(
         "{:?}",
-        state.budget_reserve(&checks, 60).await.unwrap()
+        state.budget_reserve(&checks, &first).await.unwrap()
     ));
     note(format!(
         "{:?}",
-        state.budget_reserve(&checks, 60).await.unwrap()
+        state
+            .budget_reserve(&checks, &Lease::new(60, 600))
+            .await
+            .unwrap()
     ));
     note(format!(
         "{:?}",
-        state.budget_settle(&checks, 60, 35).await.unwrap()
+        state.budget_settle(&checks, &first, 35).await.unwrap()
     ));
     note(format!(
+        "settled twice {:?}",
+        state.budget_settle(&checks, &first, 0).await.unwrap()
+    ));
+    let second = Lease::new(60, 600);
+    note(format!(
         "{:?}",
-        state.budget_reserve(&checks, 60).await.unwrap()
+        state.budget_reserve(&checks, &second).await.unwrap()
+    ));
+    // A lease whose call never settles lapses: the next reservation releases it, and a late
+    // settlement releases nothing a second time.
+    let lapsing = Lease::new(50, 0);
+    let lapse = [budget("b:lapse", 100, true)];
+    note(format!(
+        "{:?}",
+        state.budget_reserve(&lapse, &lapsing).await.unwrap()
+    ));
+    note(format!(
+        "after lapse {:?}",
+        state
+            .budget_reserve(&lapse, &Lease::new(90, 600))
+            .await
+            .unwrap()
+    ));
+    note(format!(
+        "late settle {:?}",
+        state.budget_settle(&lapse, &lapsing, 5).await.unwrap()
     ));
     let keys: Vec<String> = checks.iter().map(|check| check.key.clone()).collect();
     note(format!("{:?}", state.budget_levels(&keys).await.unwrap()));
@@ -233,6 +265,25 @@ async fn scenario(state: &State) -> Vec<String> {
         "{:?}",
         state.run_admit("root", None, bounds()).await.unwrap()
     ));
+    // A run settled before it was admitted (its state lost in between) keeps its tokens.
+    note(format!(
+        "lost: {:?}",
+        state
+            .run_settle("lost", &usage(700, &[]), bounds())
+            .await
+            .unwrap()
+    ));
+    note(format!(
+        "{:?}",
+        state.run_admit("lost", None, bounds()).await.unwrap()
+    ));
+    note(format!(
+        "lost: {:?}",
+        state
+            .run_settle("lost", &usage(400, &[]), bounds())
+            .await
+            .unwrap()
+    ));
     seen
 }
 
@@ -252,6 +303,24 @@ async fn redis_and_memory_agree_on_every_operation() {
     assert!(text.contains("after refund fits: true"));
     assert!(text.contains("Denied { index: 0, retry_after_us: None }"));
     assert!(text.contains("Denied { index: 0, level: Level { spent: 0, reserved: 60 } }"));
+    // Seeded once on top of the 1 already spent; settling twice releases once.
+    assert!(
+        text.contains("Level { spent: 55, reserved: 0 }, Level { spent: 35, reserved: 0 }"),
+        "{text}"
+    );
+    assert!(
+        text.contains("settled twice [Level { spent: 35, reserved: 0 }"),
+        "{text}"
+    );
+    assert!(
+        text.contains("after lapse Reserved([Level { spent: 0, reserved: 0 }])"),
+        "{text}"
+    );
+    assert!(
+        text.contains("late settle [Level { spent: 5, reserved: 90 }]"),
+        "{text}"
+    );
+    assert!(text.contains("lost: Some(Tokens(1100))"), "{text}");
     assert!(text.contains("counter 15"));
     assert!(text.contains(&format!("{:?}", Some(Exceeded::Tokens(1_100)))));
     assert!(text.contains(&format!(
@@ -276,15 +345,16 @@ async fn replicas_sharing_redis_never_overshoot_a_budget() {
         tasks.push(tokio::spawn(async move {
             let state = &replicas[(call % 2) as usize];
             let worst = 5_000 + (call * 7_919 % 20_000) as i64;
+            let lease = Lease::new(worst, 600);
             match state
-                .budget_reserve(std::slice::from_ref(&check), worst)
+                .budget_reserve(std::slice::from_ref(&check), &lease)
                 .await
                 .unwrap()
             {
                 Reserve::Reserved(_) => {
                     let actual = worst * ((call % 10) as i64 + 1) / 10;
                     state
-                        .budget_settle(std::slice::from_ref(&check), worst, actual)
+                        .budget_settle(std::slice::from_ref(&check), &lease, actual)
                         .await
                         .unwrap();
                     actual

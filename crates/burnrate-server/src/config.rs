@@ -351,6 +351,16 @@ impl RawConfig {
         let admin_token = env(&self.server.admin_token_env).filter(|token| !token.is_empty());
         let state = validate_state(self.state, &env, &mut problems);
         problems.extend(self.policy.validate());
+        if !self.policy.budgets.is_empty()
+            && u64::try_from(self.policy.reservation_ttl_s).unwrap_or(0)
+                <= self.server.upstream_timeout_s
+        {
+            problems.push(format!(
+                "policy.reservation_ttl_s: {} s must be longer than server.upstream_timeout_s \
+                 ({} s), or reservations of slow calls lapse while they run",
+                self.policy.reservation_ttl_s, self.server.upstream_timeout_s
+            ));
+        }
         if let Err(notifier_problems) =
             Notifiers::with_env(&self.notifiers, reqwest::Client::new(), &env)
         {

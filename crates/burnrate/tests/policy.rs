@@ -101,6 +101,9 @@ fn burst(
                 .json(&json!({
                     "model": "gpt-4o",
                     "max_tokens": max_tokens,
+                    // The standard tier by name: a call naming none reserves at priority
+                    // prices, and these tests count reservations in standard ones.
+                    "service_tier": "default",
                     "messages": [{"role": "user", "content": format!("{tag} call {i}")}],
                 }));
             async move {
@@ -381,6 +384,7 @@ fn each_rung_of_the_ladder_through_the_official_sdks() {
 {keys}
 [policy]
 timezone = "Europe/Berlin"
+auto_tier = "standard"              # the SDK calls name no tier; the mock bills standard
 
 [policy.ladder]
 fallback_at = 0.5
@@ -942,6 +946,7 @@ fn a_call_whose_usage_never_arrived_is_charged_its_reservation() {
             .header("x-mock-cut-after", "2")
             .json(
                 &json!({"model": "gpt-4o", "max_tokens": 2000, "stream": true,
+                          "service_tier": "default",
                           "messages": [{"role": "user", "content": "cut me"}]}),
             )
             .send()
@@ -1031,5 +1036,51 @@ fn background_responses_are_refused_under_a_budget() {
     });
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["param"], "background");
+    assert!(gateway.terminate().success());
+}
+
+#[test]
+fn an_image_reserves_the_models_context_window_not_the_bodys_bytes() {
+    let cap = "[[policy.budgets]]\nscope = \"tenant\"\nperiod = \"day\"\nlimit_usd = \"0.30\"\n";
+    let (_mock, _dir, gateway) = gateway_with(cap);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let call = |content: Value| {
+        runtime.block_on(async {
+            let response = reqwest::Client::new()
+                .post(format!("{}/v1/chat/completions", gateway.url))
+                .bearer_auth(KEY)
+                .header("X-Attribution-User-ID", "img-user")
+                .header("X-Attribution-Feature", "vision")
+                .json(
+                    &json!({"model": "gpt-4o", "max_tokens": 100, "service_tier": "default",
+                              "messages": [{"role": "user", "content": content}]}),
+                )
+                .send()
+                .await
+                .unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        })
+    };
+    // Text: a few hundred bytes bound the input, far inside $0.30.
+    let (status, body) = call(json!("describe a cat"));
+    assert_eq!(status, 200, "{body}");
+    // An image by URL bills tokens its URL does not show: gpt-4o's 128k-token window at
+    // $2.50/M is $0.32 of input alone, which cannot fit.
+    let (status, body) = call(json!([
+        {"type": "text", "text": "describe this"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
+    ]));
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "budget_exceeded", "{body}");
+    assert!(
+        decimal(&body["error"]["requested_usd"]) >= Decimal::from_str("0.32").unwrap(),
+        "{body}"
+    );
     assert!(gateway.terminate().success());
 }

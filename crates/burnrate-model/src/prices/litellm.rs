@@ -123,6 +123,7 @@ pub fn parse(json: &str) -> Result<BTreeMap<String, ModelPrices>, PriceError> {
                 .and_then(Value::as_str)
                 .map(str::to_owned),
             max_output_tokens: fields.get("max_output_tokens").and_then(Value::as_u64),
+            max_input_tokens: fields.get("max_input_tokens").and_then(Value::as_u64),
             slots: BTreeMap::new(),
         };
         for (field, value) in &fields {

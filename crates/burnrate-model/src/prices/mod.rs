@@ -145,6 +145,9 @@ pub struct ModelPrices {
     pub mode: Option<String>,
     /// Largest output the model produces, for worst-case cost estimates.
     pub max_output_tokens: Option<u64>,
+    /// Largest input the model takes (its context window less nothing), for worst-case
+    /// cost estimates of calls whose input the request body does not bound.
+    pub max_input_tokens: Option<u64>,
     /// Prices as given, per slot.
     pub slots: BTreeMap<PriceSlot, Money>,
 }

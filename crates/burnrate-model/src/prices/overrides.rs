@@ -7,6 +7,8 @@
 //! effective_from = "2026-12-01"      # optional: first day (UTC); absent = since the beginning
 //! input_cost_per_token = "0.0000018" # LiteLLM field names, dollars per token
 //! output_cost_per_token = "0.0000072"
+//! max_input_tokens = 1047576         # optional: context window, bounds budget reservations
+//! max_output_tokens = 32768          # optional: largest output
 //! ```
 //!
 //! Fields an override does not give keep the value in force before it.
@@ -28,6 +30,10 @@ pub struct PriceOverride {
     pub effective_from: Option<NaiveDate>,
     /// The prices given, by LiteLLM field name.
     pub fields: Vec<(String, super::PriceSlot, crate::money::Money)>,
+    /// Largest input the model takes, if given.
+    pub max_input_tokens: Option<u64>,
+    /// Largest output the model produces, if given.
+    pub max_output_tokens: Option<u64>,
 }
 
 /// Parses an overrides file, collecting every problem (each naming its entry and key).
@@ -96,9 +102,24 @@ fn parse_entry(entry: &Value, place: &str) -> Result<PriceOverride, Vec<String>>
             None
         }
     };
+    let count = |key: &str, problems: &mut Vec<String>| match table.get(key) {
+        None => None,
+        Some(Value::Integer(count)) if *count > 0 => u64::try_from(*count).ok(),
+        Some(_) => {
+            problems.push(format!(
+                "{place}.{key}: expected a positive whole number of tokens"
+            ));
+            None
+        }
+    };
+    let max_input_tokens = count("max_input_tokens", &mut problems);
+    let max_output_tokens = count("max_output_tokens", &mut problems);
     let mut fields = Vec::new();
     for (key, value) in table {
-        if matches!(key.as_str(), "model" | "provider" | "effective_from") {
+        if matches!(
+            key.as_str(),
+            "model" | "provider" | "effective_from" | "max_input_tokens" | "max_output_tokens"
+        ) {
             continue;
         }
         let Some(slot) = parse_field_name(key) else {
@@ -126,6 +147,8 @@ fn parse_entry(entry: &Value, place: &str) -> Result<PriceOverride, Vec<String>>
             provider,
             effective_from,
             fields,
+            max_input_tokens,
+            max_output_tokens,
         }),
         _ => Err(problems),
     }
@@ -154,6 +177,8 @@ pub fn apply(book: &mut PriceBook, overrides: &[PriceOverride], source: &str) {
         if entry.provider.is_some() {
             prices.provider.clone_from(&entry.provider);
         }
+        prices.max_input_tokens = entry.max_input_tokens.or(prices.max_input_tokens);
+        prices.max_output_tokens = entry.max_output_tokens.or(prices.max_output_tokens);
         for (_, slot, money) in &entry.fields {
             prices.slots.insert(*slot, *money);
         }

@@ -327,6 +327,7 @@ fn override_errors_name_entry_and_key() {
         effective_from = "soon"
         input_cost_per_tokn = "1"
         output_cost_per_token = "-1"
+        max_input_tokens = -5
         [[price]]
         input_cost_per_token = "1"
         "#,
@@ -337,6 +338,40 @@ fn override_errors_name_entry_and_key() {
     assert!(text.contains("price[0].input_cost_per_tokn"), "{text}");
     assert!(text.contains("price[0].output_cost_per_token"), "{text}");
     assert!(text.contains("price[1].model"), "{text}");
+    assert!(
+        text.contains("price[0].max_input_tokens: expected a positive whole number"),
+        "{text}"
+    );
+}
+
+#[test]
+fn overrides_set_context_limits_and_later_versions_keep_them() {
+    let mut book = book();
+    let overrides = overrides::parse(
+        r#"
+        [[price]]
+        model = "acme-llm-v1"
+        input_cost_per_token = "0.000001"
+        max_input_tokens = 32000
+        max_output_tokens = 4096
+        [[price]]
+        model = "acme-llm-v1"
+        effective_from = "2026-12-01"
+        input_cost_per_token = "0.0000005"
+        "#,
+    )
+    .unwrap();
+    overrides::apply(&mut book, &overrides, "overrides.toml");
+    for date in ["2026-11-01", "2026-12-02"] {
+        let prices = &book
+            .version_at("acme-llm-v1", Some(day(date)))
+            .unwrap()
+            .prices;
+        assert_eq!(prices.max_input_tokens, Some(32_000), "{date}");
+        assert_eq!(prices.max_output_tokens, Some(4_096), "{date}");
+    }
+    let gpt = &book.version_at("gpt-4o", None).unwrap().prices;
+    assert_eq!(gpt.max_input_tokens, Some(128_000));
 }
 
 #[test]

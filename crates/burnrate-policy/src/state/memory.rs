@@ -6,8 +6,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{
-    BudgetCheck, Exceeded, Level, Pause, RateCheck, RateOutcome, Reserve, RunBounds, RunUsage,
-    RunView,
+    BudgetCheck, Exceeded, Lease, Level, Pause, RateCheck, RateOutcome, Reserve, RunBounds,
+    RunUsage, RunView,
 };
 use crate::gcra::{Gcra, Take};
 
@@ -27,11 +27,46 @@ struct Run {
     exceeded: Option<Exceeded>,
 }
 
+/// A budget counter: its level, the leases behind its reservations, whether it was seeded.
+#[derive(Debug, Clone, Default)]
+struct Counter {
+    level: Level,
+    /// Lease id → (expiry in Unix seconds, amount).
+    leases: HashMap<String, (i64, i64)>,
+    /// No lease expires before this (0 until known): the purge's short cut.
+    earliest: i64,
+    seeded: bool,
+}
+
+impl Counter {
+    /// Releases the leases that have lapsed by `now`.
+    fn purge(&mut self, now: i64) {
+        if now < self.earliest {
+            return;
+        }
+        let mut lapsed = 0i64;
+        self.leases.retain(|_, (expires, amount)| {
+            let keep = *expires > now;
+            if !keep {
+                lapsed = lapsed.saturating_add(*amount);
+            }
+            keep
+        });
+        self.level.reserved = self.level.reserved.saturating_sub(lapsed).max(0);
+        self.earliest = self
+            .leases
+            .values()
+            .map(|(expires, _)| *expires)
+            .min()
+            .unwrap_or(i64::MAX);
+    }
+}
+
 /// Policy state in memory.
 #[derive(Default)]
 pub struct MemoryState {
     rates: Mutex<HashMap<String, Expiring<i64>>>,
-    budgets: Mutex<HashMap<String, Expiring<Level>>>,
+    budgets: Mutex<HashMap<String, Expiring<Counter>>>,
     counters: Mutex<HashMap<String, Expiring<i64>>>,
     pauses: Mutex<HashMap<String, String>>,
     runs: Mutex<HashMap<String, Expiring<Run>>>,
@@ -121,28 +156,38 @@ impl MemoryState {
             .map(|key| {
                 budgets
                     .get(key)
-                    .map(|entry| entry.value)
+                    .map(|entry| entry.value.level)
                     .unwrap_or_default()
             })
             .collect()
     }
 
-    pub(super) fn budget_reserve(&self, checks: &[BudgetCheck], amount: i64) -> Reserve {
+    pub(super) fn budget_reserve(&self, checks: &[BudgetCheck], lease: &Lease) -> Reserve {
+        let now = now_s();
         let mut budgets = lock(&self.budgets);
         let mut levels = Vec::with_capacity(checks.len());
         for (index, check) in checks.iter().enumerate() {
-            let level = budgets
-                .get(&check.key)
-                .map(|entry| entry.value)
-                .unwrap_or_default();
-            if check.enforce && level.committed().saturating_add(amount) > check.limit {
+            let level = match budgets.get_mut(&check.key) {
+                Some(entry) => {
+                    entry.value.purge(now);
+                    entry.value.level
+                }
+                None => Level::default(),
+            };
+            if check.enforce && level.committed().saturating_add(lease.amount) > check.limit {
                 return Reserve::Denied { index, level };
             }
             levels.push(level);
         }
+        let expires = now.saturating_add(lease.ttl_s);
         for check in checks {
             let entry = budgets.entry(check.key.clone()).or_default();
-            entry.value.reserved = entry.value.reserved.saturating_add(amount);
+            let counter = &mut entry.value;
+            counter.level.reserved = counter.level.reserved.saturating_add(lease.amount);
+            counter
+                .leases
+                .insert(lease.id.clone(), (expires, lease.amount));
+            counter.earliest = counter.earliest.min(expires);
             entry.expire_at = check.expire_at;
         }
         Reserve::Reserved(levels)
@@ -151,7 +196,7 @@ impl MemoryState {
     pub(super) fn budget_settle(
         &self,
         checks: &[BudgetCheck],
-        reserved: i64,
+        lease: &Lease,
         actual: i64,
     ) -> Vec<Level> {
         let mut budgets = lock(&self.budgets);
@@ -159,21 +204,27 @@ impl MemoryState {
             .iter()
             .map(|check| {
                 let entry = budgets.entry(check.key.clone()).or_default();
-                entry.value.reserved = entry.value.reserved.saturating_sub(reserved).max(0);
-                entry.value.spent = entry.value.spent.saturating_add(actual);
+                let counter = &mut entry.value;
+                if let Some((_, amount)) = counter.leases.remove(&lease.id) {
+                    counter.level.reserved = counter.level.reserved.saturating_sub(amount).max(0);
+                }
+                counter.level.spent = counter.level.spent.saturating_add(actual);
                 entry.expire_at = check.expire_at;
-                entry.value
+                counter.level
             })
             .collect()
     }
 
     pub(super) fn budget_seed(&self, key: &str, spent: i64, expire_at: i64) {
-        lock(&self.budgets)
-            .entry(key.to_string())
-            .or_insert(Expiring {
-                value: Level { spent, reserved: 0 },
-                expire_at,
-            });
+        let mut budgets = lock(&self.budgets);
+        let entry = budgets.entry(key.to_string()).or_insert(Expiring {
+            value: Counter::default(),
+            expire_at,
+        });
+        if !entry.value.seeded {
+            entry.value.seeded = true;
+            entry.value.level.spent = entry.value.level.spent.saturating_add(spent);
+        }
     }
 
     pub(super) fn counter_add(&self, key: &str, amount: i64, expire_at: i64) -> i64 {
@@ -336,17 +387,22 @@ mod tests {
         }
     }
 
+    fn lease(amount: i64) -> Lease {
+        Lease::new(amount, 600)
+    }
+
     #[test]
     fn reservations_are_all_or_nothing() {
         let state = MemoryState::new();
         let checks = [check(100, true), check(50, true), check(10, false)];
+        let first = lease(40);
         assert_eq!(
-            state.budget_reserve(&checks, 40),
+            state.budget_reserve(&checks, &first),
             Reserve::Reserved(vec![Level::default(); 3])
         );
         // 40 + 40 fits the first, not the second: nothing is reserved.
         assert_eq!(
-            state.budget_reserve(&checks, 40),
+            state.budget_reserve(&checks, &lease(40)),
             Reserve::Denied {
                 index: 1,
                 level: Level {
@@ -355,7 +411,7 @@ mod tests {
                 }
             }
         );
-        let after = state.budget_settle(&checks, 40, 25);
+        let after = state.budget_settle(&checks, &first, 25);
         assert_eq!(
             after[0],
             Level {
@@ -365,18 +421,51 @@ mod tests {
         );
         // The shadow counter counts past its cap without refusing.
         assert!(matches!(
-            state.budget_reserve(&checks, 25),
+            state.budget_reserve(&checks, &lease(25)),
             Reserve::Reserved(_)
         ));
         assert_eq!(state.budget_levels(&["b10".into()])[0].committed(), 50);
+        // Settling the same lease again releases nothing twice.
+        let again = state.budget_settle(&checks, &first, 0);
+        assert_eq!(again[0].reserved, 25);
     }
 
     #[test]
-    fn seeding_never_overwrites() {
+    fn a_lapsed_lease_is_released_by_the_next_reservation_and_never_twice() {
         let state = MemoryState::new();
-        state.budget_seed("k", 7, i64::MAX);
-        state.budget_seed("k", 9, i64::MAX);
-        assert_eq!(state.budget_levels(&["k".into()])[0].spent, 7);
+        let checks = [check(100, true)];
+        let lapsing = Lease::new(80, 0);
+        assert!(matches!(
+            state.budget_reserve(&checks, &lapsing),
+            Reserve::Reserved(_)
+        ));
+        assert_eq!(state.budget_levels(&["b100".into()])[0].reserved, 80);
+        // Its call never settles; the next reservation finds it lapsed and releases it.
+        let next = lease(70);
+        assert_eq!(
+            state.budget_reserve(&checks, &next),
+            Reserve::Reserved(vec![Level::default()])
+        );
+        // A late settlement of the lapsed lease counts its spend but releases nothing.
+        let after = state.budget_settle(&checks, &lapsing, 5);
+        assert_eq!(
+            after[0],
+            Level {
+                spent: 5,
+                reserved: 70
+            }
+        );
+    }
+
+    #[test]
+    fn seeding_adds_once() {
+        let state = MemoryState::new();
+        let early = lease(4);
+        state.budget_reserve(&[check(100, true)], &early);
+        state.budget_settle(&[check(100, true)], &early, 3);
+        state.budget_seed("b100", 7, i64::MAX);
+        state.budget_seed("b100", 9, i64::MAX);
+        assert_eq!(state.budget_levels(&["b100".into()])[0].spent, 10);
         state.counter_seed("c", 3, i64::MAX);
         assert_eq!(state.counter_add("c", 2, i64::MAX), 5);
     }

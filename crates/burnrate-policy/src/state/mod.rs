@@ -57,6 +57,37 @@ pub struct BudgetCheck {
     pub expire_at: i64,
 }
 
+/// One call's reservation against its budget counters. Each counter records it with an
+/// expiry, so a reservation whose call never settles (a task cancelled mid-admission, a reply
+/// lost to a timeout after the backend acted, a crashed replica) lapses and is released by
+/// the next reservation against that counter. Settling a lapsed or already settled lease
+/// releases nothing a second time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// Unique among every replica's leases (a UUIDv7).
+    pub id: String,
+    /// Nanodollars reserved on each counter.
+    pub amount: i64,
+    /// Seconds the reservation holds without settlement.
+    pub ttl_s: i64,
+}
+
+impl Lease {
+    /// A new lease of `amount` nanodollars for `ttl_s` seconds.
+    pub fn new(amount: i64, ttl_s: i64) -> Lease {
+        Lease {
+            id: uuid::Uuid::now_v7().simple().to_string(),
+            amount,
+            ttl_s,
+        }
+    }
+
+    /// The lease as a counter records it: `amount:id`.
+    fn member(&self) -> String {
+        format!("{}:{}", self.amount, self.id)
+    }
+}
+
 /// A budget counter's state, nanodollars.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Level {
@@ -222,32 +253,35 @@ impl State {
         dispatch!(self.budget_levels(keys))
     }
 
-    /// Reserves `amount` nanodollars against every check, or against none.
+    /// Reserves a lease against every check, or against none, after releasing the checks'
+    /// lapsed leases.
     pub async fn budget_reserve(
         &self,
         checks: &[BudgetCheck],
-        amount: i64,
+        lease: &Lease,
     ) -> Result<Reserve, StateError> {
         if checks.is_empty() {
             return Ok(Reserve::Reserved(Vec::new()));
         }
-        dispatch!(self.budget_reserve(checks, amount))
+        dispatch!(self.budget_reserve(checks, lease))
     }
 
-    /// Releases a reservation and adds the real cost; the levels after.
+    /// Releases a lease (unless it lapsed or was settled already) and adds the real cost;
+    /// the levels after.
     pub async fn budget_settle(
         &self,
         checks: &[BudgetCheck],
-        reserved: i64,
+        lease: &Lease,
         actual: i64,
     ) -> Result<Vec<Level>, StateError> {
         if checks.is_empty() {
             return Ok(Vec::new());
         }
-        dispatch!(self.budget_settle(checks, reserved, actual))
+        dispatch!(self.budget_settle(checks, lease, actual))
     }
 
-    /// Sets a counter's spend when the backend has none for it (a rebuild from the store).
+    /// Adds spend rebuilt from the store to a counter, once: a counter seeded before (by
+    /// this replica or another, or before a restart) is left as it is.
     pub async fn budget_seed(
         &self,
         key: &str,

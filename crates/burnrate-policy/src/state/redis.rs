@@ -8,8 +8,8 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
 use super::{
-    BudgetCheck, Exceeded, Level, Pause, RateCheck, RateOutcome, Reserve, RunBounds, RunUsage,
-    RunView, StateError, keys,
+    BudgetCheck, Exceeded, Lease, Level, Pause, RateCheck, RateOutcome, Reserve, RunBounds,
+    RunUsage, RunView, StateError, keys,
 };
 
 /// The scripts, loaded once (by SHA, with a fallback to the full text after a Redis restart).
@@ -28,6 +28,11 @@ struct Scripts {
 pub struct RedisState {
     connection: ConnectionManager,
     scripts: Scripts,
+}
+
+/// The sorted set of a budget counter's leases.
+fn leases_key(counter: &str) -> String {
+    format!("{counter}:leases")
 }
 
 fn failed(error: redis::RedisError) -> StateError {
@@ -125,13 +130,17 @@ impl RedisState {
     pub(super) async fn budget_reserve(
         &self,
         checks: &[BudgetCheck],
-        amount: i64,
+        lease: &Lease,
     ) -> Result<Reserve, StateError> {
         let mut invocation = self.scripts.budget_reserve.prepare_invoke();
-        invocation.arg(amount);
+        invocation
+            .arg(lease.amount)
+            .arg(lease.member())
+            .arg(lease.ttl_s);
         for check in checks {
             invocation
                 .key(&check.key)
+                .key(leases_key(&check.key))
                 .arg(check.limit)
                 .arg(u8::from(check.enforce))
                 .arg(check.expire_at);
@@ -156,13 +165,16 @@ impl RedisState {
     pub(super) async fn budget_settle(
         &self,
         checks: &[BudgetCheck],
-        reserved: i64,
+        lease: &Lease,
         actual: i64,
     ) -> Result<Vec<Level>, StateError> {
         let mut invocation = self.scripts.budget_settle.prepare_invoke();
-        invocation.arg(reserved).arg(actual);
+        invocation.arg(lease.amount).arg(lease.member()).arg(actual);
         for check in checks {
-            invocation.key(&check.key).arg(check.expire_at);
+            invocation
+                .key(&check.key)
+                .key(leases_key(&check.key))
+                .arg(check.expire_at);
         }
         let reply: Vec<i64> = invocation
             .invoke_async(&mut self.connection())

@@ -17,9 +17,8 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use burnrate_model::ServiceTier;
 use burnrate_policy::cache::CachedAnswer;
-use burnrate_policy::{Admission, CallFacts, Ticket};
+use burnrate_policy::{Admission, CallFacts, InputShape, Ticket};
 use burnrate_wire::{Api, Dialect, RequestInfo};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -210,8 +209,14 @@ async fn admit(
         parent_run: context.attribution.get("parent_run_id"),
         provider: &provider.name,
         model: &info.model,
-        tier: ServiceTier::from_event(info.service_tier.as_deref()),
+        tier: config.policy.reservation_tier(info.service_tier.as_deref()),
         body_bytes: body.len() as u64,
+        // The scan is only needed to reserve a worst case.
+        input: if config.policy.budgets.is_empty() {
+            InputShape::default()
+        } else {
+            burnrate_policy::input_shape(&body)
+        },
         // Embeddings produce no output tokens.
         max_output: if api == Api::Embeddings {
             Some(0)

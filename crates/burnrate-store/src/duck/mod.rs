@@ -106,6 +106,7 @@ impl DuckStore {
              CREATE TABLE IF NOT EXISTS price_versions (price_key VARCHAR NOT NULL,
                  effective_from DATE, source VARCHAR NOT NULL, provider VARCHAR, mode VARCHAR,
                  max_output_tokens BIGINT, slots VARCHAR NOT NULL);
+             ALTER TABLE price_versions ADD COLUMN IF NOT EXISTS max_input_tokens BIGINT;
              CREATE TABLE IF NOT EXISTS model_map (provider VARCHAR NOT NULL,
                  model VARCHAR NOT NULL, price_key VARCHAR);
              CREATE TABLE IF NOT EXISTS price_bands (price_key VARCHAR NOT NULL,

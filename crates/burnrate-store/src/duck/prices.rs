@@ -74,8 +74,8 @@ impl DuckStore {
     fn read_prices(&self) -> Result<PriceBook, StoreError> {
         let mut book = PriceBook::default();
         let mut statement = self.conn.prepare(
-            "SELECT price_key, effective_from, source, provider, mode, max_output_tokens, slots \
-             FROM price_versions",
+            "SELECT price_key, effective_from, source, provider, mode, max_output_tokens, slots, \
+             max_input_tokens FROM price_versions",
         )?;
         let rows = statement.query_map([], |row| {
             Ok((
@@ -86,16 +86,19 @@ impl DuckStore {
                 row.get::<_, Option<String>>(4)?,
                 row.get::<_, Option<i64>>(5)?,
                 row.get::<_, String>(6)?,
+                row.get::<_, Option<i64>>(7)?,
             ))
         })?;
         for row in rows {
-            let (key, effective_from, source, provider, mode, max_output, slots_json) = row?;
+            let (key, effective_from, source, provider, mode, max_output, slots_json, max_input) =
+                row?;
             let fields: BTreeMap<String, String> = serde_json::from_str(&slots_json)
                 .map_err(|e| StoreError::Corrupt(format!("prices of `{key}`: {e}")))?;
             let mut prices = ModelPrices {
                 provider,
                 mode,
                 max_output_tokens: max_output.and_then(|m| u64::try_from(m).ok()),
+                max_input_tokens: max_input.and_then(|m| u64::try_from(m).ok()),
                 slots: BTreeMap::new(),
             };
             for (field, value) in fields {
@@ -152,6 +155,10 @@ impl DuckStore {
                         .max_output_tokens
                         .and_then(|m| i64::try_from(m).ok()),
                     slots_json,
+                    version
+                        .prices
+                        .max_input_tokens
+                        .and_then(|m| i64::try_from(m).ok()),
                 ])?;
             }
             appender.flush()?;

@@ -20,6 +20,8 @@ cache_creation_input_token_cost = "0.000002"
 cache_creation_input_token_cost_above_1hr = "0.000003"
 output_cost_per_token = "0.00001"
 output_cost_per_reasoning_token = "0.00002"
+max_input_tokens = 400000
+max_output_tokens = 8192
 "#;
 
 fn ts(text: &str) -> DateTime<Utc> {
@@ -498,6 +500,15 @@ fn reopening_keeps_events_and_prices() {
     let result = store.query(&spec(&[], &[Metric::CostUsd])).unwrap();
     assert_eq!(result.get(0, "cost_usd"), Some(&usd("0.02125")));
     assert!(store.prices().as_of.is_some());
+    let limits = &store
+        .prices()
+        .version_at("test-model", None)
+        .unwrap()
+        .prices;
+    assert_eq!(
+        (limits.max_input_tokens, limits.max_output_tokens),
+        (Some(400_000), Some(8_192))
+    );
 }
 
 fn random_events() -> impl Strategy<Value = Vec<UsageEvent>> {

@@ -1,6 +1,9 @@
 -- Adds a settled call to its run and checks the run's limits; the limit it is past or ''.
 -- KEYS: run hash, run loop-count hash. ARGV: tokens, tool_calls, max_tokens,
 -- max_tool_calls, loop_repeats, ttl_s, then the call's tools (name:args_hash).
+-- A run lost between admission and settlement (expired, Redis restarted) comes back at
+-- depth 0, as in memory.
+redis.call('HSETNX', KEYS[1], 'depth', 0)
 local tokens = redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[1])
 local tool_calls = redis.call('HINCRBY', KEYS[1], 'tool_calls', ARGV[2])
 local worst, worst_tool = 0, ''
