@@ -26,7 +26,8 @@ pub enum Severity {
 /// What a detector found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
-    /// `spend_spike`, `tool_loop`, `prompt_bloat`, `cache_miss_storm`, `model_drift`.
+    /// `spend_spike`, `tool_loop`, `prompt_bloat`, `memory_runaway`, `cache_miss_storm`,
+    /// `model_drift`.
     pub detector: &'static str,
     /// How much it matters.
     pub severity: Severity,
@@ -65,6 +66,10 @@ pub struct Thresholds {
     pub min_calls: f64,
     /// Spend in dollars below which a day is never a spike (pennies are not news).
     pub min_spike_usd: f64,
+    /// Memory runaway: past sessions a route needs before its p99 is trusted.
+    pub min_sessions: u64,
+    /// Memory runaway: calls a session needs before its growth counts.
+    pub min_session_calls: u64,
 }
 
 impl Default for Thresholds {
@@ -80,6 +85,8 @@ impl Default for Thresholds {
             drift: 0.2,
             min_calls: 20.0,
             min_spike_usd: 1.0,
+            min_sessions: 20,
+            min_session_calls: 3,
         }
     }
 }
@@ -95,6 +102,7 @@ pub fn all(store: &DuckStore, day: NaiveDate, t: &Thresholds) -> Result<Vec<Find
     findings.extend(spend_spikes(store, day, Field::Feature, t)?);
     findings.extend(tool_loops(store, day, t)?);
     findings.extend(prompt_bloat(store, day, Field::Route, t)?);
+    findings.extend(memory_runaway(store, day, t)?);
     findings.extend(cache_miss_storms(store, day, Field::Route, t)?);
     findings.extend(model_drift(store, day, Field::Route, t)?);
     findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.subject.cmp(&b.subject)));
@@ -202,6 +210,72 @@ pub fn tool_loops(
                 day + Days::new(1),
                 repeat.agent_run_id
             ),
+        })
+        .collect())
+}
+
+/// Routes whose sessions started on `day` grew their memory-layer tokens (from the first call
+/// to the peak) beyond the 99th percentile of the route's sessions over the baseline days: a
+/// conversation history carried whole from call to call, a summarisation step gone missing.
+/// One finding per route, its worst sessions as evidence.
+pub fn memory_runaway(
+    store: &DuckStore,
+    day: NaiveDate,
+    t: &Thresholds,
+) -> Result<Vec<Finding>, StoreError> {
+    let first = day - Days::new(t.baseline_days);
+    let sessions = store.memory_growth(
+        start_of(first),
+        start_of(day),
+        start_of(day + Days::new(1)),
+        t.min_session_calls,
+        t.min_sessions,
+    )?;
+    let mut routes: BTreeMap<String, Vec<&burnrate_store::SessionGrowth>> = BTreeMap::new();
+    for session in &sessions {
+        routes
+            .entry(session.route.clone())
+            .or_default()
+            .push(session);
+    }
+    let name = Field::Route.as_str();
+    Ok(routes
+        .into_iter()
+        .map(|(route, sessions)| {
+            let worst = sessions[0];
+            let shown: Vec<serde_json::Value> = sessions
+                .iter()
+                .take(10)
+                .map(|s| {
+                    json!({"session": s.session, "tenant_id": s.tenant_id, "calls": s.calls,
+                           "first_memory_tokens": s.first_memory,
+                           "peak_memory_tokens": s.peak_memory, "growth": s.growth()})
+                })
+                .collect();
+            Finding {
+                detector: "memory_runaway",
+                severity: Severity::Warning,
+                day,
+                subject: format!("{name}={route}"),
+                summary: format!(
+                    "{name} {route}: {} session(s) grew their memory past the route's usual;                      the worst, {} of tenant {}, went from {} to {} memory tokens in {} calls                      (p99 growth of {} past sessions: {})",
+                    sessions.len(),
+                    worst.session,
+                    worst.tenant_id.as_deref().unwrap_or("(untagged)"),
+                    worst.first_memory,
+                    worst.peak_memory,
+                    worst.calls,
+                    worst.past_sessions,
+                    worst.usual_p99
+                ),
+                evidence: json!({"sessions_beyond": sessions.len(),
+                                 "usual_growth_p99": worst.usual_p99,
+                                 "past_sessions": worst.past_sessions, "sessions": shown}),
+                drill_down: format!(
+                    "burnrate query --since {first} --until {} --bucket day --filter {name}={route} --metrics requests,memory_tokens_per_call,prompt_tokens_per_call,cost_usd",
+                    day + Days::new(1)
+                ),
+            }
         })
         .collect())
 }

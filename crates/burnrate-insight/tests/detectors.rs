@@ -29,6 +29,8 @@ struct Call {
     run: Option<String>,
     tools: Vec<(&'static str, &'static str)>,
     prompt: Option<u64>,
+    session: Option<String>,
+    minute: u32,
 }
 
 impl Default for Call {
@@ -45,6 +47,8 @@ impl Default for Call {
             run: None,
             tools: Vec::new(),
             prompt: None,
+            session: None,
+            minute: 0,
         }
     }
 }
@@ -52,7 +56,9 @@ impl Default for Call {
 impl Call {
     fn event(self) -> UsageEvent {
         let date = day() - Days::new(self.back);
-        let ts: DateTime<Utc> = format!("{date}T{:02}:00:00Z", self.hour).parse().unwrap();
+        let ts: DateTime<Utc> = format!("{date}T{:02}:{:02}:00Z", self.hour, self.minute)
+            .parse()
+            .unwrap();
         let usage = Usage {
             input_tokens: self.input,
             cache_read_tokens: self.cache_read,
@@ -65,6 +71,7 @@ impl Call {
         event.feature = Some("inbox-triage".into());
         event.route = Some(self.route.into());
         event.agent_run_id = self.run;
+        event.session_id = self.session;
         event.tool_calls = self.tools.len() as u32;
         event.tools = self
             .tools
@@ -167,6 +174,65 @@ fn tool_loops_fire_at_five_identical_calls_in_a_run() {
     assert_eq!(findings[0].evidence["calls"], 5);
     assert_eq!(findings[0].evidence["args_hash"], "00000000000000aa");
     assert_eq!(findings[0].evidence["tool"], "search_crm");
+}
+
+/// Sessions of `calls` calls on a route, each carrying `prompt` prompt tokens and a memory
+/// that grows by `step` tokens a call.
+fn session(back: u64, name: String, route: &'static str, calls: u32, step: u64) -> Vec<Call> {
+    (0..calls)
+        .map(|call| Call {
+            back,
+            minute: call,
+            route,
+            input: 2_000 + step * u64::from(call),
+            prompt: Some(2_000),
+            session: Some(name.clone()),
+            ..Call::default()
+        })
+        .collect()
+}
+
+#[test]
+fn memory_runaway_fires_when_a_session_outgrows_its_routes_past_sessions() {
+    let mut calls = Vec::new();
+    for back in 1..=7 {
+        for n in 0..5 {
+            // Summarised sessions: memory grows 300-700 tokens a call, then stops.
+            for route in ["/api/triage", "/api/reply"] {
+                calls.extend(session(
+                    back,
+                    format!("{route}-{back}-{n}"),
+                    route,
+                    6,
+                    300 + 100 * n,
+                ));
+            }
+        }
+    }
+    // Today on triage: one session carries its whole history (8,000 tokens more each call).
+    calls.extend(session(0, "runaway".into(), "/api/triage", 8, 8_000));
+    calls.extend(session(0, "normal".into(), "/api/triage", 6, 400));
+    // On reply, today's sessions look like the past ones.
+    calls.extend(session(0, "reply-today".into(), "/api/reply", 6, 500));
+    let store = store(calls);
+    let t = Thresholds::default();
+    let findings = detectors::memory_runaway(&store, day(), &t).unwrap();
+    assert_eq!(subjects(&findings), ["route=/api/triage"], "{findings:#?}");
+    let evidence = &findings[0].evidence;
+    assert_eq!(evidence["sessions_beyond"], 1);
+    assert_eq!(evidence["sessions"][0]["session"], "runaway");
+    assert_eq!(evidence["sessions"][0]["growth"], 7 * 8_000);
+    assert_eq!(evidence["past_sessions"], 35);
+    // Too little history: no p99 to trust, no finding.
+    let strict = Thresholds {
+        min_sessions: 36,
+        ..Thresholds::default()
+    };
+    assert!(
+        detectors::memory_runaway(&store, day(), &strict)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ pub mod journal;
 pub mod query;
 pub mod reports;
 
-pub use duck::{AppendOutcome, DuckStore, EventBatch, ToolRepeat};
+pub use duck::{AppendOutcome, DuckStore, EventBatch, SessionGrowth, ToolRepeat};
 pub use error::StoreError;
 pub use journal::Journal;
 pub use query::result::{Cell, ColumnKind, QueryResult};

@@ -7,7 +7,9 @@
 
 mod export;
 mod loops;
+mod sessions;
 pub use loops::ToolRepeat;
+pub use sessions::SessionGrowth;
 mod prices;
 
 use std::collections::HashSet;

@@ -116,6 +116,8 @@ metrics! {
     MemoryTokens => "memory_tokens", Count;
     PromptTokensPerCall => "prompt_tokens_per_call", Ratio;
     MemoryTokensPerCall => "memory_tokens_per_call", Ratio;
+    Outcomes => "outcomes", Count;
+    CostPerOutcome => "cost_per_outcome", Money;
 }
 
 impl Metric {

@@ -127,7 +127,8 @@ pub fn priced_ctes(
          sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens, \
          sum(tool_calls) AS tool_calls, sum(layer_prompt) AS layer_prompt, \
          sum(layer_tool) AS layer_tool, sum(layer_memory) AS layer_memory, \
-         count(layer_prompt) AS layered \
+         count(layer_prompt) AS layered, \
+         count(*) FILTER (WHERE outcome_success) AS successes \
          FROM events WHERE {filter} GROUP BY ALL), \
          priced AS (SELECT b.*, {COST_EXPR} AS cost, {NAIVE_COST_EXPR} AS naive_cost, \
          CASE WHEN p.price_key IS NULL THEN b.requests ELSE 0 END AS unpriced \
@@ -175,7 +176,7 @@ pub fn render(spec: &QuerySpec, thresholds: &[u64]) -> Rendered {
          sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens, \
          sum(tool_calls) AS tool_calls, sum(layer_prompt) AS layer_prompt, \
          sum(layer_tool) AS layer_tool, sum(layer_memory) AS layer_memory, \
-         sum(layered) AS layered FROM priced GROUP BY ALL)"
+         sum(layered) AS layered, sum(successes) AS successes FROM priced GROUP BY ALL)"
     ));
     if needs_runs {
         sql.push_str(&format!(
@@ -331,5 +332,8 @@ fn metric_expr(metric: Metric) -> String {
         Metric::MemoryTokensPerCall => {
             "CAST(g.layer_memory AS DOUBLE) / nullif(g.layered, 0)".into()
         }
+        Metric::Outcomes => "g.successes".into(),
+        // Femtodollars, rounded down to the femtodollar.
+        Metric::CostPerOutcome => "g.cost // nullif(g.successes, 0)".into(),
     }
 }
