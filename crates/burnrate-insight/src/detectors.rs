@@ -9,7 +9,8 @@ use chrono::{Days, NaiveDate};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::series::{daily, start_of, totals};
+use crate::baseline::{Baseline, Window, baselines};
+use crate::series::{start_of, totals};
 
 /// How much a finding matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -109,13 +110,6 @@ pub fn all(store: &DuckStore, day: NaiveDate, t: &Thresholds) -> Result<Vec<Find
     Ok(findings)
 }
 
-fn mean_and_deviation(values: &[f64]) -> (f64, f64) {
-    let n = values.len().max(1) as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let variance = values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
-    (mean, variance.sqrt())
-}
-
 /// Spend of a member of `field` on `day` above `spike_ratio` × its mean over the baseline
 /// days and more than `spike_z` standard deviations above it. Members without spend in the
 /// baseline are new, not spiking.
@@ -126,14 +120,24 @@ pub fn spend_spikes(
     t: &Thresholds,
 ) -> Result<Vec<Finding>, StoreError> {
     let first = day - Days::new(t.baseline_days);
-    let series = daily(store, &dimension(field), Metric::CostUsd, first, day)?;
+    let baselines = baselines(
+        store,
+        &dimension(field),
+        Metric::CostUsd,
+        day,
+        Window::Day,
+        t.baseline_days,
+    )?;
     let mut findings = Vec::new();
-    for member in series.values.keys() {
-        let history: Vec<f64> = (1..=t.baseline_days)
-            .map(|back| series.on(member, day - Days::new(back)))
-            .collect();
-        let (mean, deviation) = mean_and_deviation(&history);
-        let today = series.on(member, day);
+    for baseline in baselines {
+        let Baseline {
+            member,
+            value: today,
+            mean,
+            stddev: deviation,
+            history,
+            ..
+        } = baseline;
         if mean <= 0.0 || today < t.min_spike_usd || today <= t.spike_ratio * mean {
             continue;
         }

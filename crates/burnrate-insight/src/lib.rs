@@ -4,6 +4,7 @@
 //! Everything is computed by queries on the store (the query spec every backend answers, and
 //! a few purpose-built store queries), never by loading events into memory.
 
+pub mod baseline;
 pub mod detectors;
 pub mod economics;
 pub mod longtail;

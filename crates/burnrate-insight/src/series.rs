@@ -1,31 +1,14 @@
-//! Per-member daily series from the store: the shape most detectors start from.
+//! Per-member series and totals from the store: the shapes the detectors start from.
 
 use std::collections::BTreeMap;
 
 use burnrate_model::dimension::Dimension;
 use burnrate_store::{Bucket, Cell, DuckStore, Metric, QuerySpec, StoreError};
-use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
 /// The first instant of `day`, UTC.
 pub fn start_of(day: NaiveDate) -> DateTime<Utc> {
     Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap_or_default())
-}
-
-/// One value per member and day over `[first, last]`, for one metric.
-pub struct Daily {
-    /// Member → day → value (days without data are absent).
-    pub values: BTreeMap<String, BTreeMap<NaiveDate, f64>>,
-}
-
-impl Daily {
-    /// The member's value on `day`, 0 when it had none.
-    pub fn on(&self, member: &str, day: NaiveDate) -> f64 {
-        self.values
-            .get(member)
-            .and_then(|days| days.get(&day))
-            .copied()
-            .unwrap_or(0.0)
-    }
 }
 
 /// A cell as a number (money in dollars).
@@ -38,35 +21,34 @@ pub fn number(cell: &Cell) -> Option<f64> {
     }
 }
 
-/// `metric` per value of `dimension` and day, over the days `first..=last`.
-pub fn daily(
+/// `metric` per value of `dimension` and time bucket over `[since, until)`: member → bucket
+/// start → value (buckets without data are absent).
+pub fn bucketed(
     store: &DuckStore,
     dimension: &Dimension,
     metric: Metric,
-    first: NaiveDate,
-    last: NaiveDate,
-) -> Result<Daily, StoreError> {
-    let mut spec = QuerySpec::new(start_of(first), start_of(last + Days::new(1)));
+    bucket: Bucket,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<BTreeMap<String, BTreeMap<DateTime<Utc>, f64>>, StoreError> {
+    let mut spec = QuerySpec::new(since, until);
     spec.group_by = vec![dimension.clone()];
-    spec.bucket = Some(Bucket::Day);
+    spec.bucket = Some(bucket);
     spec.metrics = vec![metric];
     let result = store.query(&spec)?;
-    let mut values: BTreeMap<String, BTreeMap<NaiveDate, f64>> = BTreeMap::new();
+    let mut values: BTreeMap<String, BTreeMap<DateTime<Utc>, f64>> = BTreeMap::new();
     for row in &result.rows {
         let (Some(Cell::Text(member)), Some(Cell::Text(bucket)), Some(value)) =
             (row.first(), row.get(1), row.get(2).and_then(number))
         else {
             continue;
         };
-        let Ok(day) = bucket.parse::<DateTime<Utc>>() else {
+        let Ok(at) = bucket.parse::<DateTime<Utc>>() else {
             continue;
         };
-        values
-            .entry(member.clone())
-            .or_default()
-            .insert(day.date_naive(), value);
+        values.entry(member.clone()).or_default().insert(at, value);
     }
-    Ok(Daily { values })
+    Ok(values)
 }
 
 /// Rows of [`totals`]: the group's values, then one value per metric.

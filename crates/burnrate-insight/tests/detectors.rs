@@ -372,3 +372,48 @@ fn all_detectors_together_and_the_economics() {
 fn detectors_day_start() -> DateTime<Utc> {
     format!("{DAY}T00:00:00Z").parse().unwrap()
 }
+
+#[test]
+fn baselines_compare_an_hour_with_the_same_hour_of_past_days() {
+    use burnrate_insight::baseline::{Window, baselines};
+    use burnrate_store::Metric;
+    let mut calls = Vec::new();
+    for back in 0..=7 {
+        // Mornings are busy (100k then 120k output tokens), nights quiet; today's morning
+        // doubles.
+        let morning = if back == 0 {
+            200_000
+        } else {
+            90_000 + back * 5_000
+        };
+        calls.push(Call {
+            back,
+            hour: 9,
+            output: morning,
+            ..Call::default()
+        });
+        calls.push(Call {
+            back,
+            hour: 3,
+            output: 10_000,
+            ..Call::default()
+        });
+    }
+    let store = store(calls);
+    let tenant = Dimension::Field(Field::Tenant);
+    let nine = baselines(&store, &tenant, Metric::CostUsd, day(), Window::Hour(9), 7).unwrap();
+    assert_eq!(nine.len(), 1);
+    let acme = &nine[0];
+    assert_eq!(acme.member, "acme");
+    assert!((acme.value - 2.0).abs() < 0.02, "{acme:?}");
+    // 0.95 .. 1.25 dollars, mean 1.10.
+    assert!((acme.mean - 1.1).abs() < 0.02, "{acme:?}");
+    assert!(acme.z.unwrap() > 8.0, "{acme:?}");
+    // The night is what it always was: no variation, no z.
+    let three = baselines(&store, &tenant, Metric::CostUsd, day(), Window::Hour(3), 7).unwrap();
+    assert_eq!(three[0].z, None, "{:?}", three[0]);
+    assert!((three[0].value - three[0].mean).abs() < 1e-9);
+    // The whole day: the morning's jump diluted by nothing else that moved.
+    let whole = baselines(&store, &tenant, Metric::CostUsd, day(), Window::Day, 7).unwrap();
+    assert!((whole[0].value - 2.1).abs() < 0.02, "{:?}", whole[0]);
+}
