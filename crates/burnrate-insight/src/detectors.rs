@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::baseline::{Baseline, Window, baselines};
-use crate::series::{start_of, totals};
+use crate::series::{Windows, start_of, totals, windows};
 
 /// How much a finding matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -111,8 +111,8 @@ pub fn all(store: &DuckStore, day: NaiveDate, t: &Thresholds) -> Result<Vec<Find
 }
 
 /// Spend of a member of `field` on `day` above `spike_ratio` × its mean over the baseline
-/// days and more than `spike_z` standard deviations above it. Members without spend in the
-/// baseline are new, not spiking.
+/// days and more than `spike_z` standard deviations above it. Members with spend on fewer
+/// than half of the baseline days are new, not spiking.
 pub fn spend_spikes(
     store: &DuckStore,
     day: NaiveDate,
@@ -138,7 +138,11 @@ pub fn spend_spikes(
             history,
             ..
         } = baseline;
-        if mean <= 0.0 || today < t.min_spike_usd || today <= t.spike_ratio * mean {
+        // A member with spend on fewer than half the baseline days is new (ramping up), not
+        // spiking: its mean is mostly the zeros from before it started.
+        let active = history.iter().filter(|value| **value > 0.0).count() as u64;
+        if active * 2 < t.baseline_days || today < t.min_spike_usd || today <= t.spike_ratio * mean
+        {
             continue;
         }
         let z = if deviation > 0.0 {
@@ -284,9 +288,6 @@ pub fn memory_runaway(
         .collect())
 }
 
-/// Per group: the metrics over the baseline days before a day, and on the day.
-type Windows = BTreeMap<Vec<String>, [Vec<Option<f64>>; 2]>;
-
 /// Per member of `field`: the metrics over the baseline days before `day` and on `day`.
 fn before_and_on(
     store: &DuckStore,
@@ -295,28 +296,15 @@ fn before_and_on(
     metrics: &[Metric],
     t: &Thresholds,
 ) -> Result<Windows, StoreError> {
-    let before = totals(
+    windows(
         store,
         group_by,
         metrics,
-        start_of(day - Days::new(t.baseline_days)),
-        start_of(day),
-    )?;
-    let on = totals(
-        store,
-        group_by,
-        metrics,
-        start_of(day),
-        start_of(day + Days::new(1)),
-    )?;
-    let mut joined = Windows::new();
-    for (keys, values) in before {
-        joined.entry(keys).or_default()[0] = values;
-    }
-    for (keys, values) in on {
-        joined.entry(keys).or_default()[1] = values;
-    }
-    Ok(joined)
+        [
+            (start_of(day - Days::new(t.baseline_days)), start_of(day)),
+            (start_of(day), start_of(day + Days::new(1))),
+        ],
+    )
 }
 
 fn value(values: &[Option<f64>], index: usize) -> Option<f64> {

@@ -7,7 +7,10 @@
 pub mod baseline;
 pub mod detectors;
 pub mod economics;
+pub mod forecast;
 pub mod longtail;
+pub mod margins;
+pub mod report;
 mod series;
 
 pub use detectors::{Finding, Severity};

@@ -51,6 +51,9 @@ pub fn bucketed(
     Ok(values)
 }
 
+/// Per group: its metrics in an earlier window and in a later one.
+pub type Windows = BTreeMap<Vec<String>, [Vec<Option<f64>>; 2]>;
+
 /// Rows of [`totals`]: the group's values, then one value per metric.
 pub type Rows = Vec<(Vec<String>, Vec<Option<f64>>)>;
 
@@ -82,4 +85,20 @@ pub fn totals(
             Some((keys?, values))
         })
         .collect())
+}
+
+/// Several metrics per group over two windows, joined by group.
+pub fn windows(
+    store: &DuckStore,
+    group_by: &[Dimension],
+    metrics: &[Metric],
+    ranges: [(DateTime<Utc>, DateTime<Utc>); 2],
+) -> Result<Windows, StoreError> {
+    let mut joined = Windows::new();
+    for (index, (since, until)) in ranges.into_iter().enumerate() {
+        for (keys, values) in totals(store, group_by, metrics, since, until)? {
+            joined.entry(keys).or_default()[index] = values;
+        }
+    }
+    Ok(joined)
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use burnrate_insight::margins::Contract;
 use burnrate_model::dimension::Dimension;
 use burnrate_policy::PolicyConfig;
 use burnrate_wire::otlp::OtlpMapping;
@@ -55,6 +56,8 @@ pub struct RawConfig {
     policy: PolicyConfig,
     #[serde(default)]
     notifiers: Vec<NotifierConfig>,
+    #[serde(default)]
+    contracts: Vec<Contract>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -254,6 +257,8 @@ pub struct Config {
     pub policy: Arc<PolicyConfig>,
     /// Where alerts and pages go.
     pub notifiers: Vec<NotifierConfig>,
+    /// What each tenant pays (`[[contracts]]`), for margins and reports.
+    pub contracts: Vec<Contract>,
     /// The file this configuration was read from (reloads read it again).
     pub source: Option<PathBuf>,
 }
@@ -351,6 +356,7 @@ impl RawConfig {
         let admin_token = env(&self.server.admin_token_env).filter(|token| !token.is_empty());
         let state = validate_state(self.state, &env, &mut problems);
         problems.extend(self.policy.validate());
+        problems.extend(burnrate_insight::margins::validate(&self.contracts));
         if !self.policy.budgets.is_empty()
             && u64::try_from(self.policy.reservation_ttl_s).unwrap_or(0)
                 <= self.server.upstream_timeout_s
@@ -388,6 +394,7 @@ impl RawConfig {
                 state,
                 policy: Arc::new(self.policy),
                 notifiers: self.notifiers,
+                contracts: self.contracts,
                 source: None,
             }),
             _ => Err(problems),

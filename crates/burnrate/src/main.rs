@@ -2,6 +2,7 @@
 
 mod cli;
 mod gen_events;
+mod reference;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -223,6 +224,10 @@ enum Format {
     Json,
     /// CSV with a header row.
     Csv,
+    /// Markdown (reports daily, weekly and monthly).
+    Md,
+    /// A standalone HTML page with SVG charts (reports daily, weekly and monthly).
+    Html,
 }
 
 /// The time range and filters shared by queries and reports.
@@ -277,8 +282,17 @@ struct QueryArgs {
 
 #[derive(Debug, Args)]
 struct ReportArgs {
-    /// users-daily, features, runs, outcomes, tenants or coverage.
+    /// daily, weekly or monthly (the scheduled reports, for --date); or users-daily,
+    /// features, runs, outcomes, tenants or coverage (tables over --since/--until).
     report: String,
+    /// The day a daily report covers, the last day of a weekly one, a day of a monthly one
+    /// (default: yesterday, UTC).
+    #[arg(long)]
+    date: Option<String>,
+    /// The gateway's configuration file, for `[[contracts]]` (margins) and monthly tenant
+    /// budgets (forecast).
+    #[arg(long)]
+    config: Option<PathBuf>,
     #[command(flatten)]
     db: DbArgs,
     #[command(flatten)]
@@ -352,6 +366,14 @@ struct GenEventsArgs {
     /// Output file (default stdout).
     #[arg(long, short)]
     out: Option<PathBuf>,
+    /// `reference`: the reference multi-tenant scenario (40 tenants on an inbox-triage agent,
+    /// 4 power users, 2 tenants with a tool-call loop in the last 10 days) instead of the
+    /// random workload; --tenants and --events do not apply.
+    #[arg(long)]
+    scenario: Option<String>,
+    /// With --scenario: write the scenario's `[[contracts]]` here (TOML).
+    #[arg(long)]
+    contracts: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {

@@ -350,3 +350,140 @@ fn anomalies_and_the_long_tail_of_a_generated_ledger() {
     assert!(!bad.status.success());
     assert!(text(&bad.stderr).contains("--by"));
 }
+
+/// The acceptance data: the reference scenario's monthly report names exactly the 4
+/// power users and the 2 runaways in their segments, and the daily report on the loop's first
+/// day flags the 2 runaways (and the day before flags none).
+#[test]
+fn the_reference_scenario_reports_its_power_users_and_runaways() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("reference.jsonl");
+    let contracts = dir.path().join("contracts.toml");
+    let db = dir.path().join("ledger.duckdb");
+    let generated = burnrate(&[
+        "gen-events",
+        "--scenario",
+        "reference",
+        "--end",
+        "2026-12-01",
+        "--out",
+        path(&events),
+        "--contracts",
+        path(&contracts),
+    ]);
+    assert!(generated.status.success(), "{}", text(&generated.stderr));
+    let imported = burnrate(&["import", "--db", path(&db), path(&events)]);
+    assert!(imported.status.success(), "{}", text(&imported.stderr));
+    let report = |kind: &str, date: &str, format: &str| {
+        burnrate(&[
+            "report",
+            kind,
+            "--db",
+            path(&db),
+            "--date",
+            date,
+            "--config",
+            path(&contracts),
+            "--format",
+            format,
+        ])
+    };
+
+    let monthly = json(&report("monthly", "2026-11-30", "json"));
+    let margins = &monthly["data"]["margins"];
+    let members = |segment: &str| -> Vec<String> {
+        let mut names: Vec<String> = margins["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["segment"] == segment)
+            .map(|t| t["tenant"].as_str().unwrap().to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        members("power_user"),
+        ["ref-04", "ref-12", "ref-20", "ref-28"]
+    );
+    assert_eq!(members("runaway"), ["ref-08", "ref-24"]);
+    assert_eq!(members("healthy").len(), 34);
+    // About $34,000 of spend against $179,500 of contracted revenue.
+    let cost: f64 = margins["cost_usd"].as_str().unwrap().parse().unwrap();
+    assert!((30_000.0..38_000.0).contains(&cost), "{cost}");
+    assert_eq!(margins["revenue_usd"], "179500");
+    let runaways: Vec<&str> = margins["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["segment"] == "runaway")
+        .flat_map(|t| t["findings"].as_array().unwrap())
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(
+        runaways.iter().any(|f| f.starts_with("tool_loop")),
+        "{runaways:?}"
+    );
+
+    // The loop starts on 2026-11-21: that day's report flags exactly the two; the day before
+    // flags nobody.
+    let daily = json(&report("daily", "2026-11-21", "json"));
+    assert_eq!(
+        daily["data"]["runaway_tenants"],
+        serde_json::json!(["ref-08", "ref-24"])
+    );
+    let quiet = json(&report("daily", "2026-11-20", "json"));
+    assert_eq!(quiet["data"]["runaway_tenants"], serde_json::json!([]));
+    assert_eq!(quiet["data"]["findings"], serde_json::json!([]));
+
+    // Mid-month, the forecast projects the loopers' spend past what they have spent so far.
+    let mid = json(&report("monthly", "2026-11-25", "json"));
+    let looper = mid["data"]["forecast"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["tenant"] == "ref-08")
+        .unwrap()
+        .clone();
+    let number = |key: &str| looper[key].as_f64().unwrap();
+    assert!(
+        number("projected_usd") > number("month_to_date_usd") + 1_000.0,
+        "{looper}"
+    );
+    assert!(number("low_usd") <= number("projected_usd"));
+    assert!(number("projected_usd") <= number("high_usd"));
+
+    // The same reports as people read them.
+    let markdown = report("monthly", "2026-11-30", "md");
+    assert!(markdown.status.success(), "{}", text(&markdown.stderr));
+    let markdown = text(&markdown.stdout);
+    assert!(
+        markdown.contains("4 power user(s) should move up a tier (ref-04, ref-12, ref-20, ref-28)"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("of 40 tenants"), "{markdown}");
+    let html = report("daily", "2026-11-21", "html");
+    assert!(html.status.success(), "{}", text(&html.stderr));
+    let html = text(&html.stdout);
+    assert!(html.starts_with("<!doctype html>"));
+    assert!(
+        html.contains("<svg role=\"img\""),
+        "the page carries its charts inline"
+    );
+    assert!(html.contains("Runaway tenant(s), burning money now: ref-08, ref-24."));
+    assert!(
+        !html.contains("<script"),
+        "no scripts, no outside resources"
+    );
+    let weekly = report("weekly", "2026-11-30", "md");
+    assert!(weekly.status.success(), "{}", text(&weekly.stderr));
+    assert!(text(&weekly.stdout).contains("## Margin per tenant"));
+    // A bad --date names the flag and the form.
+    let bad = report("daily", "yesterday-ish", "md");
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad.stderr).contains("--date"),
+        "{}",
+        text(&bad.stderr)
+    );
+}

@@ -142,16 +142,19 @@ impl DuckStore {
         max_age_days: i64,
         today: chrono::NaiveDate,
     ) {
-        if let Some(age) = self.book.stale_by(today, max_age_days) {
-            let taken = self.book.as_of.map(|d| d.to_string()).unwrap_or_default();
-            result.warnings.insert(
-                0,
-                format!(
-                    "the price table is {age} days old (taken {taken}; limit {max_age_days}): costs may be \
-                     wrong. Refresh it with `burnrate prices import --db LEDGER model_prices_and_context_window.json`"
-                ),
-            );
+        if let Some(warning) = self.stale_warning(max_age_days, today) {
+            result.warnings.insert(0, warning);
         }
+    }
+
+    /// The stale-prices warning, when the table is older than `max_age_days` on `today`.
+    pub fn stale_warning(&self, max_age_days: i64, today: chrono::NaiveDate) -> Option<String> {
+        let age = self.book.stale_by(today, max_age_days)?;
+        let taken = self.book.as_of.map(|d| d.to_string()).unwrap_or_default();
+        Some(format!(
+            "the price table is {age} days old (taken {taken}; limit {max_age_days}): costs may be \
+             wrong. Refresh it with `burnrate prices import --db LEDGER model_prices_and_context_window.json`"
+        ))
     }
 
     /// Appends events (each must carry an id), skipping ids already in the ledger.

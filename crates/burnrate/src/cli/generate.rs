@@ -11,9 +11,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::time::parse_time;
 use crate::GenEventsArgs;
 use crate::gen_events::{GenSpec, write_events};
+use crate::reference;
 
 /// Runs `burnrate gen-events`.
 pub fn run(args: GenEventsArgs) -> anyhow::Result<ExitCode> {
+    if let Some(scenario) = &args.scenario {
+        return scenario_run(&args, scenario);
+    }
+    if args.contracts.is_some() {
+        anyhow::bail!("--contracts: only a --scenario has contracts");
+    }
     let spec = GenSpec {
         tenants: args.tenants.max(1),
         days: args.days.max(1),
@@ -44,6 +51,33 @@ pub fn run(args: GenEventsArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     if let Some(path) = &args.out {
         eprintln!("wrote {written} events to {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn scenario_run(args: &GenEventsArgs, scenario: &str) -> anyhow::Result<ExitCode> {
+    if scenario != "reference" {
+        anyhow::bail!("--scenario `{scenario}`: the one scenario is `reference`");
+    }
+    let end = parse_time(&args.end, Utc::now()).context("--end")?;
+    let mut out: Box<dyn Write> = match &args.out {
+        Some(path) => Box::new(BufWriter::with_capacity(
+            1 << 20,
+            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(BufWriter::with_capacity(1 << 20, io::stdout().lock())),
+    };
+    let written = reference::write_events(&mut out, end, u64::from(args.days.max(1)), args.seed)?;
+    out.flush()?;
+    if let Some(path) = &args.contracts {
+        std::fs::write(path, reference::contracts_toml())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &args.out {
+        eprintln!(
+            "wrote {written} events of the reference scenario to {}",
+            path.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

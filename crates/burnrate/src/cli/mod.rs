@@ -8,6 +8,7 @@ pub mod output;
 pub mod prices;
 pub mod query;
 pub mod remote;
+pub mod reports;
 pub mod serve;
 pub mod tenants;
 pub mod time;

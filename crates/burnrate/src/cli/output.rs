@@ -31,6 +31,11 @@ pub fn print_result(
             }
             writer.flush()?;
         }
+        Format::Md | Format::Html => {
+            anyhow::bail!(
+                "--format md and html are for `burnrate report daily|weekly|monthly`; use table, json or csv"
+            )
+        }
         Format::Table => {
             if let Some(title) = title {
                 writeln!(out, "{title}")?;

@@ -232,6 +232,9 @@ fn missing(db: &Path, format: Format) -> anyhow::Result<ExitCode> {
             }
             writer.flush()?;
         }
+        Format::Md | Format::Html => {
+            anyhow::bail!("--format md and html are for reports; use table, json or csv")
+        }
         Format::Table => {
             if models.is_empty() {
                 println!("every model in the ledger has a price");

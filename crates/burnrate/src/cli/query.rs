@@ -78,6 +78,9 @@ pub fn run_query(args: QueryArgs) -> anyhow::Result<ExitCode> {
 
 /// Runs `burnrate report NAME`.
 pub fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    if matches!(args.report.as_str(), "daily" | "weekly" | "monthly") {
+        return super::reports::run(&args);
+    }
     let report: Report = args.report.parse().map_err(|e: String| anyhow!(e))?;
     let (since, until, filters) = range(&args.range)?;
     let params = ReportParams {
