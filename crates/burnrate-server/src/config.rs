@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::reports::ReportsConfig;
 use burnrate_insight::margins::Contract;
 use burnrate_model::dimension::Dimension;
 use burnrate_policy::PolicyConfig;
@@ -58,6 +59,8 @@ pub struct RawConfig {
     notifiers: Vec<NotifierConfig>,
     #[serde(default)]
     contracts: Vec<Contract>,
+    #[serde(default)]
+    reports: ReportsConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -259,6 +262,8 @@ pub struct Config {
     pub notifiers: Vec<NotifierConfig>,
     /// What each tenant pays (`[[contracts]]`), for margins and reports.
     pub contracts: Vec<Contract>,
+    /// Scheduled reports.
+    pub reports: ReportsConfig,
     /// The file this configuration was read from (reloads read it again).
     pub source: Option<PathBuf>,
 }
@@ -357,6 +362,7 @@ impl RawConfig {
         let state = validate_state(self.state, &env, &mut problems);
         problems.extend(self.policy.validate());
         problems.extend(burnrate_insight::margins::validate(&self.contracts));
+        problems.extend(self.reports.validate());
         if !self.policy.budgets.is_empty()
             && u64::try_from(self.policy.reservation_ttl_s).unwrap_or(0)
                 <= self.server.upstream_timeout_s
@@ -395,6 +401,7 @@ impl RawConfig {
                 policy: Arc::new(self.policy),
                 notifiers: self.notifiers,
                 contracts: self.contracts,
+                reports: self.reports,
                 source: None,
             }),
             _ => Err(problems),

@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod notify;
 pub mod proxy;
+pub mod reports;
 pub mod routing;
 pub mod serve;
 

@@ -182,6 +182,7 @@ impl Gateway {
         });
         crate::enforce::spawn_upkeep(Arc::clone(&state));
         crate::enforce::spawn_sighup(Arc::clone(&state));
+        crate::reports::spawn_scheduler(Arc::clone(&state));
         let app = router(Arc::clone(&state));
         // Without TCP_NODELAY the last small write of a response can wait for the client's
         // delayed ACK (~40 ms): streams end with small chunks.

@@ -14,13 +14,12 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
 
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use support::{
-    ADMIN_TOKEN, KEY, Redis, burnrate, burnrate_sha256, export, json_lines, mock_provider, python,
-    script, serve, write_config,
+    ADMIN_TOKEN, KEY, Receiver, Redis, burnrate, burnrate_sha256, export, json_lines,
+    mock_provider, python, script, serve, write_config,
 };
 
 /// The mock provider and a gateway in front of it with `extra` in its config; the mock and
@@ -502,54 +501,6 @@ limit_usd = "0.10"
     }
     let spent = ledger_cost(&dir.path().join("ledger.duckdb"));
     assert!(spent <= Decimal::from_str("0.10").unwrap(), "spent {spent}");
-}
-
-/// Records the JSON bodies POSTed to it (a stand-in for an on-call pager's webhook).
-struct Receiver {
-    url: String,
-    bodies: Arc<Mutex<Vec<Value>>>,
-}
-
-impl Receiver {
-    fn start() -> Receiver {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}/page", listener.local_addr().unwrap());
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let seen = Arc::clone(&bodies);
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let app = axum::Router::new().route(
-                    "/page",
-                    axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
-                        let seen = Arc::clone(&seen);
-                        async move {
-                            seen.lock().unwrap().push(body);
-                            "ok"
-                        }
-                    }),
-                );
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                axum::serve(listener, app).await.unwrap();
-            });
-        });
-        Receiver { url, bodies }
-    }
-
-    fn wait_for(&self, count: usize) -> Vec<Value> {
-        for _ in 0..400 {
-            let bodies = self.bodies.lock().unwrap().clone();
-            if bodies.len() >= count {
-                return bodies;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(25));
-        }
-        panic!("no page arrived");
-    }
 }
 
 #[test]

@@ -1,15 +1,12 @@
 //! `burnrate report daily|weekly|monthly`: the scheduled reports, on demand.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use burnrate_insight::margins::{self, Contract};
 use burnrate_insight::report::{self, Context, Report};
-use burnrate_model::Money;
 use burnrate_policy::PolicyConfig;
-use burnrate_policy::config::{Period, Scope};
 use burnrate_store::DuckStore;
 use chrono::{Days, NaiveDate, Utc};
 use serde::Deserialize;
@@ -41,19 +38,9 @@ pub fn report_context(path: Option<&Path>) -> anyhow::Result<Context> {
     }
     Ok(Context {
         contracts: config.contracts,
-        budgets: monthly_budgets(&config.policy),
+        budgets: burnrate_server::reports::monthly_budgets(&config.policy),
         ..Context::default()
     })
-}
-
-/// Tenant budgets per month, by tenant (`*` for every tenant without its own).
-pub fn monthly_budgets(policy: &PolicyConfig) -> BTreeMap<String, Money> {
-    policy
-        .budgets
-        .iter()
-        .filter(|rule| rule.scope == Scope::Tenant && rule.period == Period::Month)
-        .map(|rule| (rule.id.clone(), rule.limit_usd))
-        .collect()
 }
 
 /// Builds one of the scheduled reports.

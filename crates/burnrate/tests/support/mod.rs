@@ -339,3 +339,54 @@ impl Drop for Redis {
         let _ = self.child.wait();
     }
 }
+
+/// Records the JSON bodies POSTed to it (a stand-in for an on-call pager's webhook).
+pub struct Receiver {
+    /// Where to post.
+    pub url: String,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Receiver {
+    /// Starts listening on a free loopback port.
+    pub fn start() -> Receiver {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}/page", listener.local_addr().unwrap());
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::clone(&bodies);
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let app = axum::Router::new().route(
+                    "/page",
+                    axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+                        let seen = std::sync::Arc::clone(&seen);
+                        async move {
+                            seen.lock().unwrap().push(body);
+                            "ok"
+                        }
+                    }),
+                );
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        Receiver { url, bodies }
+    }
+
+    /// The bodies received, once there are at least `count`.
+    pub fn wait_for(&self, count: usize) -> Vec<serde_json::Value> {
+        for _ in 0..400 {
+            let bodies = self.bodies.lock().unwrap().clone();
+            if bodies.len() >= count {
+                return bodies;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("no page arrived");
+    }
+}
