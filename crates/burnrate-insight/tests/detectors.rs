@@ -417,3 +417,75 @@ fn baselines_compare_an_hour_with_the_same_hour_of_past_days() {
     let whole = baselines(&store, &tenant, Metric::CostUsd, day(), Window::Day, 7).unwrap();
     assert!((whole[0].value - 2.1).abs() < 0.02, "{:?}", whole[0]);
 }
+
+#[test]
+fn each_contract_kind_bills_its_way_and_bad_contracts_are_named() {
+    use burnrate_insight::margins::{self, Contract, Kind, revenue};
+    use burnrate_model::Money;
+    use rust_decimal::Decimal;
+    let usd = |text: &str| text.parse::<Money>().unwrap();
+    let contract = |kind, markup: Option<&str>, fee: Option<&str>, per: Option<&str>| Contract {
+        tenant: "acme".into(),
+        kind,
+        markup: markup.map(|m| m.parse().unwrap()),
+        monthly_fee_usd: fee.map(usd),
+        price_per_outcome_usd: per.map(usd),
+        tier: None,
+    };
+    let half = Decimal::new(5, 1);
+    let pass = contract(Kind::PassThrough, Some("0.25"), None, None);
+    assert_eq!(revenue(&pass, usd("80"), 0, half), usd("100"));
+    let bundled = contract(Kind::Bundled, None, Some("300"), None);
+    assert_eq!(revenue(&bundled, usd("80"), 0, half), usd("150"));
+    let outcome = contract(Kind::Outcome, None, None, Some("0.40"));
+    assert_eq!(revenue(&outcome, usd("80"), 250, half), usd("100"));
+    let broken = [
+        contract(Kind::Bundled, None, None, None),
+        contract(Kind::PassThrough, Some("-0.1"), None, None),
+    ];
+    let problems = margins::validate(&broken);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p == "contracts[0].monthly_fee_usd: required for kind Bundled"),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("contracts[1].tenant: `acme` already")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with("contracts[1]: prices")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn the_forecast_projects_the_last_weeks_pace_against_the_budget() {
+    use burnrate_insight::forecast::forecasts;
+    use burnrate_model::Money;
+    // acme spends about $1 a day (100k output tokens of gpt-4o) from Nov 13 to Nov 20.
+    let calls: Vec<Call> = (0..=7)
+        .map(|back| Call {
+            back,
+            output: 100_000,
+            input: 0,
+            ..Call::default()
+        })
+        .collect();
+    let store = store(calls);
+    let budgets = [("acme".to_string(), "5".parse::<Money>().unwrap())].into();
+    let forecast = forecasts(&store, day(), &budgets).unwrap();
+    let acme = &forecast[0];
+    assert!((acme.month_to_date_usd - 8.0).abs() < 1e-9, "{acme:?}");
+    // Ten days left at $1 a day, no variation in the last week: no band.
+    assert!((acme.projected_usd - 18.0).abs() < 1e-9, "{acme:?}");
+    assert!((acme.high_usd - acme.low_usd).abs() < 1e-9, "{acme:?}");
+    assert!(acme.over_budget);
+    let generous = [("*".to_string(), "50".parse::<Money>().unwrap())].into();
+    assert!(!forecasts(&store, day(), &generous).unwrap()[0].over_budget);
+}

@@ -6,9 +6,9 @@
 //!   up a tier;
 //! - 2 tenants whose integration starts looping on a failing tool call 10 days before the
 //!   end (the same tool with the same arguments 8 times a run, and many more runs), on a
-//!   $3,000 plan: runaways.
+//!   $3,250 plan: runaways.
 //!
-//! About $34,000 of spend against $179,500 of contracted revenue. The contracts are written
+//! About $34,000 of spend against $180,000 of contracted revenue. The contracts are written
 //! as `[[contracts]]` TOML for the gateway's configuration.
 
 use std::fmt::Write as _;
@@ -39,7 +39,7 @@ fn kind(index: usize) -> (&'static str, f64, u64) {
     if POWER_USERS.contains(&index) {
         ("team", 83.0, 3_000)
     } else if LOOPING.contains(&index) {
-        ("team", 16.7, 3_000)
+        ("team", 16.7, 3_250)
     } else {
         ("business", 16.7, 4_750)
     }

@@ -408,10 +408,10 @@ fn the_reference_scenario_reports_its_power_users_and_runaways() {
     );
     assert_eq!(members("runaway"), ["ref-08", "ref-24"]);
     assert_eq!(members("healthy").len(), 34);
-    // About $34,000 of spend against $179,500 of contracted revenue.
+    // About $34,000 of spend against $180,000 of contracted revenue.
     let cost: f64 = margins["cost_usd"].as_str().unwrap().parse().unwrap();
     assert!((30_000.0..38_000.0).contains(&cost), "{cost}");
-    assert_eq!(margins["revenue_usd"], "179500");
+    assert_eq!(margins["revenue_usd"], "180000");
     let runaways: Vec<&str> = margins["tenants"]
         .as_array()
         .unwrap()

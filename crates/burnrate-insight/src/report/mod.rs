@@ -193,6 +193,17 @@ fn tail_section(
     Ok((section, serde_json::to_value(&tail).unwrap_or_default()))
 }
 
+/// One row of the daily report's top tenants.
+#[derive(Debug, Clone, Serialize)]
+struct TopTenant {
+    tenant_id: String,
+    cost_usd: f64,
+    yesterday_usd: f64,
+    requests: f64,
+    cost_per_run_p50_usd: Option<f64>,
+    cost_per_run_p99_usd: Option<f64>,
+}
+
 /// The daily anomaly report for `day`.
 pub fn daily(store: &DuckStore, day: NaiveDate, context: &Context) -> Result<Report, StoreError> {
     let since = start_of(day);
@@ -203,7 +214,12 @@ pub fn daily(store: &DuckStore, day: NaiveDate, context: &Context) -> Result<Rep
     let today = totals(
         store,
         &[tenant()],
-        &[Metric::CostUsd, Metric::Requests],
+        &[
+            Metric::CostUsd,
+            Metric::Requests,
+            Metric::CostPerRunP50,
+            Metric::CostPerRunP99,
+        ],
         since,
         until,
     )?;
@@ -217,16 +233,25 @@ pub fn daily(store: &DuckStore, day: NaiveDate, context: &Context) -> Result<Rep
     .into_iter()
     .map(|(keys, values)| (keys, values.first().copied().flatten().unwrap_or(0.0)))
     .collect();
-    let mut top: Vec<(String, f64, f64, f64)> = today
+    let mut top: Vec<TopTenant> = today
         .into_iter()
         .map(|(keys, values)| {
-            let cost = values.first().copied().flatten().unwrap_or(0.0);
-            let calls = values.get(1).copied().flatten().unwrap_or(0.0);
-            let before = yesterday.get(&keys).copied().unwrap_or(0.0);
-            (keys.join(","), cost, before, calls)
+            let at = |index: usize| values.get(index).copied().flatten();
+            TopTenant {
+                yesterday_usd: yesterday.get(&keys).copied().unwrap_or(0.0),
+                tenant_id: keys.join(","),
+                cost_usd: at(0).unwrap_or(0.0),
+                requests: at(1).unwrap_or(0.0),
+                cost_per_run_p50_usd: at(2),
+                cost_per_run_p99_usd: at(3),
+            }
         })
         .collect();
-    top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    top.sort_by(|a, b| {
+        b.cost_usd
+            .total_cmp(&a.cost_usd)
+            .then(a.tenant_id.cmp(&b.tenant_id))
+    });
     top.truncate(10);
     let top_section = Section {
         title: "Top 10 tenants by spend".into(),
@@ -234,26 +259,39 @@ pub fn daily(store: &DuckStore, day: NaiveDate, context: &Context) -> Result<Rep
         chart: Some(Chart {
             title: "Spend today".into(),
             unit: "$",
-            bars: top.iter().map(|(t, cost, ..)| (t.clone(), *cost)).collect(),
+            bars: top
+                .iter()
+                .map(|t| (t.tenant_id.clone(), t.cost_usd))
+                .collect(),
         }),
         table: Some(Table {
-            headers: ["tenant", "spend", "yesterday", "change", "calls"]
-                .map(String::from)
-                .to_vec(),
+            headers: [
+                "tenant",
+                "spend",
+                "yesterday",
+                "change",
+                "calls",
+                "run p50",
+                "run p99",
+            ]
+            .map(String::from)
+            .to_vec(),
             rows: top
                 .iter()
-                .map(|(t, cost, before, calls)| {
-                    let change = if *before > 0.0 {
-                        format!("{:+.0}%", (cost / before - 1.0) * 100.0)
+                .map(|t| {
+                    let change = if t.yesterday_usd > 0.0 {
+                        format!("{:+.0}%", (t.cost_usd / t.yesterday_usd - 1.0) * 100.0)
                     } else {
                         "new".into()
                     };
                     vec![
-                        t.clone(),
-                        usd(*cost),
-                        usd(*before),
+                        t.tenant_id.clone(),
+                        usd(t.cost_usd),
+                        usd(t.yesterday_usd),
                         change,
-                        format!("{calls:.0}"),
+                        format!("{:.0}", t.requests),
+                        t.cost_per_run_p50_usd.map_or("—".into(), usd),
+                        t.cost_per_run_p99_usd.map_or("—".into(), usd),
                     ]
                 })
                 .collect(),
@@ -344,8 +382,7 @@ pub fn daily(store: &DuckStore, day: NaiveDate, context: &Context) -> Result<Rep
     let data = json!({
         "runaway_tenants": runaways,
         "long_tail": tail_data,
-        "top_tenants": top.iter().map(|(t, c, b, n)| json!({"tenant_id": t, "cost_usd": c,
-            "yesterday_usd": b, "requests": n})).collect::<Vec<_>>(),
+        "top_tenants": top,
         "hot_routes": hot,
         "findings": findings,
     });
