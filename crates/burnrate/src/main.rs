@@ -59,6 +59,29 @@ enum Command {
     Anomalies(AnomaliesArgs),
     /// The long tail of spend over one dimension: Pareto shares and the Gini coefficient.
     Longtail(LongtailArgs),
+    /// The audit trail: check its hash chain, list segment heads for anchoring.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check every segment's hashes and the chain; names the first record altered, removed
+    /// or reordered, and exits non-zero.
+    Verify {
+        /// The audit directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Print each segment's first and last record and last hash as JSON lines, to anchor
+    /// the chain elsewhere.
+    Heads {
+        /// The audit directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -395,6 +418,7 @@ fn main() -> ExitCode {
         Command::Reload(server) => cli::tenants::reload(&server),
         Command::Anomalies(args) => cli::insight::anomalies(&args),
         Command::Longtail(args) => cli::insight::longtail(&args),
+        Command::Audit { command } => cli::audit::run(command),
     };
     match result {
         Ok(code) => code,

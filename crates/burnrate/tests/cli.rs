@@ -487,3 +487,43 @@ fn the_reference_scenario_reports_its_power_users_and_runaways() {
         text(&bad.stderr)
     );
 }
+
+#[test]
+fn audit_verify_names_the_altered_record_and_heads_anchor_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = burnrate_audit::AuditLog::open(dir.path(), 1 << 20).unwrap();
+    for n in 0..10u64 {
+        log.append(burnrate_audit::AuditRecord {
+            kind: Some(burnrate_audit::Kind::Call),
+            tenant_id: Some("acme".into()),
+            input_tokens: Some(100 + n),
+            ..burnrate_audit::AuditRecord::default()
+        })
+        .unwrap();
+    }
+    log.sync().unwrap();
+    drop(log);
+    let ok = burnrate(&["audit", "verify", "--dir", path(dir.path())]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert!(text(&ok.stdout).starts_with("ok: 10 records in 1 segment(s)"));
+    let heads = burnrate(&["audit", "heads", "--dir", path(dir.path())]);
+    let head: serde_json::Value = serde_json::from_slice(&heads.stdout).unwrap();
+    assert_eq!(
+        (head["first_seq"].as_u64(), head["last_seq"].as_u64()),
+        (Some(1), Some(10))
+    );
+    let segment = dir.path().join("segment-000001.log");
+    let altered = std::fs::read_to_string(&segment).unwrap().replacen(
+        "\"input_tokens\":104",
+        "\"input_tokens\":904",
+        1,
+    );
+    std::fs::write(&segment, altered).unwrap();
+    let broken = burnrate(&["audit", "verify", "--dir", path(dir.path())]);
+    assert!(!broken.status.success());
+    let stderr = text(&broken.stderr);
+    assert!(
+        stderr.contains("segment-000001.log, line 5: record 5 was altered"),
+        "{stderr}"
+    );
+}

@@ -1,5 +1,6 @@
 //! The commands behind the CLI, one module each, plus shared time parsing and output.
 
+pub mod audit;
 pub mod export;
 pub mod generate;
 pub mod import;
