@@ -55,16 +55,17 @@ pub fn baselines(
     days: u64,
 ) -> Result<Vec<Baseline>, StoreError> {
     let first = day - Days::new(days);
-    let (bucket, offset) = match window {
-        Window::Day => (Bucket::Day, TimeDelta::zero()),
-        Window::Hour(hour) => (Bucket::Hour, TimeDelta::hours(i64::from(hour.min(23)))),
+    // The window's bucket, where it starts within a day, and its length.
+    let (bucket, offset, length) = match window {
+        Window::Day => (Bucket::Day, TimeDelta::zero(), TimeDelta::days(1)),
+        Window::Hour(hour) => (
+            Bucket::Hour,
+            TimeDelta::hours(i64::from(hour.min(23))),
+            TimeDelta::hours(1),
+        ),
     };
-    let mut since = start_of(first) + offset;
-    let mut until = start_of(day) + offset + TimeDelta::hours(1);
-    if window == Window::Day {
-        since = start_of(first);
-        until = start_of(day + Days::new(1));
-    }
+    let since = start_of(first) + offset;
+    let until = start_of(day) + offset + length;
     let series = bucketed(store, dimension, metric, bucket, since, until)?;
     let mut baselines: Vec<Baseline> = series
         .into_iter()

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::baseline::{Baseline, Window, baselines};
-use crate::series::{Windows, start_of, totals, windows};
+use crate::series::{Windows, start_of, week_over_week, windows};
 
 /// How much a finding matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -363,32 +363,14 @@ pub fn prompt_bloat(
     t: &Thresholds,
 ) -> Result<Vec<Finding>, StoreError> {
     let metrics = [Metric::PromptTokensPerCall, Metric::Requests];
-    let group = [dimension(field)];
     let week_end = day + Days::new(1);
-    let this_week = totals(
-        store,
-        &group,
-        &metrics,
-        start_of(week_end - Days::new(7)),
-        start_of(week_end),
-    )?;
-    let last_week = totals(
-        store,
-        &group,
-        &metrics,
-        start_of(week_end - Days::new(14)),
-        start_of(week_end - Days::new(7)),
-    )?;
-    let last: BTreeMap<Vec<String>, Vec<Option<f64>>> = last_week.into_iter().collect();
+    let weeks = week_over_week(store, &[dimension(field)], &metrics, day)?;
     let mut findings = Vec::new();
-    for (keys, now) in this_week {
-        let Some(before) = last.get(&keys) else {
-            continue;
-        };
+    for (keys, [before, now]) in weeks {
         let (Some(was), Some(is), Some(calls_was), Some(calls_now)) = (
-            value(before, 0),
+            value(&before, 0),
             value(&now, 0),
-            value(before, 1),
+            value(&before, 1),
             value(&now, 1),
         ) else {
             continue;

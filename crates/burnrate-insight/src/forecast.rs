@@ -11,12 +11,12 @@ use std::collections::BTreeMap;
 use burnrate_model::Money;
 use burnrate_model::dimension::{Dimension, Field};
 use burnrate_store::{Bucket, DuckStore, Metric, StoreError};
-use chrono::{Datelike, Days, Months, NaiveDate};
+use chrono::{Days, NaiveDate};
 use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
 
 use crate::baseline::mean_and_deviation;
-use crate::series::{bucketed, start_of, totals};
+use crate::series::{bucketed, month_of, start_of, totals};
 
 /// Days the trend is taken over.
 pub const TREND_DAYS: u64 = 7;
@@ -49,8 +49,7 @@ pub fn forecasts(
     day: NaiveDate,
     budgets: &BTreeMap<String, Money>,
 ) -> Result<Vec<Forecast>, StoreError> {
-    let first = NaiveDate::from_ymd_opt(day.year(), day.month(), 1).unwrap_or(day);
-    let next_month = first.checked_add_months(Months::new(1)).unwrap_or(first);
+    let (first, next_month) = month_of(day);
     let end = day + Days::new(1);
     let days_left = (next_month - end).num_days().max(0) as f64;
     let tenant = Dimension::Field(Field::Tenant);

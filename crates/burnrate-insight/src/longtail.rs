@@ -7,6 +7,8 @@ use burnrate_store::{Cell, DuckStore, Metric, QuerySpec, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::series::dollars;
+
 /// One member's spend.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Member {
@@ -106,10 +108,6 @@ impl LongTail {
 fn plural(dimension: &str) -> String {
     let noun = dimension.strip_suffix("_id").unwrap_or(dimension);
     format!("{noun}s")
-}
-
-fn dollars(money: Money) -> f64 {
-    money.to_femto() as f64 / 1e15
 }
 
 /// Gini over costs (members sorted costliest first).

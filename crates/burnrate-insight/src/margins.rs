@@ -18,11 +18,12 @@ use std::collections::BTreeMap;
 use burnrate_model::Money;
 use burnrate_model::dimension::{Dimension, Field};
 use burnrate_store::{Cell, DuckStore, Metric, QuerySpec, StoreError};
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::detectors::Finding;
+use crate::series::month_of;
 
 /// How a tenant pays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -183,11 +184,7 @@ impl Margins {
 
 /// The share of a month `[since, until)` covers, for prorating monthly fees.
 fn month_share(since: DateTime<Utc>, until: DateTime<Utc>) -> Decimal {
-    let day = since.date_naive();
-    let first = NaiveDate::from_ymd_opt(day.year(), day.month(), 1).unwrap_or(day);
-    let next = first
-        .checked_add_months(chrono::Months::new(1))
-        .unwrap_or(first);
+    let (first, next) = month_of(since.date_naive());
     let month_s = (next - first).num_seconds().max(1);
     let span_s = (until - since).num_seconds().clamp(0, month_s);
     Decimal::from(span_s) / Decimal::from(month_s)

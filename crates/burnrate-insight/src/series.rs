@@ -2,20 +2,33 @@
 
 use std::collections::BTreeMap;
 
+use burnrate_model::Money;
 use burnrate_model::dimension::Dimension;
 use burnrate_store::{Bucket, Cell, DuckStore, Metric, QuerySpec, StoreError};
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Days, Months, NaiveDate, TimeZone, Utc};
 
 /// The first instant of `day`, UTC.
 pub fn start_of(day: NaiveDate) -> DateTime<Utc> {
     Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap_or_default())
 }
 
+/// Money as a float of dollars, for statistics and display (never for sums of money).
+pub fn dollars(money: Money) -> f64 {
+    money.to_femto() as f64 / 1e15
+}
+
+/// The first day of `day`'s month and the first day of the month after.
+pub fn month_of(day: NaiveDate) -> (NaiveDate, NaiveDate) {
+    let first = NaiveDate::from_ymd_opt(day.year(), day.month(), 1).unwrap_or(day);
+    let next = first.checked_add_months(Months::new(1)).unwrap_or(first);
+    (first, next)
+}
+
 /// A cell as a number (money in dollars).
 pub fn number(cell: &Cell) -> Option<f64> {
     match cell {
         Cell::Count(count) => Some(*count as f64),
-        Cell::Money(money) => Some(money.to_femto() as f64 / 1e15),
+        Cell::Money(money) => Some(dollars(*money)),
         Cell::Number(number) => Some(*number),
         Cell::Null | Cell::Text(_) => None,
     }
@@ -101,4 +114,24 @@ pub fn windows(
         }
     }
     Ok(joined)
+}
+
+/// Several metrics per group over the week ending on `day` (later window) and the week
+/// before it (earlier window).
+pub fn week_over_week(
+    store: &DuckStore,
+    group_by: &[Dimension],
+    metrics: &[Metric],
+    day: NaiveDate,
+) -> Result<Windows, StoreError> {
+    let end = day + Days::new(1);
+    windows(
+        store,
+        group_by,
+        metrics,
+        [
+            (start_of(end - Days::new(14)), start_of(end - Days::new(7))),
+            (start_of(end - Days::new(7)), start_of(end)),
+        ],
+    )
 }

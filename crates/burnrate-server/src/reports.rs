@@ -194,14 +194,11 @@ async fn make(
                 .stale_warning(max_age, Utc::now().date_naive())
                 .into_iter()
                 .collect();
-            match kind {
-                "weekly" => report::weekly(store, day, &context),
-                "monthly" => report::monthly(store, day, &context),
-                _ => report::daily(store, day, &context),
-            }
+            report::build(store, kind, day, &context)
         })
         .await
         .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no report `{kind}`"))?
         .map_err(|e| e.to_string())?;
     let folder = folder.to_path_buf();
     let page = tokio::task::spawn_blocking(move || write(&folder, &report).map(|p| (p, report)))

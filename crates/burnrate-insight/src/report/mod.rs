@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use burnrate_model::Money;
 use burnrate_model::dimension::{Dimension, Field};
 use burnrate_store::{DuckStore, Metric, StoreError};
-use chrono::{DateTime, Datelike, Days, Months, NaiveDate, Utc};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::json;
 
@@ -20,7 +20,7 @@ use crate::economics::cache_economics;
 use crate::forecast::forecasts;
 use crate::longtail::long_tail;
 use crate::margins::{Contract, Kind, Margins, Segment, SegmentRules, margins};
-use crate::series::{Windows, start_of, totals, windows};
+use crate::series::{dollars, month_of, start_of, totals, week_over_week};
 
 /// A rendered-agnostic report.
 #[derive(Debug, Clone, Serialize)]
@@ -107,10 +107,6 @@ fn usd(value: f64) -> String {
     }
 }
 
-fn money(value: Money) -> f64 {
-    value.to_femto() as f64 / 1e15
-}
-
 fn share(value: Option<f64>) -> String {
     value.map_or("—".into(), |v| format!("{:.1}%", v * 100.0))
 }
@@ -191,6 +187,21 @@ fn tail_section(
         table: None,
     };
     Ok((section, serde_json::to_value(&tail).unwrap_or_default()))
+}
+
+/// The report named `kind` (`daily`, `weekly`, `monthly`) for `day`; `None` for another name.
+pub fn build(
+    store: &DuckStore,
+    kind: &str,
+    day: NaiveDate,
+    context: &Context,
+) -> Option<Result<Report, StoreError>> {
+    Some(match kind {
+        "daily" => daily(store, day, context),
+        "weekly" => weekly(store, day, context),
+        "monthly" => monthly(store, day, context),
+        _ => return None,
+    })
 }
 
 /// One row of the daily report's top tenants.
@@ -403,25 +414,6 @@ pub fn daily(store: &DuckStore, day: NaiveDate, context: &Context) -> Result<Rep
     })
 }
 
-/// Per route: `metric` this week (ending on `day`) and the week before.
-fn week_over_week(
-    store: &DuckStore,
-    group_by: &[Dimension],
-    metrics: &[Metric],
-    day: NaiveDate,
-) -> Result<Windows, StoreError> {
-    let end = day + Days::new(1);
-    windows(
-        store,
-        group_by,
-        metrics,
-        [
-            (start_of(end - Days::new(14)), start_of(end - Days::new(7))),
-            (start_of(end - Days::new(7)), start_of(end)),
-        ],
-    )
-}
-
 fn first(values: &[Option<f64>]) -> Option<f64> {
     values.first().copied().flatten()
 }
@@ -528,8 +520,8 @@ pub fn weekly(store: &DuckStore, day: NaiveDate, context: &Context) -> Result<Re
             let was = last.get(t.tenant.as_str()).copied().flatten();
             vec![
                 t.tenant.clone(),
-                usd(money(t.revenue_usd)),
-                usd(money(t.cost_usd)),
+                usd(dollars(t.revenue_usd)),
+                usd(dollars(t.cost_usd)),
                 share(t.margin),
                 share(was),
                 match (was, t.margin) {
@@ -558,8 +550,8 @@ pub fn weekly(store: &DuckStore, day: NaiveDate, context: &Context) -> Result<Re
                 lead: Some(format!(
                     "Portfolio gross margin {} this week (revenue {}, cost {}), {} the week before.",
                     share(this_week.margin),
-                    usd(money(this_week.revenue_usd)),
-                    usd(money(this_week.cost_usd)),
+                    usd(dollars(this_week.revenue_usd)),
+                    usd(dollars(this_week.cost_usd)),
                     share(last_week.margin)
                 )),
                 chart: None,
@@ -596,10 +588,7 @@ pub fn weekly(store: &DuckStore, day: NaiveDate, context: &Context) -> Result<Re
 
 /// The monthly leadership roll-up for the month of `day`, up to the end of `day`.
 pub fn monthly(store: &DuckStore, day: NaiveDate, context: &Context) -> Result<Report, StoreError> {
-    let first_day = NaiveDate::from_ymd_opt(day.year(), day.month(), 1).unwrap_or(day);
-    let month_end = first_day
-        .checked_add_months(Months::new(1))
-        .unwrap_or(first_day);
+    let (first_day, month_end) = month_of(day);
     let since = start_of(first_day);
     let until = start_of(month_end.min(day + Days::new(1)));
     let (tail, tail_data) = tail_section(store, since, until)?;
@@ -627,9 +616,9 @@ pub fn monthly(store: &DuckStore, day: NaiveDate, context: &Context) -> Result<R
                 format!(
                     "Caching saved {} this month: real cost {}, {} at list input prices; a \
                      dashboard pricing cached tokens as uncached would over-report by {}.",
-                    usd(money(s.saved_usd)),
-                    usd(money(s.cost_usd)),
-                    usd(money(s.naive_cost_usd)),
+                    usd(dollars(s.saved_usd)),
+                    usd(dollars(s.cost_usd)),
+                    usd(dollars(s.naive_cost_usd)),
                     share(s.over_report)
                 )
             }),
@@ -657,7 +646,7 @@ pub fn monthly(store: &DuckStore, day: NaiveDate, context: &Context) -> Result<R
                             usd(f.month_to_date_usd),
                             usd(f.projected_usd),
                             format!("{}–{}", usd(f.low_usd), usd(f.high_usd)),
-                            f.budget_usd.map_or("—".into(), |b| usd(money(b))),
+                            f.budget_usd.map_or("—".into(), |b| usd(dollars(b))),
                             if f.over_budget { "yes".into() } else { "".into() },
                         ]
                     })
@@ -683,8 +672,8 @@ fn profitability(book: &Margins) -> Section {
         title: "Profitability per tenant".into(),
         lead: Some(format!(
             "Revenue {} against cost {}: portfolio gross margin {}.",
-            usd(money(book.revenue_usd)),
-            usd(money(book.cost_usd)),
+            usd(dollars(book.revenue_usd)),
+            usd(dollars(book.cost_usd)),
             share(book.margin)
         )),
         chart: Some(Chart {
@@ -712,8 +701,8 @@ fn profitability(book: &Margins) -> Section {
                         segment_name(t.segment).into(),
                         t.kind.map_or("—", kind_name).into(),
                         t.users.to_string(),
-                        usd(money(t.revenue_usd)),
-                        usd(money(t.cost_usd)),
+                        usd(dollars(t.revenue_usd)),
+                        usd(dollars(t.cost_usd)),
                         share(t.margin),
                     ]
                 })
@@ -780,8 +769,8 @@ fn segments(book: &Margins) -> Section {
                     vec![
                         segment_name(*segment).into(),
                         members.len().to_string(),
-                        usd(money(*revenue)),
-                        usd(money(*cost)),
+                        usd(dollars(*revenue)),
+                        usd(dollars(*cost)),
                         share((*revenue - *cost).ratio(*revenue)),
                         if members.len() > 8 {
                             format!(

@@ -32,7 +32,7 @@ struct Run {
 struct Counter {
     level: Level,
     /// Lease id → (expiry in Unix seconds, amount).
-    leases: HashMap<String, (i64, i64)>,
+    leases: HashMap<u128, (i64, i64)>,
     /// No lease expires before this (0 until known): the purge's short cut.
     earliest: i64,
     seeded: bool,
@@ -184,9 +184,7 @@ impl MemoryState {
             let entry = budgets.entry(check.key.clone()).or_default();
             let counter = &mut entry.value;
             counter.level.reserved = counter.level.reserved.saturating_add(lease.amount);
-            counter
-                .leases
-                .insert(lease.id.clone(), (expires, lease.amount));
+            counter.leases.insert(lease.id, (expires, lease.amount));
             counter.earliest = counter.earliest.min(expires);
             entry.expire_at = check.expire_at;
         }

@@ -65,7 +65,7 @@ pub struct BudgetCheck {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     /// Unique among every replica's leases (a UUIDv7).
-    pub id: String,
+    pub id: u128,
     /// Nanodollars reserved on each counter.
     pub amount: i64,
     /// Seconds the reservation holds without settlement.
@@ -76,7 +76,7 @@ impl Lease {
     /// A new lease of `amount` nanodollars for `ttl_s` seconds.
     pub fn new(amount: i64, ttl_s: i64) -> Lease {
         Lease {
-            id: uuid::Uuid::now_v7().simple().to_string(),
+            id: uuid::Uuid::now_v7().as_u128(),
             amount,
             ttl_s,
         }
@@ -84,7 +84,7 @@ impl Lease {
 
     /// The lease as a counter records it: `amount:id`.
     fn member(&self) -> String {
-        format!("{}:{}", self.amount, self.id)
+        format!("{}:{:032x}", self.amount, self.id)
     }
 }
 

@@ -7,7 +7,6 @@ use anyhow::{Context as _, bail};
 use burnrate_insight::margins::{self, Contract};
 use burnrate_insight::report::{self, Context, Report};
 use burnrate_policy::PolicyConfig;
-use burnrate_store::DuckStore;
 use chrono::{Days, NaiveDate, Utc};
 use serde::Deserialize;
 
@@ -43,22 +42,6 @@ pub fn report_context(path: Option<&Path>) -> anyhow::Result<Context> {
     })
 }
 
-/// Builds one of the scheduled reports.
-pub fn build(
-    store: &DuckStore,
-    kind: &str,
-    day: NaiveDate,
-    context: &Context,
-) -> anyhow::Result<Report> {
-    let report = match kind {
-        "daily" => report::daily(store, day, context),
-        "weekly" => report::weekly(store, day, context),
-        "monthly" => report::monthly(store, day, context),
-        other => bail!("no report `{other}`: use daily, weekly or monthly"),
-    };
-    Ok(report?)
-}
-
 /// Renders a report.
 pub fn render(report: &Report, format: Format) -> anyhow::Result<String> {
     Ok(match format {
@@ -85,7 +68,9 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         .stale_warning(args.range.max_price_age_days, Utc::now().date_naive())
         .into_iter()
         .collect();
-    let report = build(&store, &args.report, day, &context)?;
+    let report = report::build(&store, &args.report, day, &context).ok_or_else(|| {
+        anyhow::anyhow!("no report `{}`: use daily, weekly or monthly", args.report)
+    })??;
     print!("{}", render(&report, args.range.format)?);
     Ok(ExitCode::SUCCESS)
 }
