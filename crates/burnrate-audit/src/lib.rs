@@ -6,10 +6,16 @@
 //! its sequence number and the previous record's hash in it) and the SHA-256 of exactly those
 //! JSON bytes. [`verify`] recomputes every hash and follows the chain across segments.
 
+pub mod archive;
+pub mod content;
+pub mod export;
 pub mod log;
 pub mod record;
+pub mod redact;
 pub mod verify;
 
-pub use log::{AuditLog, SegmentHead};
+pub use content::{ContentError, ContentRef, ContentStore};
+pub use log::{Anchor, AuditError, AuditLog, SegmentHead};
 pub use record::{AuditRecord, Kind};
-pub use verify::{Break, Verified, verify};
+pub use redact::{REDACTED, RedactError, Redactor};
+pub use verify::{Break, Chain, Verified, verify};

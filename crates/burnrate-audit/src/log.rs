@@ -4,6 +4,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use std::collections::HashSet;
+
+use chrono::{Datelike, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -23,6 +26,15 @@ pub enum AuditError {
         /// Why.
         source: std::io::Error,
     },
+    /// Another process holds the trail open for writing.
+    #[error(
+        "{path} is in use by another burnrate process (a running gateway); stop it, or ask the \
+         gateway through its admin API"
+    )]
+    Locked {
+        /// The trail's folder.
+        path: String,
+    },
     /// A file does not hold what the trail writes.
     #[error("{path}, line {line}: {reason}")]
     Corrupt {
@@ -35,10 +47,20 @@ pub enum AuditError {
     },
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
+/// The error for an I/O failure on `path`.
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
     move |source| AuditError::Io {
         path: path.display().to_string(),
         source,
+    }
+}
+
+/// The error for a file at `path` that does not hold what it should.
+pub(crate) fn corrupt(path: &Path, reason: impl ToString) -> AuditError {
+    AuditError::Corrupt {
+        path: path.display().to_string(),
+        line: 0,
+        reason: reason.to_string(),
     }
 }
 
@@ -80,6 +102,52 @@ pub fn segments(dir: &Path) -> Result<Vec<PathBuf>, AuditError> {
     Ok(found)
 }
 
+/// The number in a segment file's name.
+fn segment_index(path: &Path) -> u32 {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.strip_prefix("segment-"))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+}
+
+/// Calls `each` with every complete line of a segment (1-based number, without newline).
+pub fn for_each_line(
+    path: &Path,
+    mut each: impl FnMut(u64, &str) -> Result<(), AuditError>,
+) -> Result<(), AuditError> {
+    let file = File::open(path).map_err(io(path))?;
+    let mut reader = BufReader::new(file);
+    let mut text = String::new();
+    let mut number = 0;
+    loop {
+        text.clear();
+        if reader.read_line(&mut text).map_err(io(path))? == 0 {
+            return Ok(());
+        }
+        number += 1;
+        if let Some(line) = text.strip_suffix('\n') {
+            each(number, line)?;
+        }
+    }
+}
+
+/// The first record of a segment, if it has one.
+pub fn first_record(path: &Path) -> Result<Option<AuditRecord>, AuditError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let file = File::open(path).map_err(io(path))?;
+    let mut line = String::new();
+    BufReader::new(file)
+        .read_line(&mut line)
+        .map_err(io(path))?;
+    Ok(line
+        .strip_suffix('\n')
+        .and_then(split_line)
+        .and_then(|(json, _)| serde_json::from_str(json).ok()))
+}
+
 fn segment_path(dir: &Path, index: u32) -> PathBuf {
     dir.join(format!("segment-{index:06}.log"))
 }
@@ -89,45 +157,122 @@ pub fn split_line(line: &str) -> Option<(&str, &str)> {
     line.rsplit_once('\t')
 }
 
-/// The trail, open for appending.
+/// Where the hot trail continues from after older segments moved to the archive: the last
+/// archived record (written by retention, read by `open` and `verify`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Anchor {
+    /// The last archived record's sequence number.
+    pub last_seq: u64,
+    /// Its hash.
+    pub last_hash: String,
+}
+
+/// The anchor file's name in the trail's folder.
+const ANCHOR: &str = "anchor.json";
+
+impl Anchor {
+    /// The anchor of `dir`, if older segments were archived.
+    pub fn load(dir: &Path) -> Result<Option<Anchor>, AuditError> {
+        let path = dir.join(ANCHOR);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| AuditError::Corrupt {
+                    path: path.display().to_string(),
+                    line: 1,
+                    reason: e.to_string(),
+                }),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(io(&path)(error)),
+        }
+    }
+
+    /// Writes the anchor of `dir` (atomically: a crash leaves the old one or the new one).
+    pub fn save(&self, dir: &Path) -> Result<(), AuditError> {
+        let path = dir.join(ANCHOR);
+        let temporary = dir.join(format!("{ANCHOR}.tmp"));
+        let text = serde_json::to_string(self).map_err(|e| AuditError::Corrupt {
+            path: path.display().to_string(),
+            line: 1,
+            reason: e.to_string(),
+        })?;
+        let mut file = File::create(&temporary).map_err(io(&temporary))?;
+        file.write_all(text.as_bytes()).map_err(io(&temporary))?;
+        file.sync_all().map_err(io(&temporary))?;
+        std::fs::rename(&temporary, &path).map_err(io(&path))
+    }
+
+    /// Where a chain with no archive starts.
+    pub fn genesis() -> Anchor {
+        Anchor {
+            last_seq: 0,
+            last_hash: GENESIS.to_owned(),
+        }
+    }
+}
+
+/// The (year, month) a record belongs to, for rotating segments at month ends.
+fn month_of(record: &AuditRecord) -> Option<(i32, u32)> {
+    record.at.map(|at| (at.year(), at.month()))
+}
+
+/// The trail, open for appending. One process at a time: `open` takes an exclusive lock on
+/// the folder, held until the log is dropped.
 pub struct AuditLog {
     dir: PathBuf,
     segment_bytes: u64,
     index: u32,
     file: File,
     size: u64,
+    /// The month of the active segment's records: a segment holds one month, so retention
+    /// can archive whole segments.
+    month: Option<(i32, u32)>,
     seq: u64,
     last_hash: String,
+    _lock: File,
 }
 
 impl AuditLog {
     /// Opens the trail in `dir` (creating it), continuing the chain of its last segment.
     /// A last line cut short by a crash is dropped: it was never acknowledged. A new
-    /// segment starts when one would pass `segment_bytes`.
+    /// segment starts when one would pass `segment_bytes`, and at each new month.
     pub fn open(dir: &Path, segment_bytes: u64) -> Result<AuditLog, AuditError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let lock_path = dir.join(".lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        if let Err(error) = lock.try_lock() {
+            return Err(match error {
+                std::fs::TryLockError::WouldBlock => AuditError::Locked {
+                    path: dir.display().to_string(),
+                },
+                std::fs::TryLockError::Error(source) => io(&lock_path)(source),
+            });
+        }
         let existing = segments(dir)?;
-        let (index, seq, last_hash) = match existing.last() {
-            None => (1, 0, GENESIS.to_owned()),
-            Some(last) => {
-                let index = last
-                    .file_stem()
-                    .and_then(|s| s.to_str())
-                    .and_then(|s| s.strip_prefix("segment-"))
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(1);
-                let (seq, hash) = tail(last)?.unwrap_or((0, GENESIS.to_owned()));
-                // An empty last segment continues the chain of the one before it.
-                match (seq, existing.len()) {
-                    (0, n) if n > 1 => {
-                        let before = tail(&existing[n - 2])?.unwrap_or((0, GENESIS.to_owned()));
-                        (index, before.0, before.1)
-                    }
-                    _ => (index, seq, hash),
-                }
+        let index = existing.last().map_or(1, |last| segment_index(last));
+        // The chain goes on from the last segment that holds a record (a crash can leave an
+        // empty one after a rotation), else from the archive's anchor.
+        let mut last = None;
+        for path in existing.iter().rev() {
+            if let Some(found) = tail(path)? {
+                last = Some(found);
+                break;
+            }
+        }
+        let (seq, last_hash) = match last {
+            Some(found) => found,
+            None => {
+                let anchor = Anchor::load(dir)?.unwrap_or_else(Anchor::genesis);
+                (anchor.last_seq, anchor.last_hash)
             }
         };
         let path = segment_path(dir, index);
+        let month = first_record(&path)?.as_ref().and_then(month_of);
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -140,16 +285,19 @@ impl AuditLog {
             index,
             file,
             size,
+            month,
             seq,
             last_hash,
+            _lock: lock,
         })
     }
 
-    /// Appends a record (its `seq` and `prev` are set here); returns its sequence number and
-    /// hash. The line reaches the file in one write.
+    /// Appends a record (its `seq` and `prev` are set here, and `at` when it has none);
+    /// returns its sequence number and hash. The line reaches the file in one write.
     pub fn append(&mut self, mut record: AuditRecord) -> Result<(u64, String), AuditError> {
         record.seq = self.seq + 1;
         record.prev.clone_from(&self.last_hash);
+        record.at.get_or_insert_with(Utc::now);
         let json = serde_json::to_string(&record).map_err(|e| AuditError::Corrupt {
             path: self.dir.display().to_string(),
             line: 0,
@@ -157,15 +305,44 @@ impl AuditLog {
         })?;
         let hash = sha256_hex(json.as_bytes());
         let line = format!("{json}\t{hash}\n");
-        if self.size > 0 && self.size + line.len() as u64 > self.segment_bytes {
+        let month = month_of(&record);
+        let new_month = self.month.is_some() && month != self.month;
+        if self.size > 0 && (new_month || self.size + line.len() as u64 > self.segment_bytes) {
             self.rotate()?;
         }
         let path = segment_path(&self.dir, self.index);
         self.file.write_all(line.as_bytes()).map_err(io(&path))?;
+        if self.size == 0 {
+            self.month = month;
+        }
         self.size += line.len() as u64;
         self.seq = record.seq;
         self.last_hash.clone_from(&hash);
         Ok((record.seq, hash))
+    }
+
+    /// The event ids of the records in the last two segments: what a crash between the
+    /// trail and the ledger may have written already.
+    pub fn recent_event_ids(&self) -> Result<HashSet<String>, AuditError> {
+        let mut ids = HashSet::new();
+        let all = segments(&self.dir)?;
+        for path in all.iter().rev().take(2) {
+            for_each_line(path, |_, line| {
+                if let Some(id) = split_line(line)
+                    .and_then(|(json, _)| serde_json::from_str::<AuditRecord>(json).ok())
+                    .and_then(|record| record.event_id)
+                {
+                    ids.insert(id);
+                }
+                Ok(())
+            })?;
+        }
+        Ok(ids)
+    }
+
+    /// The folder of the trail.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Flushes what was appended to disk.
@@ -177,6 +354,7 @@ impl AuditLog {
     fn rotate(&mut self) -> Result<(), AuditError> {
         self.sync()?;
         self.index += 1;
+        self.month = None;
         let path = segment_path(&self.dir, self.index);
         self.file = OpenOptions::new()
             .create(true)
@@ -191,19 +369,18 @@ impl AuditLog {
     pub fn heads(dir: &Path) -> Result<Vec<SegmentHead>, AuditError> {
         let mut heads = Vec::new();
         for path in segments(dir)? {
-            let file = File::open(&path).map_err(io(&path))?;
             let mut first = None;
             let mut last = None;
-            for (number, line) in BufReader::new(file).lines().enumerate() {
-                let line = line.map_err(io(&path))?;
-                let (seq, hash) = parse_head(&line).ok_or_else(|| AuditError::Corrupt {
+            for_each_line(&path, |number, line| {
+                let (seq, hash) = parse_head(line).ok_or_else(|| AuditError::Corrupt {
                     path: path.display().to_string(),
-                    line: number as u64 + 1,
+                    line: number,
                     reason: "not an audit record".into(),
                 })?;
                 first.get_or_insert(seq);
                 last = Some((seq, hash));
-            }
+                Ok(())
+            })?;
             if let (Some(first_seq), Some((last_seq, last_hash))) = (first, last) {
                 heads.push(SegmentHead {
                     segment: path

@@ -21,6 +21,10 @@ pub enum Kind {
     ConfigReload,
     /// The price table changed.
     PriceChange,
+    /// A user's captured content was erased.
+    Erasure,
+    /// Old records and events moved to the archive.
+    Retention,
 }
 
 /// One record of the audit trail, as written (fields without a value are left out).
@@ -33,6 +37,9 @@ pub struct AuditRecord {
     /// Hash of the record before (64 zeros for the first).
     #[serde(default)]
     pub prev: String,
+    /// When the record was written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
     /// What it is about.
     pub kind: Option<Kind>,
     /// When the call or decision started.
@@ -76,9 +83,21 @@ pub struct AuditRecord {
     /// Input tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input_tokens: Option<u64>,
+    /// Input tokens read from the provider's cache (part of `input_tokens`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_read_tokens: Option<u64>,
+    /// Input tokens written to the provider's cache (part of `input_tokens`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_write_tokens: Option<u64>,
     /// Output tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_tokens: Option<u64>,
+    /// Reasoning tokens (part of `output_tokens`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_tokens: Option<u64>,
+    /// Service tier the call was billed at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_tier: Option<String>,
     /// `ok`, `error`, `blocked`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
@@ -88,4 +107,15 @@ pub struct AuditRecord {
     /// The usage event's id, linking the record to the ledger.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
+    /// SHA-256 of the captured request and response (the stored file), when content was
+    /// captured. It stays when the content is erased.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_sha256: Option<String>,
+}
+
+impl AuditRecord {
+    /// The time the record is about: its start, else when it was written.
+    pub fn time(&self) -> Option<DateTime<Utc>> {
+        self.start.or(self.at)
+    }
 }

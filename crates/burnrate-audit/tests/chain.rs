@@ -128,3 +128,16 @@ fn a_record_cut_short_by_a_crash_is_dropped_on_open_and_the_chain_goes_on() {
     drop(log);
     assert_eq!(verify(dir.path()).unwrap().records, 6);
 }
+
+proptest::proptest! {
+    /// Any line, however mangled, is refused with a reason and never panics the checker;
+    /// a line built the way the trail writes it is taken.
+    #[test]
+    fn the_chain_checker_takes_any_line(line in ".{0,300}", tab in proptest::bool::ANY) {
+        let line = if tab { format!("{line}\t{}", burnrate_audit::log::sha256_hex(line.as_bytes())) } else { line };
+        let mut chain = burnrate_audit::Chain::after(&burnrate_audit::Anchor::genesis());
+        if let Ok(record) = chain.check(&line) {
+            proptest::prop_assert_eq!(record.seq, 1);
+        }
+    }
+}

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::app::AppState;
+use burnrate_audit::Kind;
 
 /// A query as text fields, the same words the CLI takes (`group_by: ["tenant_id"]`,
 /// `filters: ["feature!=search"]`, `metrics: ["cost_usd"]`, `order: "cost_usd:asc"`).
@@ -116,6 +117,149 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/api/v1/admin/tenants/{id}/pause", post(pause))
         .route("/api/v1/admin/tenants/{id}/resume", post(resume))
         .route("/api/v1/admin/reload", post(reload))
+        .route("/api/v1/admin/audit/export", get(audit_export))
+        .route("/api/v1/admin/audit/erase", post(audit_erase))
+}
+
+/// The query string of an audit export.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    tenant: Option<String>,
+    user: Option<String>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    #[serde(default = "jsonl")]
+    format: String,
+    #[serde(default)]
+    include_archive: bool,
+}
+
+fn jsonl() -> String {
+    "jsonl".into()
+}
+
+/// `GET /api/v1/admin/audit/export?tenant=T|user=U&since=&until=&format=jsonl|csv|parquet`:
+/// the matching audit records as a file, its manifest in the `x-burnrate-manifest` header.
+/// The export is written to a temporary file first (bounded memory), then streamed.
+async fn audit_export(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Result<axum::extract::Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    if let Err((status, message)) = authorised(&state, &headers) {
+        return problem(status, message);
+    }
+    let query = match query {
+        Ok(axum::extract::Query(query)) => query,
+        Err(error) => return problem(StatusCode::BAD_REQUEST, &error.body_text()),
+    };
+    if query.tenant.is_none() && query.user.is_none() {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "tenant or user: name whose records to export",
+        );
+    }
+    let format: burnrate_audit::export::Format = match query.format.parse() {
+        Ok(format) => format,
+        Err(error) => return problem(StatusCode::BAD_REQUEST, &format!("format: {error}")),
+    };
+    let config = state.config();
+    if !config.audit.enabled {
+        return problem(
+            StatusCode::NOT_FOUND,
+            "the audit trail is off ([audit] enabled)",
+        );
+    }
+    let filter = burnrate_audit::export::Filter {
+        tenant: query.tenant,
+        user: query.user,
+        since: query.since,
+        until: query.until,
+    };
+    // The records of every call answered so far reach the trail first.
+    if let Err(error) = state.ledger.with_store(|_| ()).await {
+        return problem(StatusCode::SERVICE_UNAVAILABLE, &error.to_string());
+    }
+    let dir = config.audit.dir.clone();
+    let archive = query.include_archive.then(|| config.archive_dir());
+    let out = std::env::temp_dir().join(format!("burnrate-export-{}", uuid::Uuid::now_v7()));
+    let exported = tokio::task::spawn_blocking(move || {
+        let manifest =
+            burnrate_audit::export::export(&dir, archive.as_deref(), &filter, format, &out);
+        // The open file keeps its bytes after the names are gone.
+        let file = std::fs::File::open(&out);
+        let _ = std::fs::remove_file(&out);
+        let _ = std::fs::remove_file(burnrate_audit::export::manifest_path(&out));
+        Ok::<_, String>((
+            manifest.map_err(|e| e.to_string())?,
+            file.map_err(|e| e.to_string())?,
+        ))
+    })
+    .await
+    .unwrap_or_else(|error| Err(error.to_string()));
+    let (manifest, file) = match exported {
+        Ok(done) => done,
+        Err(error) => return problem(StatusCode::INTERNAL_SERVER_ERROR, &error),
+    };
+    let content_type = match format {
+        burnrate_audit::export::Format::Jsonl => "application/x-ndjson",
+        burnrate_audit::export::Format::Csv => "text/csv; charset=utf-8",
+        burnrate_audit::export::Format::Parquet => "application/vnd.apache.parquet",
+    };
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(
+        tokio::fs::File::from_std(file),
+    ));
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    if let Ok(value) = serde_json::to_string(&manifest)
+        .map_err(|e| e.to_string())
+        .and_then(|text| http::HeaderValue::from_str(&text).map_err(|e| e.to_string()))
+    {
+        headers.insert("x-burnrate-manifest", value);
+    }
+    response
+}
+
+/// The body of an erasure.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EraseRequest {
+    user_id: String,
+}
+
+/// `POST /api/v1/admin/audit/erase` `{"user_id": "..."}`: deletes the captured content of
+/// the user's calls; the records (and the chain) stay, with the hash of what was erased.
+async fn audit_erase(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let request: EraseRequest = match admin_request(&state, &headers, &body) {
+        Ok(request) => request,
+        Err(refused) => return *refused,
+    };
+    if request.user_id.trim().is_empty() {
+        return problem(StatusCode::BAD_REQUEST, "user_id: must not be empty");
+    }
+    let archive = state.config().archive_dir();
+    let erased = state
+        .ledger
+        .with_audit(move |_, trail| trail.erase_user(&request.user_id, &archive))
+        .await;
+    match erased {
+        Ok(Some(Ok(erased))) => Json(json!(erased)).into_response(),
+        Ok(Some(Err(error))) => problem(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
+        Ok(None) => problem(
+            StatusCode::NOT_FOUND,
+            "the audit trail is off ([audit] enabled)",
+        ),
+        Err(error) => problem(StatusCode::SERVICE_UNAVAILABLE, &error.to_string()),
+    }
 }
 
 /// `GET /api/v1/admin/tenants/paused`: every paused tenant and why.
@@ -161,6 +305,13 @@ async fn pause(
     match state.policy.state().pause(&tenant, &reason).await {
         Ok(newly) => {
             tracing::warn!(%tenant, %reason, "tenant paused by an operator");
+            if newly {
+                state.ledger.audit(crate::audit::decision(
+                    Kind::Pause,
+                    Some(&tenant),
+                    format!("paused by an operator: {reason}"),
+                ));
+            }
             Json(json!({"tenant_id": tenant, "paused": true, "changed": newly})).into_response()
         }
         Err(error) => problem(StatusCode::SERVICE_UNAVAILABLE, &error.to_string()),
@@ -179,6 +330,13 @@ async fn resume(
     match state.policy.state().resume(&tenant).await {
         Ok(changed) => {
             tracing::info!(%tenant, changed, "tenant resumed");
+            if changed {
+                state.ledger.audit(crate::audit::decision(
+                    Kind::Resume,
+                    Some(&tenant),
+                    "resumed by an operator",
+                ));
+            }
             Json(json!({"tenant_id": tenant, "paused": false, "changed": changed})).into_response()
         }
         Err(error) => problem(StatusCode::SERVICE_UNAVAILABLE, &error.to_string()),
@@ -221,6 +379,17 @@ fn authorised(state: &AppState, headers: &HeaderMap) -> Result<(), (StatusCode, 
     }
 }
 
+/// Checks the admin token and reads the JSON body, or answers with why not.
+fn admin_request<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, Box<Response>> {
+    authorised(state, headers).map_err(|(status, message)| Box::new(problem(status, message)))?;
+    serde_json::from_slice(body)
+        .map_err(|error| Box::new(problem(StatusCode::BAD_REQUEST, &error.to_string())))
+}
+
 fn problem(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({"error": message}))).into_response()
 }
@@ -230,12 +399,9 @@ async fn query(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err((status, message)) = authorised(&state, &headers) {
-        return problem(status, message);
-    }
-    let request: QueryRequest = match serde_json::from_slice(&body) {
+    let request: QueryRequest = match admin_request(&state, &headers, &body) {
         Ok(request) => request,
-        Err(error) => return problem(StatusCode::BAD_REQUEST, &error.to_string()),
+        Err(refused) => return *refused,
     };
     let spec = match request.into_spec() {
         Ok(spec) => spec,

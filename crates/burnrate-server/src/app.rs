@@ -57,6 +57,13 @@ impl AppState {
         let notifiers = self.notifiers.load();
         for alert in alerts {
             tracing::warn!(kind = alert.kind, tenant = %alert.tenant, "{}", alert.title);
+            if alert.kind == "tenant_paused" {
+                self.ledger.audit(crate::audit::decision(
+                    burnrate_audit::Kind::Pause,
+                    Some(&alert.tenant),
+                    alert.title.clone(),
+                ));
+            }
             notifiers.send(crate::notify::Alert {
                 kind: alert.kind.to_string(),
                 page: alert.page,

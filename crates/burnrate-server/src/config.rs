@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::audit::{AuditConfig, Capture};
 use crate::reports::ReportsConfig;
+use crate::retention::RetentionConfig;
 use burnrate_insight::margins::Contract;
 use burnrate_model::dimension::Dimension;
 use burnrate_policy::PolicyConfig;
@@ -61,6 +63,10 @@ pub struct RawConfig {
     contracts: Vec<Contract>,
     #[serde(default)]
     reports: ReportsConfig,
+    #[serde(default)]
+    audit: AuditConfig,
+    #[serde(default)]
+    retention: RetentionConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -264,6 +270,14 @@ pub struct Config {
     pub contracts: Vec<Contract>,
     /// Scheduled reports.
     pub reports: ReportsConfig,
+    /// `[audit]`, its folders resolved.
+    pub audit: AuditConfig,
+    /// Content capture, when `[[audit.capture]]` names anyone.
+    pub capture: Option<Capture>,
+    /// `[retention]`, its archive folder resolved.
+    pub retention: RetentionConfig,
+    /// SHA-256 of the configuration text, stamped on audit records.
+    pub hash: String,
     /// The file this configuration was read from (reloads read it again).
     pub source: Option<PathBuf>,
 }
@@ -300,7 +314,14 @@ impl Config {
     /// Parses and validates configuration text; `env` looks up environment variables.
     pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, Vec<String>> {
         let raw: RawConfig = toml::from_str(text).map_err(|error| vec![error.to_string()])?;
-        raw.validate(env)
+        let mut config = raw.validate(env)?;
+        config.hash = burnrate_audit::log::sha256_hex(text.as_bytes());
+        Ok(config)
+    }
+
+    /// The archive's folder.
+    pub fn archive_dir(&self) -> PathBuf {
+        self.retention.archive_dir.clone()
     }
 }
 
@@ -363,6 +384,14 @@ impl RawConfig {
         problems.extend(self.policy.validate());
         problems.extend(burnrate_insight::margins::validate(&self.contracts));
         problems.extend(self.reports.validate());
+        problems.extend(self.retention.validate());
+        let storage = Storage::resolve(&self.store.path, self.audit, self.retention);
+        let capture = storage
+            .audit
+            .compile()
+            .map_err(|audit_problems| problems.extend(audit_problems))
+            .ok()
+            .flatten();
         if !self.policy.budgets.is_empty()
             && u64::try_from(self.policy.reservation_ttl_s).unwrap_or(0)
                 <= self.server.upstream_timeout_s
@@ -402,9 +431,93 @@ impl RawConfig {
                 notifiers: self.notifiers,
                 contracts: self.contracts,
                 reports: self.reports,
+                audit: storage.audit,
+                capture,
+                retention: storage.retention,
+                hash: String::new(),
                 source: None,
             }),
             _ => Err(problems),
+        }
+    }
+}
+
+/// Where the gateway keeps its data: the ledger file, the audit trail and its content, the
+/// archive. The CLI's audit and retention commands read it from the same file as `serve`.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    /// The DuckDB ledger file.
+    pub store_path: PathBuf,
+    /// `[audit]`, its folders resolved.
+    pub audit: AuditConfig,
+    /// `[retention]`, its archive folder resolved.
+    pub retention: RetentionConfig,
+}
+
+/// The tables `Storage` reads; the rest of the file is ignored.
+#[derive(Debug, Default, Deserialize)]
+struct RawStorage {
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    audit: AuditConfig,
+    #[serde(default)]
+    retention: RetentionConfig,
+}
+
+impl Storage {
+    /// The storage of a configuration file, without the rest of its checks (no secrets
+    /// needed).
+    pub fn load(path: &Path) -> Result<Storage, ConfigError> {
+        let fail = |problems: Vec<String>| ConfigError {
+            path: path.display().to_string(),
+            problems,
+        };
+        let text = std::fs::read_to_string(path).map_err(|error| fail(vec![error.to_string()]))?;
+        let raw: RawStorage =
+            toml::from_str(&text).map_err(|error| fail(vec![error.to_string()]))?;
+        let mut problems = raw.retention.validate();
+        if let Err(audit_problems) = raw.audit.compile() {
+            problems.extend(audit_problems);
+        }
+        if !problems.is_empty() {
+            return Err(fail(problems));
+        }
+        Ok(Storage::resolve(&raw.store.path, raw.audit, raw.retention))
+    }
+
+    /// The defaults for a ledger file: everything else beside it.
+    pub fn beside(store_path: &Path) -> Storage {
+        Storage::resolve(
+            store_path,
+            AuditConfig::default(),
+            RetentionConfig::default(),
+        )
+    }
+
+    /// Puts the trail, its content and the archive beside the store unless they are placed.
+    fn resolve(
+        store_path: &Path,
+        mut audit: AuditConfig,
+        mut retention: RetentionConfig,
+    ) -> Storage {
+        let store_dir = store_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        for (path, name) in [
+            (&mut audit.dir, "audit"),
+            (&mut audit.content_dir, "content"),
+            (&mut retention.archive_dir, "archive"),
+        ] {
+            if path.as_os_str().is_empty() {
+                *path = store_dir.join(name);
+            }
+        }
+        Storage {
+            store_path: store_path.to_path_buf(),
+            audit,
+            retention,
         }
     }
 }

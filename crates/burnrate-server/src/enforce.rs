@@ -292,7 +292,25 @@ pub async fn reload(state: &AppState) -> Result<Reloaded, Vec<String>> {
         needs_restart.push("policy.ladder.cache_ttl_s / cache_max_mib".into());
     }
     let policy = Arc::clone(&fresh.policy);
+    let (old_hash, new_hash) = (current.hash.clone(), fresh.hash.clone());
+    let detail = match needs_restart.is_empty() {
+        true => format!("configuration {old_hash} replaced by {new_hash}"),
+        false => format!(
+            "configuration {old_hash} replaced by {new_hash}; needs a restart to apply: {}",
+            needs_restart.join(", ")
+        ),
+    };
     state.config.store(Arc::new(fresh));
+    state.ledger.audit_with(move |trail| {
+        trail.config_changed(Utc::now(), &new_hash);
+        trail
+            .decision(crate::audit::decision(
+                burnrate_audit::Kind::ConfigReload,
+                None,
+                detail,
+            ))
+            .map(drop)
+    });
     state.notifiers.store(Arc::new(notifiers));
     // New budget rules (or a new time zone's periods) start from the ledger's spend, as at
     // start; counters that exist are left alone.

@@ -16,14 +16,16 @@ use std::time::Duration;
 use burnrate_model::UsageEvent;
 use burnrate_store::journal::{self, ReplayOutcome};
 use burnrate_store::{DuckStore, Journal, StoreError};
+
+use crate::audit::AuditTrail;
 use crossbeam_channel::{Receiver, Sender, select, tick};
 use tokio::sync::oneshot;
 
 /// Events appended to the store at most per append call.
 const MAX_BATCH: usize = 100_000;
 
-/// Work the ledger thread runs with the store.
-type Job = Box<dyn FnOnce(&mut DuckStore) + Send>;
+/// Work the ledger thread runs with the store and the audit trail (when it is on).
+type Job = Box<dyn FnOnce(&mut DuckStore, Option<&mut AuditTrail>) + Send>;
 
 /// Handle to the ledger thread.
 pub struct Ledger {
@@ -36,16 +38,21 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Replays the journal left in `journal_dir` into `store`, then starts the writer thread
-    /// and a fresh journal segment.
+    /// Replays the journal left in `journal_dir` into the audit trail (skipping what it
+    /// already holds) and `store`, then starts the writer thread and a fresh journal segment.
     pub fn start(
         mut store: DuckStore,
+        mut audit: Option<AuditTrail>,
         journal_dir: &Path,
         fsync_interval: Duration,
         flush_interval: Duration,
     ) -> Result<(Ledger, ReplayOutcome), StoreError> {
-        let (outcome, last) =
-            journal::replay(journal_dir, |batch| store.append(&batch).map(|_| ()))?;
+        let (outcome, last) = journal::replay(journal_dir, |batch| {
+            if let Some(audit) = audit.as_mut() {
+                audit.calls(&batch, true).map_err(audit_failed)?;
+            }
+            store.append(&batch).map(|_| ())
+        })?;
         if let Some(last) = last {
             store.checkpoint()?;
             journal::remove_replayed(journal_dir, last)?;
@@ -57,6 +64,9 @@ impl Ledger {
         let lag = Arc::new(AtomicU64::new(0));
         let writer = Writer {
             store,
+            audit,
+            audited: 0,
+            audit_broke: false,
             journal: Arc::clone(&journal),
             events: events_rx,
             pending: Vec::new(),
@@ -110,9 +120,50 @@ impl Ledger {
         &self,
         job: impl FnOnce(&mut DuckStore) -> T + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.with_parts(move |store, _| job(store)).await
+    }
+
+    /// Runs `job` on the ledger thread with the store and the audit trail; `None` when the
+    /// trail is off.
+    pub async fn with_audit<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut DuckStore, &mut AuditTrail) -> T + Send + 'static,
+    ) -> Result<Option<T>, StoreError> {
+        self.with_parts(move |store, audit| audit.map(|audit| job(store, audit)))
+            .await
+    }
+
+    /// Appends a decision record to the audit trail on the ledger thread (synced to disk
+    /// before the thread does anything else); does nothing when the trail is off.
+    pub fn audit(&self, record: burnrate_audit::AuditRecord) {
+        self.audit_with(move |trail| trail.decision(record).map(drop));
+    }
+
+    /// Runs `change` on the audit trail on the ledger thread, logging a failure.
+    pub fn audit_with(
+        &self,
+        change: impl FnOnce(&mut AuditTrail) -> Result<(), burnrate_audit::AuditError> + Send + 'static,
+    ) {
+        let job: Job = Box::new(move |_, audit| {
+            if let Some(trail) = audit
+                && let Err(error) = change(trail)
+            {
+                tracing::error!(%error, "audit record not written");
+            }
+        });
+        if self.jobs.send(job).is_err() {
+            tracing::error!("audit record not written: the ledger thread has stopped");
+        }
+    }
+
+    /// Runs `job` on the ledger thread with the store and the audit trail when it is on.
+    pub async fn with_parts<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut DuckStore, Option<&mut AuditTrail>) -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let job: Job = Box::new(move |store| {
-            let _ = reply.send(job(store));
+        let job: Job = Box::new(move |store, audit| {
+            let _ = reply.send(job(store, audit));
         });
         let gone = || StoreError::Journal {
             path: "ledger".into(),
@@ -157,6 +208,11 @@ impl Drop for Ledger {
 
 struct Writer {
     store: DuckStore,
+    audit: Option<AuditTrail>,
+    /// How many of `pending` have their audit records.
+    audited: usize,
+    /// Whether the last audit append failed (the next one skips what it did write).
+    audit_broke: bool,
     journal: Arc<Journal>,
     events: Receiver<UsageEvent>,
     /// Received events not yet in the store.
@@ -178,7 +234,7 @@ impl Writer {
                 recv(jobs) -> job => {
                     self.flush_logged();
                     if let Ok(job) = job {
-                        job(&mut self.store);
+                        job(&mut self.store, self.audit.as_mut());
                     }
                 }
                 recv(stop) -> _ => {
@@ -202,14 +258,31 @@ impl Writer {
         }
         let sealed = self.journal.rotate()?;
         self.pending.extend(self.events.try_iter());
+        // The audit records first: an event reaches the store only with its record on disk.
         // On failure the events stay pending (and in the sealed segments, which are only
         // deleted once everything up to them is in the store).
+        if let Some(audit) = self.audit.as_mut() {
+            let fresh = &self.pending[self.audited..];
+            let written = audit.calls(fresh, self.audit_broke);
+            self.audit_broke = written.is_err();
+            written.map_err(audit_failed)?;
+            self.audited = self.pending.len();
+        }
         for chunk in self.pending.chunks(MAX_BATCH) {
             self.store.append(chunk)?;
         }
         self.lag
             .fetch_sub(self.pending.len() as u64, Ordering::Relaxed);
         self.pending.clear();
+        self.audited = 0;
         self.journal.remove_through(sealed)
+    }
+}
+
+/// An audit failure as the ledger reports it: the events stay journaled and are retried.
+fn audit_failed(error: burnrate_audit::AuditError) -> StoreError {
+    StoreError::Journal {
+        path: "audit trail".into(),
+        reason: format!("{error}; the calls stay in the journal until it can be written"),
     }
 }

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod app;
 pub mod attribution;
+pub mod audit;
 pub mod config;
 pub mod enforce;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod metrics;
 pub mod notify;
 pub mod proxy;
 pub mod reports;
+pub mod retention;
 pub mod routing;
 pub mod serve;
 

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
 use crate::app::{AppState, LivePrices, router};
+use crate::audit::AuditTrail;
 use crate::config::Config;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
@@ -51,6 +52,9 @@ pub enum ServeError {
     /// Serving failed.
     #[error("serving: {0}")]
     Serve(std::io::Error),
+    /// The audit trail could not be opened or written.
+    #[error("audit trail: {0}")]
+    Audit(#[from] burnrate_audit::AuditError),
     /// The policy could not start (Redis unreachable, the ledger unreadable).
     #[error("policy: {0}")]
     Policy(String),
@@ -83,16 +87,30 @@ impl Gateway {
             ),
         };
         let mut store = DuckStore::open(&config.store_path)?;
+        let mut overrides = String::new();
         if let Some(path) = &config.price_overrides {
-            let text = std::fs::read_to_string(path).map_err(|source| ServeError::Read {
+            overrides = std::fs::read_to_string(path).map_err(|source| ServeError::Read {
                 path: path.display().to_string(),
                 source,
             })?;
-            store.import_overrides(&text, &path.display().to_string())?;
+            store.import_overrides(&overrides, &path.display().to_string())?;
         }
         let prices = LivePrices::new(store.prices().clone());
+        let audit = match config.audit.enabled {
+            true => {
+                let mut trail = AuditTrail::open(&config.audit, &config.hash)?;
+                crate::audit::note_prices(
+                    &mut trail,
+                    config.price_overrides.as_deref(),
+                    &overrides,
+                )?;
+                Some(trail)
+            }
+            false => None,
+        };
         let (ledger, replayed) = Ledger::start(
             store,
+            audit,
             &config.journal_dir,
             config.fsync_interval,
             config.flush_interval,
@@ -183,6 +201,7 @@ impl Gateway {
         crate::enforce::spawn_upkeep(Arc::clone(&state));
         crate::enforce::spawn_sighup(Arc::clone(&state));
         crate::reports::spawn_scheduler(Arc::clone(&state));
+        crate::retention::spawn_scheduler(Arc::clone(&state));
         let app = router(Arc::clone(&state));
         // Without TCP_NODELAY the last small write of a response can wait for the client's
         // delayed ACK (~40 ms): streams end with small chunks.

@@ -46,6 +46,9 @@ pub enum StoreError {
     /// The query spec is not coherent.
     #[error("query: {0}")]
     Spec(#[from] SpecError),
+    /// Archiving old months, or reading the archive, failed.
+    #[error("ledger archive: {0}")]
+    Archive(String),
     /// Stored data could not be read back.
     #[error("ledger holds unreadable data: {0}")]
     Corrupt(String),

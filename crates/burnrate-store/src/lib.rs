@@ -8,7 +8,9 @@ pub mod journal;
 pub mod query;
 pub mod reports;
 
-pub use duck::{AppendOutcome, DuckStore, EventBatch, SessionGrowth, ToolRepeat};
+pub use duck::{
+    AppendOutcome, DuckStore, EventBatch, MonthArchive, SessionGrowth, ToolRepeat, expire_archives,
+};
 pub use error::StoreError;
 pub use journal::Journal;
 pub use query::result::{Cell, ColumnKind, QueryResult};

@@ -59,10 +59,15 @@ enum Command {
     Anomalies(AnomaliesArgs),
     /// The long tail of spend over one dimension: Pareto shares and the Gini coefficient.
     Longtail(LongtailArgs),
-    /// The audit trail: check its hash chain, list segment heads for anchoring.
+    /// The audit trail: check its hash chain, list segment heads, export, erase content.
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Retention: move old data to the archive, delete archives past their window.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
     },
 }
 
@@ -71,16 +76,89 @@ enum AuditCommand {
     /// Check every segment's hashes and the chain; names the first record altered, removed
     /// or reordered, and exits non-zero.
     Verify {
-        /// The audit directory.
+        #[command(flatten)]
+        paths: AuditPaths,
+        /// Check the archived months too, and the chain across them into the segments.
         #[arg(long)]
-        dir: PathBuf,
+        include_archive: bool,
     },
     /// Print each segment's first and last record and last hash as JSON lines, to anchor
     /// the chain elsewhere.
     Heads {
-        /// The audit directory.
+        #[command(flatten)]
+        paths: AuditPaths,
+    },
+    /// Export the records of a tenant or a user over a time range, with a manifest
+    /// (`OUT.manifest.json`: counts, hash range, the chain check).
+    Export(AuditExportArgs),
+    /// Delete the captured content (request and response bodies) of a user's calls; the
+    /// records stay, with the hash of what was erased, and the erasure is recorded.
+    Erase {
+        #[command(flatten)]
+        paths: AuditPaths,
+        /// The user whose content goes.
         #[arg(long)]
-        dir: PathBuf,
+        user: String,
+    },
+}
+
+/// Where the audit trail is: from the gateway's configuration, or given.
+#[derive(Debug, Args)]
+struct AuditPaths {
+    /// The gateway's configuration file: the folders come from its `[store]`, `[audit]` and
+    /// `[retention]` tables (no secrets needed).
+    #[arg(long, conflicts_with = "dir")]
+    config: Option<PathBuf>,
+    /// The audit directory, without --config.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// The archive directory (default: `archive` beside the audit directory).
+    #[arg(long)]
+    archive_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct AuditExportArgs {
+    #[command(flatten)]
+    paths: AuditPaths,
+    /// Only this tenant's records.
+    #[arg(long, required_unless_present = "user")]
+    tenant: Option<String>,
+    /// Only this user's records.
+    #[arg(long)]
+    user: Option<String>,
+    /// From this time on (RFC 3339 or YYYY-MM-DD, UTC).
+    #[arg(long)]
+    since: Option<String>,
+    /// Before this time (RFC 3339 or YYYY-MM-DD, UTC).
+    #[arg(long)]
+    until: Option<String>,
+    /// jsonl, csv or parquet.
+    #[arg(long, default_value = "jsonl")]
+    format: String,
+    /// The file to write (its manifest goes beside it).
+    #[arg(long)]
+    out: PathBuf,
+    /// Read the archived months too.
+    #[arg(long)]
+    include_archive: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum RetentionCommand {
+    /// Move ledger events, audit records and captured content older than the hot window to
+    /// the archive (Parquet per month, each checked before its source is deleted), and
+    /// delete archives past the archive window.
+    Apply {
+        /// The gateway's configuration file (`[store]`, `[audit]`, `[retention]`); without
+        /// it, the defaults beside --db.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArgs,
+        /// Run as on this day (YYYY-MM-DD) instead of today.
+        #[arg(long)]
+        as_of: Option<chrono::NaiveDate>,
     },
 }
 
@@ -168,6 +246,8 @@ struct ExportArgs {
     /// End (exclusive); default now.
     #[arg(long, default_value = "now")]
     until: String,
+    #[command(flatten)]
+    archive: ArchiveArgs,
 }
 
 /// The configuration file.
@@ -281,6 +361,19 @@ struct RangeArgs {
     /// The server's admin token, for --server.
     #[arg(long, env = "BURNRATE_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    #[command(flatten)]
+    archive: ArchiveArgs,
+}
+
+/// Reading the months retention moved out of the ledger.
+#[derive(Debug, Args)]
+struct ArchiveArgs {
+    /// Read the archive too (months `burnrate retention apply` moved out of the ledger).
+    #[arg(long)]
+    include_archive: bool,
+    /// The archive folder (default: `archive` beside --db).
+    #[arg(long, requires = "include_archive")]
+    archive_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -419,6 +512,7 @@ fn main() -> ExitCode {
         Command::Anomalies(args) => cli::insight::anomalies(&args),
         Command::Longtail(args) => cli::insight::longtail(&args),
         Command::Audit { command } => cli::audit::run(command),
+        Command::Retention { command } => cli::retention::run(command),
     };
     match result {
         Ok(code) => code,

@@ -527,3 +527,123 @@ fn audit_verify_names_the_altered_record_and_heads_anchor_the_chain() {
         "{stderr}"
     );
 }
+
+/// Totals over the whole period, as the query prints them.
+fn totals(db: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "query",
+        "--db",
+        path(db),
+        "--format",
+        "json",
+        "--metrics",
+        "requests,input_tokens,output_tokens,cost_usd",
+        "--since",
+        "2025-01-01",
+        "--until",
+        "2027-01-01",
+    ];
+    args.extend(extra);
+    json(&burnrate(&args))["rows"][0].clone()
+}
+
+#[test]
+fn retention_keeps_twelve_months_hot_and_the_archive_keeps_the_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let db = dir.path().join("ledger.duckdb");
+    // 18 months: May 2025 through October 2026.
+    let generated = burnrate(&[
+        "gen-events",
+        "--tenants",
+        "8",
+        "--days",
+        "549",
+        "--events",
+        "20000",
+        "--end",
+        "2026-11-01T00:00:00Z",
+        "--out",
+        path(&events),
+    ]);
+    assert!(generated.status.success(), "{}", text(&generated.stderr));
+    let imported = burnrate(&["import", "--db", path(&db), path(&events)]);
+    assert!(imported.status.success(), "{}", text(&imported.stderr));
+    let before = totals(&db, &[]);
+    assert_eq!(before["requests"], 20000);
+
+    let applied = burnrate(&[
+        "retention",
+        "apply",
+        "--db",
+        path(&db),
+        "--as-of",
+        "2026-11-01",
+    ]);
+    assert!(applied.status.success(), "{}", text(&applied.stderr));
+    assert!(
+        text(&applied.stdout).contains("cutoff 2025-11-01: 6 ledger month(s)"),
+        "{}",
+        text(&applied.stdout)
+    );
+    let files: Vec<String> = std::fs::read_dir(dir.path().join("archive/ledger"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files.len(), 6, "{files:?}");
+
+    // The hot store keeps the 12 months from November 2025.
+    let months = json(&burnrate(&[
+        "query",
+        "--db",
+        path(&db),
+        "--format",
+        "json",
+        "--bucket",
+        "month",
+        "--metrics",
+        "requests",
+        "--since",
+        "2025-01-01",
+        "--until",
+        "2027-01-01",
+        "--order",
+        "bucket:asc",
+    ]));
+    let buckets: Vec<&str> = months["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["bucket"].as_str().unwrap())
+        .collect();
+    assert_eq!(buckets.len(), 12, "{buckets:?}");
+    assert!(buckets[0].starts_with("2025-11"), "{buckets:?}");
+    let hot = totals(&db, &[]);
+    assert!(hot["requests"].as_u64().unwrap() < 20000);
+
+    // With the archive, the totals over the whole period are what they were.
+    let whole = totals(&db, &["--include-archive"]);
+    assert_eq!(whole, before);
+
+    // A second run moves nothing, and the run is on the audit trail.
+    let again = burnrate(&[
+        "retention",
+        "apply",
+        "--db",
+        path(&db),
+        "--as-of",
+        "2026-11-01",
+    ]);
+    assert!(
+        text(&again.stdout).contains("0 ledger month(s)"),
+        "{}",
+        text(&again.stdout)
+    );
+    let verified = burnrate(&["audit", "verify", "--dir", path(&dir.path().join("audit"))]);
+    assert!(
+        text(&verified.stdout).starts_with("ok: 2 records"),
+        "{}{}",
+        text(&verified.stdout),
+        text(&verified.stderr)
+    );
+}

@@ -64,6 +64,7 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
         headers,
         ticket,
         cache_key,
+        captured,
     } = call;
     let dialect = context.api.dialect();
     let request = upstream_request(&state, &provider, context.api, &headers, body);
@@ -98,6 +99,7 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
             sent,
             strip_usage,
             ticket,
+            captured,
         };
         pump.run(response, status, response_headers, head).await;
         return;
@@ -130,6 +132,7 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
     let usage_read = metered.usage_seen;
     let event = context.event(&metered, layers, status_of_call, error);
     let model = event.model.clone();
+    record::keep_content(captured.as_ref(), &event, body.clone()).await;
     let outcome = match record::record(&state, event) {
         // A success whose usage cannot be read may still be billed: settle at the reservation.
         Ok(outcome) => Outcome {

@@ -32,7 +32,7 @@ use crate::keys::KeyBinding;
 use crate::routing::{Provider, ProviderKind};
 
 use layers::LayerWork;
-pub use record::CallContext;
+pub use record::{CallContext, Captured};
 
 /// A call that passed the gateway's checks and goes upstream.
 struct Call {
@@ -51,6 +51,8 @@ struct Call {
     ticket: Ticket,
     /// The answer-cache key, when a successful answer should be kept.
     cache_key: Option<u128>,
+    /// The call's content, when `[[audit.capture]]` keeps it.
+    captured: Option<record::Captured>,
 }
 
 /// What admission lets happen.
@@ -247,6 +249,19 @@ async fn admit(
         }
     };
     context.policy_labels = policy_labels(&ticket);
+    let captured = config
+        .capture
+        .as_ref()
+        .filter(|capture| {
+            capture.wants(
+                context.attribution.get("tenant_id"),
+                context.attribution.get("feature"),
+            )
+        })
+        .map(|capture| record::Captured {
+            capture: capture.clone(),
+            request: body.clone(),
+        });
     let mut body = body;
     if let Some(model) = &ticket.model {
         // The ladder's fallback: the cheaper model, through whichever provider serves it.
@@ -292,6 +307,7 @@ async fn admit(
         headers,
         ticket,
         cache_key,
+        captured,
     })))
 }
 

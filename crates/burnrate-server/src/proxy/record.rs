@@ -130,6 +130,39 @@ fn clean_error(text: &str) -> String {
     clean
 }
 
+/// A call whose content is kept: the capture settings and the body the client sent.
+#[derive(Clone)]
+pub struct Captured {
+    /// Where and how the content is stored.
+    pub capture: crate::audit::Capture,
+    /// The request as the client sent it.
+    pub request: bytes::Bytes,
+}
+
+/// Most response bytes kept for a captured call (a longer stream is cut here).
+pub const MAX_CAPTURED_RESPONSE: usize = 16 << 20;
+
+/// Stores a captured call's redacted content under its event's id, before the event is
+/// journaled (so its audit record carries the content's hash). A failure is logged: the
+/// call itself is still recorded.
+pub async fn keep_content(captured: Option<&Captured>, event: &UsageEvent, response: bytes::Bytes) {
+    let (Some(captured), Some(id)) = (captured, event.id) else {
+        return;
+    };
+    let captured = captured.clone();
+    let day = event.ts.date_naive();
+    let stored = tokio::task::spawn_blocking(move || {
+        captured
+            .capture
+            .store(&id.to_string(), day, &captured.request, &response)
+    })
+    .await
+    .unwrap_or_else(|error| Err(error.to_string()));
+    if let Err(error) = stored {
+        tracing::error!(%error, %id, "captured content not stored");
+    }
+}
+
 /// Journals a refused call (`status = blocked`, the refusal as its error).
 pub fn refused(
     state: &AppState,

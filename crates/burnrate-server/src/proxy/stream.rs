@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::forward::{describe, idle_timeout};
 use super::layers::LayerWork;
-use super::record::{self, CallContext};
+use super::record::{self, CallContext, Captured};
 use crate::app::AppState;
 use crate::error::ApiError;
 use burnrate_policy::{Outcome, Ticket};
@@ -46,6 +46,8 @@ pub struct Pump {
     pub strip_usage: bool,
     /// What the policy reserved, settled when the stream's usage is known.
     pub ticket: Ticket,
+    /// The call's content, when it is captured.
+    pub captured: Option<Captured>,
 }
 
 impl Pump {
@@ -74,7 +76,10 @@ impl Pump {
             sent,
             strip_usage,
             ticket,
+            captured,
         } = self;
+        // A copy of what the upstream sent, for a captured call.
+        let mut transcript: Option<Vec<u8>> = captured.as_ref().map(|_| Vec::new());
         let mut meter = StreamMeter::new(context.api, strip_usage);
         let mut upstream = response.bytes_stream();
         let mut first_byte = None;
@@ -94,18 +99,24 @@ impl Pump {
                 None => break None,
             };
             first_byte.get_or_insert_with(|| sent.elapsed());
+            if let Some(copy) = transcript.as_mut()
+                && copy.len() + chunk.len() <= record::MAX_CAPTURED_RESPONSE
+            {
+                copy.extend_from_slice(&chunk);
+            }
             let out = meter.feed(chunk);
             if meter.is_complete() && !recorded {
                 recorded = true;
                 let error = meter.error().map(ToString::to_string);
+                let content = Content::of(captured.as_ref(), transcript.as_deref());
                 if let Err(store) = finish(
                     &state,
                     &context,
                     &ticket,
                     &meter,
                     layers.take(),
-                    Status::Ok,
-                    error,
+                    (Status::Ok, error),
+                    content,
                 )
                 .await
                 {
@@ -131,14 +142,15 @@ impl Pump {
                     ToString::to_string,
                 )
             });
+            let content = Content::of(captured.as_ref(), transcript.as_deref());
             if let Err(store) = finish(
                 &state,
                 &context,
                 &ticket,
                 &meter,
                 layers.take(),
-                Status::Error,
-                Some(error),
+                (Status::Error, Some(error)),
+                content,
             )
             .await
             {
@@ -160,22 +172,42 @@ impl Pump {
     }
 }
 
-/// Records the stream's event and settles it with the policy.
+/// A captured stream's content so far.
+struct Content<'a> {
+    captured: &'a Captured,
+    response: Bytes,
+}
+
+impl<'a> Content<'a> {
+    fn of(captured: Option<&'a Captured>, transcript: Option<&[u8]>) -> Option<Content<'a>> {
+        Some(Content {
+            captured: captured?,
+            response: Bytes::copy_from_slice(transcript?),
+        })
+    }
+}
+
+/// Records the stream's event (its content first, when captured) and settles it with the
+/// policy.
 async fn finish(
     state: &AppState,
     context: &CallContext,
     ticket: &Ticket,
     meter: &StreamMeter,
     layers: Option<LayerWork>,
-    status: Status,
-    error: Option<String>,
+    (status, error): (Status, Option<String>),
+    content: Option<Content<'_>>,
 ) -> Result<(), burnrate_store::StoreError> {
     let metered = meter.metered();
     let layers = match layers {
         Some(layers) => layers.finish(&metered).await,
         None => None,
     };
-    let recorded = record::record(state, context.event(&metered, layers, status, error));
+    let event = context.event(&metered, layers, status, error);
+    if let Some(content) = content {
+        record::keep_content(Some(content.captured), &event, content.response).await;
+    }
+    let recorded = record::record(state, event);
     // A stream cut before its usage arrived may still be billed: settle at the reservation.
     let outcome = match &recorded {
         Ok(outcome) => Outcome {

@@ -105,8 +105,19 @@ impl Harness {
         request
     }
 
+    /// The gateway's data folder (ledger, journal, audit trail, content, archive).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// Stops the gateway gracefully and returns every event in its ledger.
-    pub async fn stop(mut self) -> Vec<UsageEvent> {
+    pub async fn stop(self) -> Vec<UsageEvent> {
+        self.stop_and_keep().await.0
+    }
+
+    /// Stops the gateway gracefully and returns every event in its ledger and its data
+    /// folder, kept until the caller drops it.
+    pub async fn stop_and_keep(mut self) -> (Vec<UsageEvent>, tempfile::TempDir) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -115,9 +126,11 @@ impl Harness {
         }
         self.mock_task.abort();
         let path = self.dir.path().join("ledger.duckdb");
-        tokio::task::spawn_blocking(move || DuckStore::open(&path).unwrap().events().unwrap())
-            .await
-            .unwrap()
+        let events =
+            tokio::task::spawn_blocking(move || DuckStore::open(&path).unwrap().events().unwrap())
+                .await
+                .unwrap();
+        (events, self.dir)
     }
 }
 

@@ -11,9 +11,11 @@ mod sessions;
 pub use loops::ToolRepeat;
 pub use sessions::SessionGrowth;
 mod prices;
+mod retention;
+pub use retention::{MonthArchive, expire_archives};
 
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use arrow::array::{BooleanArray, FixedSizeBinaryBuilder};
 use arrow::compute::filter_record_batch;
@@ -74,6 +76,8 @@ pub struct DuckStore {
     book: PriceBook,
     thresholds: Vec<u64>,
     known_models: HashSet<(String, String)>,
+    /// The archive folder reads also see, once [`DuckStore::include_archive`] was called.
+    archive: Option<PathBuf>,
 }
 
 impl DuckStore {
@@ -124,6 +128,7 @@ impl DuckStore {
             book: PriceBook::default(),
             thresholds: Vec::new(),
             known_models: HashSet::new(),
+            archive: None,
         };
         store.load_prices()?;
         Ok(store)
@@ -171,6 +176,7 @@ impl DuckStore {
         &mut self,
         batches: Vec<EventBatch>,
     ) -> Result<AppendOutcome, StoreError> {
+        self.ensure_writable("append events")?;
         if batches.iter().all(EventBatch::is_empty) {
             return Ok(AppendOutcome::default());
         }

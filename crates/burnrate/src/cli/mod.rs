@@ -10,6 +10,7 @@ pub mod prices;
 pub mod query;
 pub mod remote;
 pub mod reports;
+pub mod retention;
 pub mod serve;
 pub mod tenants;
 pub mod time;

@@ -62,7 +62,7 @@ pub fn run_query(args: QueryArgs) -> anyhow::Result<ExitCode> {
             )?
         }
         None => {
-            let store = open(&args.db.db)?;
+            let store = open_reading(&args.db.db, &args.range.archive)?;
             let mut result = store.query(&spec)?;
             store.warn_if_stale(
                 &mut result,
@@ -99,7 +99,7 @@ pub fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
             remote::post(server, args.range.admin_token.as_deref(), &path, &request)?
         }
         None => {
-            let store = open(&args.db.db)?;
+            let store = open_reading(&args.db.db, &args.range.archive)?;
             let mut result = store.report(report, &params)?;
             store.warn_if_stale(
                 &mut result,
@@ -117,6 +117,25 @@ pub fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     );
     print_result(&result, args.range.format, Some(&title))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens an existing ledger for reading, with the archive when asked.
+pub fn open_reading(
+    path: &std::path::Path,
+    archive: &crate::ArchiveArgs,
+) -> anyhow::Result<DuckStore> {
+    let mut store = open(path)?;
+    if archive.include_archive {
+        let dir = archive.archive_dir.clone().unwrap_or_else(|| {
+            burnrate_server::config::Storage::beside(path)
+                .retention
+                .archive_dir
+        });
+        store
+            .include_archive(&dir)
+            .with_context(|| format!("reading the archive in {}", dir.display()))?;
+    }
+    Ok(store)
 }
 
 /// Opens an existing ledger; queries never create one.

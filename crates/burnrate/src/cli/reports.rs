@@ -10,7 +10,7 @@ use burnrate_policy::PolicyConfig;
 use chrono::{Days, NaiveDate, Utc};
 use serde::Deserialize;
 
-use super::query::open;
+use super::query::open_reading;
 use crate::{Format, ReportArgs};
 
 /// The parts of the gateway's configuration the reports read; the rest is ignored.
@@ -63,7 +63,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         None => Utc::now().date_naive() - Days::new(1),
     };
     let mut context = report_context(args.config.as_deref())?;
-    let store = open(&args.db.db)?;
+    let store = open_reading(&args.db.db, &args.range.archive)?;
     context.warnings = store
         .stale_warning(args.range.max_price_age_days, Utc::now().date_naive())
         .into_iter()
