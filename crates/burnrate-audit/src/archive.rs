@@ -1,5 +1,5 @@
 //! Retention for the trail: whole segments of months past the hot window move to one
-//! Parquet file per month (`<archive>/audit/YYYY-MM.parquet`, zstd), checked against the
+//! Parquet file per month (`<archive>/audit/YYYY-MM.<first seq>.parquet`, zstd), checked against the
 //! chain before the segments are deleted. The archive keeps each record's exact line and
 //! hash, so the archived chain verifies as the segments did; the trail's anchor file records
 //! where the hot chain continues.
@@ -89,8 +89,7 @@ fn archive_month(
 ) -> Result<Option<ArchivedMonth>, AuditError> {
     let anchor = Anchor::load(dir)?.unwrap_or_else(Anchor::genesis);
     let name = month.format("%Y-%m").to_string();
-    let file = free_name(folder, &name);
-    let staging = file.with_extension("jsonl.tmp");
+    let staging = folder.join(format!("{name}.staging.jsonl"));
     // Stage the month as JSON lines of (seq, times, tenant, user, line, hash).
     let mut writer = BufWriter::new(File::create(&staging).map_err(io(&staging))?);
     let mut records = 0u64;
@@ -118,14 +117,17 @@ fn archive_month(
     }
     writer.flush().map_err(io(&staging))?;
     drop(writer);
-    if records == 0 {
+    let Some(first) = first_seq else {
         // Segments a cut-short run archived already but did not delete.
         let _ = std::fs::remove_file(&staging);
         for path in paths {
             std::fs::remove_file(path).map_err(io(path))?;
         }
         return Ok(None);
-    }
+    };
+    // Named by its first record: a run cut before the anchor moved writes the same file
+    // again, never a second copy.
+    let file = folder.join(format!("{name}.{first:012}.parquet"));
     let written = write_parquet(&staging, &file);
     let _ = std::fs::remove_file(&staging);
     written?;
@@ -170,21 +172,10 @@ fn archive_month(
         month,
         file,
         records,
-        first_seq: first_seq.unwrap_or(last_seq),
+        first_seq: first,
         last_seq,
         segments: removed,
     }))
-}
-
-/// `YYYY-MM.parquet`, or the next free `YYYY-MM.N.parquet`.
-fn free_name(folder: &Path, name: &str) -> PathBuf {
-    let mut path = folder.join(format!("{name}.parquet"));
-    let mut part = 1;
-    while path.exists() {
-        path = folder.join(format!("{name}.{part}.parquet"));
-        part += 1;
-    }
-    path
 }
 
 fn write_parquet(from: &Path, to: &Path) -> Result<(), AuditError> {

@@ -111,7 +111,8 @@ fn segment_index(path: &Path) -> u32 {
         .unwrap_or(1)
 }
 
-/// Calls `each` with every complete line of a segment (1-based number, without newline).
+/// Calls `each` with every complete line of a segment (1-based number, without newline),
+/// up to the first incomplete one.
 pub fn for_each_line(
     path: &Path,
     mut each: impl FnMut(u64, &str) -> Result<(), AuditError>,
@@ -126,9 +127,12 @@ pub fn for_each_line(
             return Ok(());
         }
         number += 1;
-        if let Some(line) = text.strip_suffix('\n') {
-            each(number, line)?;
-        }
+        // A line without its newline is being written (or was cut by a crash): the
+        // records end before it.
+        let Some(line) = text.strip_suffix('\n') else {
+            return Ok(());
+        };
+        each(number, line)?;
     }
 }
 
@@ -311,7 +315,12 @@ impl AuditLog {
             self.rotate()?;
         }
         let path = segment_path(&self.dir, self.index);
-        self.file.write_all(line.as_bytes()).map_err(io(&path))?;
+        if let Err(error) = self.file.write_all(line.as_bytes()) {
+            // A short write (a full disk) leaves part of a line: cut it, so the file holds
+            // whole records and the next append starts clean.
+            let _ = self.file.set_len(self.size);
+            return Err(io(&path)(error));
+        }
         if self.size == 0 {
             self.month = month;
         }

@@ -177,7 +177,7 @@ fn regex_reason(e: &regex::Error) -> String {
 /// line. Without any rules applied yet:
 ///
 /// ```json
-/// {"stream": true, "events": 12, "text": "...", "tool_arguments": "...", "final": {...}}
+/// {"stream": true, "events": 12, "text": "...", "tool_arguments": "...", "usage": {...}}
 /// ```
 ///
 /// - `events`: data lines other than `[DONE]`.
@@ -187,8 +187,9 @@ fn regex_reason(e: &regex::Error) -> String {
 ///   blocks are joined by a newline, in index order.
 /// - `tool_arguments`: chat `tool_calls[].function.arguments`, Responses
 ///   `*arguments.delta`, Anthropic `partial_json`, joined the same way.
-/// - `final`: the last event carrying `usage` (top level or under `response`, as in
-///   `response.completed`), or `null`.
+/// - `usage`: the last `usage` object (top level or under `response`, as in
+///   `response.completed`), or `null`; the rest of that event is dropped, since it can repeat
+///   the whole output.
 /// - `errors`: events with an `error` (only when there are some).
 /// - `other`: the data lines that are not JSON (only when there are some).
 ///
@@ -295,8 +296,14 @@ impl Transcript {
         if present(event.get("error")) || kind == "error" {
             self.errors.push(event.clone());
         }
-        if present(event.get("usage")) || present(event.pointer("/response/usage")) {
-            self.last = Some(event);
+        // Only the usage: a final event such as `response.completed` repeats the whole
+        // output, which the rules would have to find a second time.
+        if let Some(usage) = event
+            .get("usage")
+            .filter(|u| !u.is_null())
+            .or_else(|| event.pointer("/response/usage").filter(|u| !u.is_null()))
+        {
+            self.last = Some(usage.clone());
         }
     }
 
@@ -307,7 +314,7 @@ impl Transcript {
             "events": self.events,
             "text": join(self.text),
             "tool_arguments": join(self.tool_arguments),
-            "final": self.last,
+            "usage": self.last,
         });
         if let Some(map) = doc.as_object_mut() {
             if !self.errors.is_empty() {
@@ -460,7 +467,7 @@ mod tests {
                 "stream": true, "events": 6,
                 "text": "Write to [REDACTED] now",
                 "tool_arguments": "{\"to\":\"[REDACTED]\"}",
-                "final": {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 7}},
+                "usage": {"prompt_tokens": 5, "completion_tokens": 7},
             })
         );
     }
@@ -481,7 +488,7 @@ mod tests {
                 "stream": true, "events": 7,
                 "text": "hmm\nHi there",
                 "tool_arguments": "{\"q\":1}",
-                "final": {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 9}},
+                "usage": {"output_tokens": 9},
                 "other": ["not json at all"],
             })
         );
@@ -495,15 +502,14 @@ mod tests {
             json!({"type": "response.function_call_arguments.delta", "output_index": 1, "delta": "{}"}),
             json!({"type": "response.completed", "response": {"output_text": "key sk-abc9 end", "usage": {"total_tokens": 4}}}),
         ]);
-        let got = redactor(&[r"sk-[a-z0-9]+"], &["$.final.response.output_text"])
-            .response(body.as_bytes());
+        let got = redactor(&[r"sk-[a-z0-9]+"], &[]).response(body.as_bytes());
         assert_eq!(
             got,
             json!({
                 "stream": true, "events": 4,
                 "text": "key [REDACTED] end",
                 "tool_arguments": "{}",
-                "final": {"type": "response.completed", "response": {"output_text": REDACTED, "usage": {"total_tokens": 4}}},
+                "usage": {"total_tokens": 4},
             })
         );
     }

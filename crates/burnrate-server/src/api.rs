@@ -218,11 +218,27 @@ async fn audit_export(
     );
     if let Ok(value) = serde_json::to_string(&manifest)
         .map_err(|e| e.to_string())
-        .and_then(|text| http::HeaderValue::from_str(&text).map_err(|e| e.to_string()))
+        .and_then(|text| http::HeaderValue::from_str(&ascii_json(&text)).map_err(|e| e.to_string()))
     {
         headers.insert("x-burnrate-manifest", value);
     }
     response
+}
+
+/// JSON text with every non-ASCII character escaped (`\u00e9`), fit for a header value.
+fn ascii_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
 }
 
 /// The body of an erasure.

@@ -291,6 +291,31 @@ pub async fn reload(state: &AppState) -> Result<Reloaded, Vec<String>> {
     {
         needs_restart.push("policy.ladder.cache_ttl_s / cache_max_mib".into());
     }
+    // The trail and its folders stay as they started: the ledger thread holds them open.
+    if fresh.audit.dir != current.audit.dir
+        || fresh.audit.content_dir != current.audit.content_dir
+        || fresh.audit.enabled != current.audit.enabled
+        || fresh.audit.segment_mb != current.audit.segment_mb
+    {
+        needs_restart.push("audit.enabled / dir / content_dir / segment_mb".into());
+    }
+    if fresh.retention.archive_dir != current.retention.archive_dir {
+        needs_restart.push("retention.archive_dir".into());
+    }
+    let mut fresh = fresh;
+    fresh.audit.dir.clone_from(&current.audit.dir);
+    fresh
+        .audit
+        .content_dir
+        .clone_from(&current.audit.content_dir);
+    fresh.audit.enabled = current.audit.enabled;
+    fresh.audit.segment_mb = current.audit.segment_mb;
+    fresh
+        .retention
+        .archive_dir
+        .clone_from(&current.retention.archive_dir);
+    // Capture rules and redaction reload; they write where the trail reads.
+    fresh.capture = fresh.audit.compile().ok().flatten();
     let policy = Arc::clone(&fresh.policy);
     let (old_hash, new_hash) = (current.hash.clone(), fresh.hash.clone());
     let detail = match needs_restart.is_empty() {

@@ -47,11 +47,14 @@ impl Ledger {
         fsync_interval: Duration,
         flush_interval: Duration,
     ) -> Result<(Ledger, ReplayOutcome), StoreError> {
+        // The store first, then the trail. Events the store had already are on the trail
+        // unless a crash came between the two: the trail's tail says which.
         let (outcome, last) = journal::replay(journal_dir, |batch| {
+            store.append(&batch)?;
             if let Some(audit) = audit.as_mut() {
                 audit.calls(&batch, true).map_err(audit_failed)?;
             }
-            store.append(&batch).map(|_| ())
+            Ok(())
         })?;
         if let Some(last) = last {
             store.checkpoint()?;
@@ -65,7 +68,8 @@ impl Ledger {
         let writer = Writer {
             store,
             audit,
-            audited: 0,
+            unaudited: Vec::new(),
+            store_broke: false,
             audit_broke: false,
             journal: Arc::clone(&journal),
             events: events_rx,
@@ -209,9 +213,12 @@ impl Drop for Ledger {
 struct Writer {
     store: DuckStore,
     audit: Option<AuditTrail>,
-    /// How many of `pending` have their audit records.
-    audited: usize,
-    /// Whether the last audit append failed (the next one skips what it did write).
+    /// Events in the store whose records are not on the trail yet.
+    unaudited: Vec<UsageEvent>,
+    /// Whether the last store append failed (it may have written part of its events, which
+    /// the next append then sees as known).
+    store_broke: bool,
+    /// Whether the last trail append failed (the next one skips what it did write).
     audit_broke: bool,
     journal: Arc<Journal>,
     events: Receiver<UsageEvent>,
@@ -258,23 +265,39 @@ impl Writer {
         }
         let sealed = self.journal.rotate()?;
         self.pending.extend(self.events.try_iter());
-        // The audit records first: an event reaches the store only with its record on disk.
-        // On failure the events stay pending (and in the sealed segments, which are only
-        // deleted once everything up to them is in the store).
-        if let Some(audit) = self.audit.as_mut() {
-            let fresh = &self.pending[self.audited..];
-            let written = audit.calls(fresh, self.audit_broke);
-            self.audit_broke = written.is_err();
-            written.map_err(audit_failed)?;
-            self.audited = self.pending.len();
-        }
+        // The store first, then the trail (records of the events the store took as new), then
+        // the journal goes. On failure the events stay pending (and in the sealed segments,
+        // which are only deleted once everything up to them is in the store and on the trail).
+        let mut fresh = Vec::with_capacity(self.pending.len());
         for chunk in self.pending.chunks(MAX_BATCH) {
-            self.store.append(chunk)?;
+            match self.store.append_new(chunk) {
+                Ok(flags) => fresh.extend(flags),
+                Err(error) => {
+                    self.store_broke = true;
+                    return Err(error);
+                }
+            }
         }
+        // After a failed append, known events may be ones it wrote: the trail decides.
+        let maybe_ours = std::mem::take(&mut self.store_broke);
         self.lag
             .fetch_sub(self.pending.len() as u64, Ordering::Relaxed);
+        if self.audit.is_some() {
+            self.audit_broke |= maybe_ours;
+            let taken = self.pending.drain(..).zip(fresh);
+            self.unaudited.extend(
+                taken
+                    .filter(|(_, new)| *new || maybe_ours)
+                    .map(|(event, _)| event),
+            );
+        }
         self.pending.clear();
-        self.audited = 0;
+        if let Some(audit) = self.audit.as_mut() {
+            let written = audit.calls(&self.unaudited, self.audit_broke);
+            self.audit_broke = written.is_err();
+            written.map_err(audit_failed)?;
+            self.unaudited.clear();
+        }
         self.journal.remove_through(sealed)
     }
 }

@@ -123,20 +123,54 @@ impl RetentionRun {
 
 /// Runs retention for `today`: the ledger in `store`, the trail and its content when given.
 /// Each month is archived and checked before its source is deleted; an error stops the run
-/// with everything not yet checked still in place.
+/// with everything not yet checked still in place. The run is recorded on the trail, whether
+/// it finished or stopped.
 pub fn apply(
+    store: &mut DuckStore,
+    mut audit: Option<&mut AuditTrail>,
+    config: &RetentionConfig,
+    archive_root: &Path,
+    today: NaiveDate,
+) -> Result<RetentionRun, String> {
+    let mut run = RetentionRun {
+        cutoff: Some(config.cutoff(today)),
+        ..RetentionRun::default()
+    };
+    let outcome = archive_and_expire(
+        store,
+        audit.as_deref_mut(),
+        config,
+        archive_root,
+        today,
+        &mut run,
+    );
+    if let Some(audit) = audit {
+        let (status, detail) = match &outcome {
+            Ok(()) => ("ok", run.summary()),
+            Err(error) => (
+                "error",
+                format!("stopped: {error}; done before it: {}", run.summary()),
+            ),
+        };
+        let record = AuditRecord {
+            status: Some(status.into()),
+            ..crate::audit::decision(Kind::Retention, None, detail)
+        };
+        audit.decision(record).map_err(|e| e.to_string())?;
+    }
+    outcome.map(|()| run)
+}
+
+fn archive_and_expire(
     store: &mut DuckStore,
     audit: Option<&mut AuditTrail>,
     config: &RetentionConfig,
     archive_root: &Path,
     today: NaiveDate,
-) -> Result<RetentionRun, String> {
+    run: &mut RetentionRun,
+) -> Result<(), String> {
     let cutoff = config.cutoff(today);
     let oldest = config.oldest_archived(today);
-    let mut run = RetentionRun {
-        cutoff: Some(cutoff),
-        ..RetentionRun::default()
-    };
     for month in store
         .archive_before(cutoff, archive_root)
         .map_err(|e| e.to_string())?
@@ -146,43 +180,38 @@ pub fn apply(
     run.expired.extend(
         burnrate_store::duck::expire_archives(archive_root, oldest).map_err(|e| e.to_string())?,
     );
-    if let Some(audit) = audit {
-        for month in burnrate_audit::archive::archive_before(audit.dir(), archive_root, cutoff)
-            .map_err(|e| e.to_string())?
-        {
-            run.audit.push((
-                month.month.format("%Y-%m").to_string(),
-                month.file,
-                month.records,
-            ));
-        }
-        run.expired.extend(
-            burnrate_audit::archive::expire(archive_root, oldest).map_err(|e| e.to_string())?,
-        );
-        let archived = ContentStore::new(&archive_root.join("content"));
-        for day in audit.content().days().map_err(|e| e.to_string())? {
-            if day < cutoff {
-                audit
-                    .content()
-                    .move_day(day, archived.dir())
-                    .map_err(|e| e.to_string())?;
-                run.content_days += 1;
-            }
-        }
-        for day in archived.days().map_err(|e| e.to_string())? {
-            if day < oldest {
-                archived.remove_day(day).map_err(|e| e.to_string())?;
-                run.expired
-                    .push(archive_root.join("content").join(day.to_string()));
-            }
-        }
-        let record = AuditRecord {
-            detail: Some(run.summary()),
-            ..crate::audit::decision(Kind::Retention, None, "")
-        };
-        audit.decision(record).map_err(|e| e.to_string())?;
+    let Some(audit) = audit else {
+        return Ok(());
+    };
+    for month in burnrate_audit::archive::archive_before(audit.dir(), archive_root, cutoff)
+        .map_err(|e| e.to_string())?
+    {
+        run.audit.push((
+            month.month.format("%Y-%m").to_string(),
+            month.file,
+            month.records,
+        ));
     }
-    Ok(run)
+    run.expired
+        .extend(burnrate_audit::archive::expire(archive_root, oldest).map_err(|e| e.to_string())?);
+    let archived = ContentStore::new(&archive_root.join("content"));
+    for day in audit.content().days().map_err(|e| e.to_string())? {
+        if day < cutoff {
+            audit
+                .content()
+                .move_day(day, archived.dir())
+                .map_err(|e| e.to_string())?;
+            run.content_days += 1;
+        }
+    }
+    for day in archived.days().map_err(|e| e.to_string())? {
+        if day < oldest {
+            archived.remove_day(day).map_err(|e| e.to_string())?;
+            run.expired
+                .push(archive_root.join("content").join(day.to_string()));
+        }
+    }
+    Ok(())
 }
 
 /// Starts the daily retention run (when `[retention] enabled`).

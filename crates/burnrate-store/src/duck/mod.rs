@@ -167,6 +167,18 @@ impl DuckStore {
         self.append_batches(vec![EventBatch::from_events(events)?])
     }
 
+    /// Appends events like [`DuckStore::append`] and says, event by event, whether it was
+    /// new (false: its id was in the ledger already, or earlier in `events`).
+    pub fn append_new(&mut self, events: &[UsageEvent]) -> Result<Vec<bool>, StoreError> {
+        self.ensure_writable("append events")?;
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .append_deduplicated(vec![EventBatch::from_events(events)?])?
+            .1)
+    }
+
     /// Appends prepared batches, skipping ids already in the ledger and ids repeated among them
     /// (the first one wins). DuckDB's appender commits as it flushes; the append is not wrapped
     /// in an explicit transaction because DuckDB 2.0 fails large optimistic appends inside one
@@ -180,23 +192,30 @@ impl DuckStore {
         if batches.iter().all(EventBatch::is_empty) {
             return Ok(AppendOutcome::default());
         }
-        self.append_deduplicated(batches)
+        Ok(self.append_deduplicated(batches)?.0)
     }
 
+    /// Appends the rows whose ids are new; returns the counts and, row by row in order,
+    /// whether it was new.
     fn append_deduplicated(
         &mut self,
         batches: Vec<EventBatch>,
-    ) -> Result<AppendOutcome, StoreError> {
+    ) -> Result<(AppendOutcome, Vec<bool>), StoreError> {
         let all_ids: Vec<Uuid> = batches.iter().flat_map(|b| b.ids.iter().copied()).collect();
         let existing = self.existing_ids(&all_ids)?;
         let mut seen = HashSet::with_capacity(all_ids.len());
+        let mut fresh = Vec::with_capacity(all_ids.len());
         let mut new_models = HashSet::new();
         let mut appender = self.conn.appender("events")?;
         for batch in batches {
             let keep: BooleanArray = batch
                 .ids
                 .iter()
-                .map(|id| Some(!existing.contains(id) && seen.insert(*id)))
+                .map(|id| {
+                    let new = !existing.contains(id) && seen.insert(*id);
+                    fresh.push(new);
+                    Some(new)
+                })
                 .collect();
             let rows = if keep.true_count() == batch.ids.len() {
                 batch.batch
@@ -219,10 +238,13 @@ impl DuckStore {
             self.map_models(new_models.into_iter().collect())?;
         }
         let inserted = seen.len() as u64;
-        Ok(AppendOutcome {
-            inserted,
-            duplicates: all_ids.len() as u64 - inserted,
-        })
+        Ok((
+            AppendOutcome {
+                inserted,
+                duplicates: all_ids.len() as u64 - inserted,
+            },
+            fresh,
+        ))
     }
 
     /// The ids of `ids` already in the ledger. The id range bounds the scan by DuckDB's

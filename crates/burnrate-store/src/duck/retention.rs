@@ -296,9 +296,10 @@ impl DuckStore {
             path: folder.display().to_string(),
             source,
         })?;
+        let existing = archive_files(dir)?;
         let mut archived = Vec::with_capacity(months.len());
         for month in months {
-            archived.push(self.archive_month(&table, month, &folder)?);
+            archived.push(self.archive_month(&table, month, &folder, &existing)?);
         }
         self.checkpoint()?;
         Ok(archived)
@@ -309,14 +310,32 @@ impl DuckStore {
         table: &str,
         month: NaiveDate,
         folder: &Path,
+        existing: &[(NaiveDate, PathBuf)],
     ) -> Result<MonthArchive, StoreError> {
         let label = month.format("%Y-%m").to_string();
+        let filter = month_filter(month);
+        // A run cut between renaming a file and deleting its events left a file that holds
+        // exactly these events: delete them, do not archive them a second time.
+        let count = |n: i128| u64::try_from(n).unwrap_or(u64::MAX);
+        for (_, path) in existing.iter().filter(|(of, _)| *of == month) {
+            let ledger = self.tally(table, &filter)?;
+            let file = self.tally(&format!("read_parquet({})", sql_path(path)?), "true")?;
+            if differences(&ledger, &file).is_empty() {
+                self.delete_month(table, &label, &filter, ledger.events)?;
+                return Ok(MonthArchive {
+                    month,
+                    path: path.clone(),
+                    events: count(i128::from(ledger.events)),
+                    input_tokens: count(ledger.tokens[0]),
+                    output_tokens: count(ledger.tokens[4]),
+                });
+            }
+        }
         let path = free_name(folder, month);
         let mut temporary = path.clone().into_os_string();
         temporary.push(".tmp");
         let temporary = PathBuf::from(temporary);
         remove_quietly(&temporary);
-        let filter = month_filter(month);
         let quoted = sql_path(&temporary)?;
         let written = self
             .conn
@@ -357,7 +376,6 @@ impl DuckStore {
         #[cfg(unix)]
         sync(folder)?;
         self.delete_month(table, &label, &filter, ledger.events)?;
-        let count = |n: i128| u64::try_from(n).unwrap_or(u64::MAX);
         Ok(MonthArchive {
             month,
             path,

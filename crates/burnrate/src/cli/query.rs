@@ -46,6 +46,7 @@ pub fn run_query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         top: args.range.top,
     };
     spec.validate()?;
+    refuse_remote_archive(&args.range)?;
     let result = match &args.range.server {
         Some(server) => {
             let request = serde_json::json!({
@@ -89,6 +90,7 @@ pub fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
         filters,
         top: args.range.top,
     };
+    refuse_remote_archive(&args.range)?;
     let result = match &args.range.server {
         Some(server) => {
             let request = serde_json::json!({
@@ -117,6 +119,17 @@ pub fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     );
     print_result(&result, args.range.format, Some(&title))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The archive is files beside the ledger: a running gateway's API does not read them.
+fn refuse_remote_archive(range: &crate::RangeArgs) -> anyhow::Result<()> {
+    if range.server.is_some() && range.archive.include_archive {
+        return Err(anyhow!(
+            "--include-archive reads the archive files beside the ledger and cannot go through \
+             --server; run it where the files are, with --db"
+        ));
+    }
+    Ok(())
 }
 
 /// Opens an existing ledger for reading, with the archive when asked.

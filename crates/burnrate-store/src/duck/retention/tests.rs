@@ -385,3 +385,31 @@ fn the_tally_sees_a_change_in_any_column() {
     let differ = differences(&ledger, &store.tally(&changed, "true").unwrap());
     assert_eq!(differ, ["the contents of the rows"]);
 }
+
+#[test]
+fn a_run_cut_between_the_file_and_the_delete_does_not_archive_twice() {
+    let folder = tempfile::tempdir().unwrap();
+    let archive = folder.path().join("archive");
+    let mut store = DuckStore::open_in_memory().unwrap();
+    let events = calls(day("2025-05-01"), day("2025-06-30"));
+    store.append(&events).unwrap();
+    store.archive_before(day("2025-06-01"), &archive).unwrap();
+    // As if the process died after the rename, before the delete: May is in both places.
+    let may: Vec<UsageEvent> = events
+        .iter()
+        .filter(|e| e.ts < ts("2025-06-01T00:00:00Z"))
+        .cloned()
+        .collect();
+    store.append(&may).unwrap();
+    let again = store.archive_before(day("2025-06-01"), &archive).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].events, may.len() as u64);
+    assert_eq!(
+        files(&archive),
+        ["2025-05.parquet"],
+        "no second copy of May"
+    );
+    store.include_archive(&archive).unwrap();
+    let (total, _) = totals(&store, "2025-01-01T00:00:00Z", "2026-01-01T00:00:00Z");
+    assert_eq!(count(&total, "requests"), events.len() as u64);
+}
