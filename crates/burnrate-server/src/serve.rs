@@ -141,6 +141,7 @@ impl Gateway {
             metrics: Metrics::default(),
             prices,
             tasks: TaskTracker::new(),
+            audit_files: Arc::default(),
         });
         Ok(Gateway {
             state,
