@@ -727,6 +727,37 @@ fn a_reload_applies_new_limits_without_dropping_calls_in_flight() {
     let answers = burst(std::slice::from_ref(&gateway.url), "burst", 8, 10, |_| 5);
     assert_eq!(answers.iter().filter(|a| a.status == 200).count(), 5);
     assert!(gateway.terminate().success());
+
+    // On the audit trail: the reload from one configuration hash to the other, the call in
+    // flight stamped with the configuration it started under, the later ones with the new.
+    let mut records = Vec::new();
+    burnrate_audit::export::walk(&dir.path().join("audit"), None, |record, _| {
+        records.push(record.clone());
+        Ok(())
+    })
+    .unwrap();
+    let reload = records
+        .iter()
+        .find(|r| r.kind == Some(burnrate_audit::Kind::ConfigReload))
+        .expect("a reload record");
+    let slow = records
+        .iter()
+        .find(|r| r.feature.as_deref() == Some("slow"))
+        .expect("the slow call's record");
+    let later = records
+        .iter()
+        .find(|r| r.feature.as_deref() == Some("burst"))
+        .expect("a later call's record");
+    let (old, new) = (
+        slow.config_hash.clone().unwrap(),
+        later.config_hash.clone().unwrap(),
+    );
+    assert_ne!(old, new);
+    assert_eq!(reload.config_hash.as_ref(), Some(&new));
+    assert_eq!(
+        reload.detail.as_deref(),
+        Some(format!("configuration {old} replaced by {new}").as_str())
+    );
 }
 
 /// One call the mock answers after two seconds; its status.
