@@ -13,7 +13,8 @@ use serde::Serialize;
 
 use crate::export::sql_path;
 use crate::log::{
-    Anchor, AuditError, corrupt, first_record, for_each_line, io, segments, split_line,
+    Anchor, AuditError, SegmentsLock, corrupt, first_record, for_each_line, io, segments,
+    split_line,
 };
 use crate::record::AuditRecord;
 use crate::verify::Chain;
@@ -56,6 +57,7 @@ pub fn archive_before(
     archive_root: &Path,
     cutoff: NaiveDate,
 ) -> Result<Vec<ArchivedMonth>, AuditError> {
+    let _moving = SegmentsLock::write(dir)?;
     let all = segments(dir)?;
     let closed = all.len().saturating_sub(1);
     // The oldest segments, as long as they are of months before the cutoff.

@@ -14,7 +14,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::archive;
-use crate::log::{Anchor, AuditError, corrupt, for_each_line, io, segments, split_line};
+use crate::log::{
+    Anchor, AuditError, SegmentsLock, corrupt, for_each_line, io, segments, split_line,
+};
 use crate::record::{AuditRecord, Kind};
 use crate::verify::Chain;
 
@@ -214,6 +216,7 @@ pub fn walk(
     archive_dir: Option<&Path>,
     mut each: impl FnMut(&AuditRecord, &str) -> Result<(), AuditError>,
 ) -> Result<ChainCheck, AuditError> {
+    let _reading = SegmentsLock::read(dir);
     let anchor = Anchor::load(dir)?;
     let mut problem: Option<String> = None;
     let expired = match archive_dir {

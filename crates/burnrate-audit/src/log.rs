@@ -102,6 +102,39 @@ pub fn segments(dir: &Path) -> Result<Vec<PathBuf>, AuditError> {
     Ok(found)
 }
 
+/// Held shared while the trail's segments are read (verify, exports) and exclusively while
+/// retention moves them, across processes: a reader never sees a segment vanish under it.
+/// Readers that cannot create the lock file (a read-only copy) read without it.
+pub struct SegmentsLock {
+    _file: Option<File>,
+}
+
+impl SegmentsLock {
+    /// A reader's share of the lock (waits while retention runs).
+    pub fn read(dir: &Path) -> SegmentsLock {
+        let file = lock_file(dir)
+            .ok()
+            .filter(|file| file.lock_shared().is_ok());
+        SegmentsLock { _file: file }
+    }
+
+    /// The lock alone, for moving segments (waits for readers to finish).
+    pub fn write(dir: &Path) -> Result<SegmentsLock, AuditError> {
+        let path = dir.join(".segments.lock");
+        let file = lock_file(dir).map_err(io(&path))?;
+        file.lock().map_err(io(&path))?;
+        Ok(SegmentsLock { _file: Some(file) })
+    }
+}
+
+fn lock_file(dir: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".segments.lock"))
+}
+
 /// The number in a segment file's name.
 fn segment_index(path: &Path) -> u32 {
     path.file_stem()

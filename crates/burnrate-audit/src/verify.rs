@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::log::{Anchor, AuditError, segments, sha256_hex, split_line};
+use crate::log::{Anchor, AuditError, SegmentsLock, segments, sha256_hex, split_line};
 use crate::record::AuditRecord;
 
 /// A chain that holds.
@@ -107,6 +107,7 @@ pub fn verify(dir: &Path) -> Result<Verified, Break> {
         expected_seq: 1,
         reason: error.to_string(),
     };
+    let _reading = SegmentsLock::read(dir);
     let paths = segments(dir).map_err(unreadable)?;
     let anchor = Anchor::load(dir)
         .map_err(unreadable)?

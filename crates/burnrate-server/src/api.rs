@@ -184,10 +184,8 @@ async fn audit_export(
     let dir = config.audit.dir.clone();
     let archive = query.include_archive.then(|| config.archive_dir());
     let out = std::env::temp_dir().join(format!("burnrate-export-{}", uuid::Uuid::now_v7()));
-    // Retention does not move segments while the export reads them.
-    let files = Arc::clone(&state.audit_files).read_owned().await;
+    // The export holds the trail's segment lock shared: retention waits for it.
     let exported = tokio::task::spawn_blocking(move || {
-        let _files = files;
         let manifest =
             burnrate_audit::export::export(&dir, archive.as_deref(), &filter, format, &out);
         // The open file keeps its bytes after the names are gone.

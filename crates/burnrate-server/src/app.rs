@@ -41,9 +41,6 @@ pub struct AppState {
     pub prices: LivePrices,
     /// In-flight calls, so shutdown can wait for them.
     pub tasks: TaskTracker,
-    /// Readers of the trail's files (exports) hold it shared; retention, which deletes
-    /// segments, holds it alone.
-    pub audit_files: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl AppState {

@@ -231,13 +231,10 @@ pub fn spawn_scheduler(state: Arc<AppState>) {
                 let retention = config.retention.clone();
                 let root = config.archive_dir();
                 let today = now.date_naive();
-                // No export reads segments while they move.
-                let files = Arc::clone(&state.audit_files).write_owned().await;
                 let ran = state
                     .ledger
                     .with_parts(move |store, audit| apply(store, audit, &retention, &root, today))
                     .await;
-                drop(files);
                 match ran {
                     Ok(Ok(run)) => tracing::info!(summary = %run.summary(), "retention ran"),
                     Ok(Err(error)) => tracing::error!(%error, "retention stopped"),

@@ -141,7 +141,6 @@ impl Gateway {
             metrics: Metrics::default(),
             prices,
             tasks: TaskTracker::new(),
-            audit_files: Arc::default(),
         });
         Ok(Gateway {
             state,
