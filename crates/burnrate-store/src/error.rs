@@ -34,6 +34,9 @@ pub enum StoreError {
         /// What went wrong.
         reason: String,
     },
+    /// ClickHouse refused a statement or could not be reached.
+    #[error("ClickHouse: {0}")]
+    ClickHouse(String),
     /// DuckDB failed.
     #[error("ledger: {0}")]
     Duck(#[from] duckdb::Error),

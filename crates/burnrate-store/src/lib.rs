@@ -2,6 +2,7 @@
 //! embedded DuckDB backend.
 
 pub mod batch;
+pub mod clickhouse;
 pub mod duck;
 pub mod error;
 pub mod journal;
