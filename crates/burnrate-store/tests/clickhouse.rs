@@ -104,7 +104,7 @@ fn calls(count: u64) -> Vec<UsageEvent> {
 }
 
 #[test]
-fn migrations_run_once_and_a_retried_batch_inserts_nothing() {
+fn migrations_run_once_a_retried_batch_inserts_nothing_and_a_month_drops_whole() {
     let server = start();
     let mut store = ClickHouse::connect(&server.url).unwrap();
     let latest = MIGRATIONS.last().unwrap().0;
@@ -159,6 +159,20 @@ fn migrations_run_once_and_a_retried_batch_inserts_nothing() {
         )
         .unwrap();
     assert_eq!(partitions.trim(), "3");
+
+    // Retention drops a month as a partition.
+    let months = store.months().unwrap();
+    let august = chrono::NaiveDate::from_ymd_opt(2026, 8, 1).unwrap();
+    assert_eq!(months.len(), 3);
+    assert_eq!(months[0], august);
+    let in_august = events
+        .iter()
+        .chain(&mixed[..10])
+        .filter(|e| e.ts.format("%Y-%m").to_string() == "2026-08")
+        .count() as u64;
+    store.drop_month(august).unwrap();
+    assert_eq!(store.event_count().unwrap(), 1_010 - in_august);
+    assert_eq!(store.months().unwrap().len(), 2);
 }
 
 #[test]

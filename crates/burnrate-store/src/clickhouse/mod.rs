@@ -18,6 +18,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use burnrate_model::UsageEvent;
+use chrono::NaiveDate;
 
 use crate::duck::AppendOutcome;
 use crate::error::StoreError;
@@ -216,6 +217,33 @@ impl ClickHouse {
                     .map_err(|error| StoreError::ClickHouse(format!("stored id `{line}`: {error}")))
             })
             .collect()
+    }
+
+    /// The months the table holds events for (their first days), oldest first.
+    pub fn months(&self) -> Result<Vec<NaiveDate>, StoreError> {
+        let text = self.execute(&format!(
+            "SELECT DISTINCT partition FROM system.parts WHERE database = '{}' \
+             AND table = 'events' AND active ORDER BY partition",
+            self.database
+        ))?;
+        text.lines()
+            .map(|line| {
+                NaiveDate::parse_from_str(&format!("{}01", line.trim()), "%Y%m%d").map_err(|_| {
+                    StoreError::ClickHouse(format!("partition `{line}` is not a month YYYYMM"))
+                })
+            })
+            .collect()
+    }
+
+    /// Drops a month's events at once (its partition): retention's last step, after the
+    /// month is archived.
+    pub fn drop_month(&self, month: NaiveDate) -> Result<(), StoreError> {
+        self.execute(&format!(
+            "ALTER TABLE {}.events DROP PARTITION {}",
+            self.database,
+            month.format("%Y%m")
+        ))
+        .map(drop)
     }
 
     /// Number of events in the table.
