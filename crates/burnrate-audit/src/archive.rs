@@ -232,24 +232,9 @@ pub fn archived_files(archive_root: &Path) -> Result<Vec<PathBuf>, AuditError> {
             files.push(path);
         }
     }
-    // Archives are written in chain order: sort by their first record.
-    let mut keyed = Vec::new();
-    for file in files {
-        let conn = duckdb::Connection::open_in_memory().map_err(|e| corrupt(&file, e))?;
-        let first: i64 = conn
-            .query_row(
-                &format!(
-                    "SELECT min(seq)::BIGINT FROM read_parquet({})",
-                    sql_path(&file)
-                ),
-                [],
-                |row| row.get(0),
-            )
-            .map_err(|e| corrupt(&file, e))?;
-        keyed.push((first, file));
-    }
-    keyed.sort();
-    Ok(keyed.into_iter().map(|(_, file)| file).collect())
+    // Named `YYYY-MM.<first seq, 12 digits>.parquet`: by name is chain order.
+    files.sort();
+    Ok(files)
 }
 
 /// Calls `each` with every archived record line, in chain order, and the file it is in.

@@ -8,12 +8,12 @@ use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::log::sha256_hex;
 use chrono::NaiveDate;
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 /// The longest id accepted (file names stay far below the usual 255-byte limit).
 pub const MAX_ID_LEN: usize = 128;
@@ -90,10 +90,6 @@ fn check_id(id: &str) -> Result<(), ContentError> {
     } else {
         Err(ContentError::BadId { id: id.to_owned() })
     }
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 fn day_name(day: NaiveDate) -> String {

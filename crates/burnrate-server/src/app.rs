@@ -77,6 +77,16 @@ impl AppState {
     }
 }
 
+/// Waits `tick` for a background loop (a scheduler); true when the gateway is stopping and
+/// the loop should end.
+pub async fn stopping_after(tasks: &TaskTracker, tick: std::time::Duration) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(tick) => {}
+        () = tasks.wait() => return true,
+    }
+    tasks.is_closed()
+}
+
 /// The price book as the gateway uses it on the request path: the policy's worst-case
 /// reservations and settlements, and the cost metric.
 pub struct LivePrices {

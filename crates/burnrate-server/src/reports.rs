@@ -162,11 +162,7 @@ pub fn spawn_scheduler(state: Arc<AppState>) {
                     }
                 }
             }
-            tokio::select! {
-                () = tokio::time::sleep(TICK) => {}
-                () = tasks.wait() => return,
-            }
-            if tasks.is_closed() {
+            if crate::app::stopping_after(&tasks, TICK).await {
                 return;
             }
         }

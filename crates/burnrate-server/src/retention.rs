@@ -241,11 +241,7 @@ pub fn spawn_scheduler(state: Arc<AppState>) {
                     Err(error) => tracing::error!(%error, "retention not run"),
                 }
             }
-            tokio::select! {
-                () = tokio::time::sleep(TICK) => {}
-                () = tasks.wait() => return,
-            }
-            if tasks.is_closed() {
+            if crate::app::stopping_after(&tasks, TICK).await {
                 return;
             }
         }
