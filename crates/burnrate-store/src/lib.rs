@@ -6,6 +6,7 @@ pub mod clickhouse;
 pub mod duck;
 pub mod error;
 pub mod journal;
+pub mod pricing;
 pub mod query;
 pub mod reports;
 

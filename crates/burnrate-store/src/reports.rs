@@ -112,11 +112,12 @@ impl ReportParams {
     }
 }
 
-impl DuckStore {
-    /// Runs a named report.
-    pub fn report(&self, report: Report, params: &ReportParams) -> Result<QueryResult, StoreError> {
+impl Report {
+    /// The query spec of a report that is one, `None` for the reports with their own SQL
+    /// (outcomes, coverage).
+    pub fn spec(self, params: &ReportParams) -> Option<QuerySpec> {
         use Metric::*;
-        match report {
+        Some(match self {
             Report::UsersDaily => {
                 let mut spec = params.spec(
                     vec![field(Field::Tenant), field(Field::User)],
@@ -127,9 +128,9 @@ impl DuckStore {
                     key: OrderKey::Bucket,
                     descending: false,
                 });
-                self.query(&spec)
+                spec
             }
-            Report::Features => self.query(&params.spec(
+            Report::Features => params.spec(
                 vec![field(Field::Feature)],
                 vec![
                     Requests,
@@ -141,8 +142,8 @@ impl DuckStore {
                     CacheHitRate,
                     ErrorRate,
                 ],
-            )),
-            Report::Runs => self.query(&params.spec(
+            ),
+            Report::Runs => params.spec(
                 vec![field(Field::Feature)],
                 vec![
                     Runs,
@@ -154,8 +155,8 @@ impl DuckStore {
                     CostPerRunMax,
                     RunCostSpread,
                 ],
-            )),
-            Report::Tenants => self.query(&params.spec(
+            ),
+            Report::Tenants => params.spec(
                 vec![field(Field::Tenant)],
                 vec![
                     Requests,
@@ -167,22 +168,57 @@ impl DuckStore {
                     ErrorRate,
                     UnpricedRequests,
                 ],
-            )),
-            Report::Outcomes => self.outcomes(params),
-            Report::Coverage => self.coverage(params),
-        }
+            ),
+            Report::Outcomes | Report::Coverage => return None,
+        })
     }
 
-    fn base_spec(&self, params: &ReportParams) -> Result<QuerySpec, StoreError> {
-        let spec = params.spec(Vec::new(), vec![Metric::Requests]);
+    /// The columns of the outcomes report.
+    pub(crate) const OUTCOME_COLUMNS: &[(&str, ColumnKind)] = &[
+        ("outcome_name", ColumnKind::Text),
+        ("feature", ColumnKind::Text),
+        ("outcomes", ColumnKind::Count),
+        ("successes", ColumnKind::Count),
+        ("success_rate", ColumnKind::Ratio),
+        ("cost_usd", ColumnKind::Money),
+        ("cost_per_success_usd", ColumnKind::Money),
+    ];
+
+    /// The columns of the coverage report.
+    pub(crate) const COVERAGE_COLUMNS: &[(&str, ColumnKind)] = &[
+        ("dimension", ColumnKind::Text),
+        ("requests_missing", ColumnKind::Count),
+        ("share_of_requests", ColumnKind::Ratio),
+        ("cost_usd_missing", ColumnKind::Money),
+        ("share_of_cost", ColumnKind::Ratio),
+    ];
+}
+
+impl ReportParams {
+    /// The spec of the reports with their own SQL: the range and filters, validated.
+    pub(crate) fn base_spec(&self) -> Result<QuerySpec, StoreError> {
+        let spec = self.spec(Vec::new(), vec![Metric::Requests]);
         spec.validate()?;
         Ok(spec)
+    }
+}
+
+impl DuckStore {
+    /// Runs a named report.
+    pub fn report(&self, report: Report, params: &ReportParams) -> Result<QueryResult, StoreError> {
+        if let Some(spec) = report.spec(params) {
+            return self.query(&spec);
+        }
+        match report {
+            Report::Outcomes => self.outcomes(params),
+            _ => self.coverage(params),
+        }
     }
 
     /// Per outcome name and feature: outcomes, successes, the cost of the runs that reached
     /// them (a call outside any run is its own run) and that cost per success.
     fn outcomes(&self, params: &ReportParams) -> Result<QueryResult, StoreError> {
-        let spec = self.base_spec(params)?;
+        let spec = params.base_spec()?;
         let mut sql_params = Vec::new();
         let filter = sql::where_clause(&spec, &mut sql_params);
         let outcome_filter = sql::where_clause(&spec, &mut sql_params);
@@ -206,27 +242,14 @@ impl DuckStore {
              FROM totals ORDER BY cost DESC, name, feature{limit}",
             priced = sql::priced_ctes(&[], Some(run), &filter, self.thresholds()),
         );
-        self.report_sql(
-            &spec,
-            &statement,
-            &sql_params,
-            &[
-                ("outcome_name", ColumnKind::Text),
-                ("feature", ColumnKind::Text),
-                ("outcomes", ColumnKind::Count),
-                ("successes", ColumnKind::Count),
-                ("success_rate", ColumnKind::Ratio),
-                ("cost_usd", ColumnKind::Money),
-                ("cost_per_success_usd", ColumnKind::Money),
-            ],
-        )
+        self.report_sql(&spec, &statement, &sql_params, Report::OUTCOME_COLUMNS)
     }
 
     /// For tenant, user and feature (and any of them): calls and cost lacking it, and shares;
     /// then calls recorded from spans that did not say their model, usage or cached tokens
     /// (the `burnrate.missing` label of OTLP events).
     fn coverage(&self, params: &ReportParams) -> Result<QueryResult, StoreError> {
-        let spec = self.base_spec(params)?;
+        let spec = params.base_spec()?;
         let mut sql_params = Vec::new();
         let filter = sql::where_clause(&spec, &mut sql_params);
         let missing = |what: &str| {
@@ -271,18 +294,7 @@ impl DuckStore {
             part("span_without_cache_detail", "mc"),
             priced = sql::priced_ctes(&keys, None, &filter, self.thresholds()),
         );
-        self.report_sql(
-            &spec,
-            &statement,
-            &sql_params,
-            &[
-                ("dimension", ColumnKind::Text),
-                ("requests_missing", ColumnKind::Count),
-                ("share_of_requests", ColumnKind::Ratio),
-                ("cost_usd_missing", ColumnKind::Money),
-                ("share_of_cost", ColumnKind::Ratio),
-            ],
-        )
+        self.report_sql(&spec, &statement, &sql_params, Report::COVERAGE_COLUMNS)
     }
 
     /// Runs a report's own SQL (every output column text) and notes unpriced calls.

@@ -3,83 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+#[path = "support/clickhouse_server.rs"]
+mod clickhouse_server;
 
 use burnrate_model::UsageEvent;
 use burnrate_store::clickhouse::{ClickHouse, MIGRATIONS};
-
-/// A ClickHouse server for one test, stopped when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let (http, tcp) = (free_port(), free_port());
-    let root = dir.path().display();
-    std::fs::write(
-        dir.path().join("users.xml"),
-        "<?xml version=\"1.0\"?><yandex><profiles><default></default></profiles>\
-         <users><default><password></password><networks><ip>127.0.0.1</ip></networks>\
-         <profile>default</profile><quota>default</quota></default></users>\
-         <quotas><default></default></quotas></yandex>",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("config.xml"),
-        format!(
-            "<?xml version=\"1.0\"?><yandex><logger><level>warning</level><console>1</console>\
-             </logger><http_port>{http}</http_port><tcp_port>{tcp}</tcp_port>\
-             <listen_host>127.0.0.1</listen_host><path>{root}/data/</path>\
-             <tmp_path>{root}/tmp/</tmp_path><user_files_path>{root}/files/</user_files_path>\
-             <users_config>{root}/users.xml</users_config><default_profile>default\
-             </default_profile><default_database>default</default_database>\
-             <mark_cache_size>268435456</mark_cache_size></yandex>"
-        ),
-    )
-    .unwrap();
-    let child = Command::new("clickhouse-server")
-        .arg(format!("--config-file={root}/config.xml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("clickhouse-server runs (apt-get install clickhouse-server; .ci/run does)");
-    let server = Server {
-        child,
-        url: format!("clickhouse://127.0.0.1:{http}/burnrate"),
-        _dir: dir,
-    };
-    // Ready once it answers; a server that never does fails the test after 600 tries.
-    let ping = format!("http://127.0.0.1:{http}/ping");
-    let ready = (0..600).any(|_| {
-        let up = reqwest::blocking::get(&ping).is_ok();
-        if !up {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        up
-    });
-    assert!(ready, "clickhouse-server did not answer on port {http}");
-    server
-}
+use clickhouse_server::{free_port, start};
 
 /// `count` calls over three months, ids set, tokens varying.
 fn calls(count: u64) -> Vec<UsageEvent> {

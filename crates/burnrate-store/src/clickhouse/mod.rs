@@ -12,22 +12,31 @@
 //! is a `ReplacingMergeTree` on a key ending in the id as a backstop for two replicas racing
 //! on the same event; queries of exact totals therefore never need `FINAL`.
 
+mod prices;
+mod reports;
 mod schema;
+pub mod sql;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use burnrate_model::UsageEvent;
+use burnrate_model::{PriceBook, UsageEvent};
 use chrono::NaiveDate;
 
 use crate::duck::AppendOutcome;
 use crate::error::StoreError;
+use crate::query::result::{QueryResult, Unpriced, column_kinds};
+use crate::query::spec::QuerySpec;
 
 pub use schema::MIGRATIONS;
 
-/// Settings every statement runs with (18.x needs the first for `LowCardinality`; later
-/// releases accept and ignore it).
-const SETTINGS: &[(&str, &str)] = &[("allow_experimental_low_cardinality_type", "1")];
+/// Settings every statement runs with, where the server knows them: 18.x needs the first for
+/// `LowCardinality` (current releases reject it as unknown, having made it the default); the
+/// second keeps 64-bit integers in `JSONEachRow` answers unquoted.
+const SETTINGS: &[(&str, &str)] = &[
+    ("allow_experimental_low_cardinality_type", "1"),
+    ("output_format_json_quote_64bit_integers", "0"),
+];
 
 /// A ClickHouse ledger.
 pub struct ClickHouse {
@@ -35,6 +44,15 @@ pub struct ClickHouse {
     /// `http://host:port/`.
     endpoint: String,
     database: String,
+    /// The [`SETTINGS`] this server knows.
+    settings: Vec<(&'static str, &'static str)>,
+    /// The price book of generation `generation` (see `prices`).
+    book: PriceBook,
+    generation: u64,
+    fingerprint: String,
+    thresholds: Vec<u64>,
+    /// Provider + model pairs known to be in `models_seen`.
+    known_models: HashSet<(String, String)>,
 }
 
 impl ClickHouse {
@@ -71,13 +89,30 @@ impl ClickHouse {
             .connect_timeout(Duration::from_secs(5))
             .build()
             .map_err(|error| StoreError::ClickHouse(error.to_string()))?;
-        let store = ClickHouse {
+        let mut store = ClickHouse {
             http,
             endpoint: format!("http://{host}:{port}/"),
             database,
+            settings: Vec::new(),
+            book: PriceBook::default(),
+            generation: 0,
+            fingerprint: String::new(),
+            thresholds: Vec::new(),
+            known_models: HashSet::new(),
         };
+        let names: Vec<String> = SETTINGS.iter().map(|(name, _)| sql::quote(name)).collect();
+        let known = store.execute(&format!(
+            "SELECT name FROM system.settings WHERE name IN ({})",
+            names.join(", ")
+        ))?;
+        store.settings = SETTINGS
+            .iter()
+            .filter(|(name, _)| known.lines().any(|line| line.trim() == *name))
+            .copied()
+            .collect();
         store.execute(&format!("CREATE DATABASE IF NOT EXISTS {}", store.database))?;
         store.migrate()?;
+        store.load_prices()?;
         Ok(store)
     }
 
@@ -91,8 +126,87 @@ impl ClickHouse {
         self.post(sql.as_bytes().to_vec(), None)
     }
 
+    /// Inserts `JSONEachRow` lines into `table`.
+    fn insert(&self, table: &str, body: Vec<u8>) -> Result<(), StoreError> {
+        if body.is_empty() {
+            return Ok(());
+        }
+        let query = format!("INSERT INTO {}.{table} FORMAT JSONEachRow", self.database);
+        self.post(body, Some(&query)).map(drop)
+    }
+
+    /// Runs a `SELECT` and parses its `TabSeparated` answer of `width` columns.
+    fn select(&self, sql: &str, width: usize) -> Result<Vec<Vec<Option<String>>>, StoreError> {
+        let text = self.execute(&format!("{sql} FORMAT TabSeparated"))?;
+        sql::tsv_rows(&text, width)
+    }
+
+    /// The price book the ledger prices with.
+    pub fn prices(&self) -> &PriceBook {
+        &self.book
+    }
+
+    /// What pricing in SQL needs, with the models seen resolved under the current book.
+    fn pricing(&self) -> Result<sql::Pricing<'_>, StoreError> {
+        Ok(sql::Pricing {
+            db: &self.database,
+            generation: self.generation,
+            thresholds: &self.thresholds,
+            key_expr: sql::key_expr(&self.model_keys()?),
+        })
+    }
+
+    /// The SQL [`ClickHouse::query`] runs for `spec` (without its `FORMAT` clause).
+    pub fn render(&self, spec: &QuerySpec) -> Result<String, StoreError> {
+        spec.validate()?;
+        Ok(sql::render(spec, &self.pricing()?).sql)
+    }
+
+    /// Runs a query spec.
+    pub fn query(&self, spec: &QuerySpec) -> Result<QueryResult, StoreError> {
+        spec.validate()?;
+        let pricing = self.pricing()?;
+        let rendered = sql::render(spec, &pricing);
+        let mut result = QueryResult::new(rendered.columns, column_kinds(spec));
+        for row in self.select(&rendered.sql, result.columns.len())? {
+            result.push_text_row(row)?;
+        }
+        let unpriced = self.unpriced_in(spec, &pricing)?;
+        result.note_unpriced(unpriced);
+        Ok(result)
+    }
+
+    /// Calls in the spec's range and filters whose model has no price.
+    fn unpriced_in(
+        &self,
+        spec: &QuerySpec,
+        pricing: &sql::Pricing<'_>,
+    ) -> Result<Unpriced, StoreError> {
+        let rows = self.select(
+            &format!(
+                "SELECT count(), sum(input_tokens), sum(output_tokens) FROM {}.events \
+                 WHERE {} AND {} = ''",
+                self.database,
+                sql::where_clause(spec),
+                pricing.key_expr
+            ),
+            3,
+        )?;
+        let number = |index: usize| -> u64 {
+            rows.first()
+                .and_then(|row| row.get(index).cloned().flatten())
+                .and_then(|text| text.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok(Unpriced {
+            requests: number(0),
+            input_tokens: number(1),
+            output_tokens: number(2),
+        })
+    }
+
     fn post(&self, body: Vec<u8>, query: Option<&str>) -> Result<String, StoreError> {
-        let mut request = self.http.post(&self.endpoint).query(SETTINGS);
+        let mut request = self.http.post(&self.endpoint).query(&self.settings);
         if let Some(query) = query {
             request = request.query(&[("query", query)]);
         }
@@ -151,11 +265,23 @@ impl ClickHouse {
     /// Appends events (each must carry an id), skipping ids the table holds and ids repeated
     /// in `events` (the first wins). A batch retried after a lost answer inserts nothing.
     pub fn append(&mut self, events: &[UsageEvent]) -> Result<AppendOutcome, StoreError> {
+        let fresh = self.append_new(events)?;
+        let inserted = fresh.iter().filter(|new| **new).count() as u64;
+        Ok(AppendOutcome {
+            inserted,
+            duplicates: events.len() as u64 - inserted,
+        })
+    }
+
+    /// Appends events like [`ClickHouse::append`] and says, event by event, whether it was
+    /// new. New provider + model pairs are recorded first, so no stored event has a model
+    /// queries cannot price.
+    pub fn append_new(&mut self, events: &[UsageEvent]) -> Result<Vec<bool>, StoreError> {
         let (Some(first), Some(last)) = (
             events.iter().map(|e| e.ts).min(),
             events.iter().map(|e| e.ts).max(),
         ) else {
-            return Ok(AppendOutcome::default());
+            return Ok(Vec::new());
         };
         let existing = self.existing_ids(
             first.timestamp().saturating_sub(1),
@@ -163,60 +289,84 @@ impl ClickHouse {
             events,
         )?;
         let mut seen = HashSet::with_capacity(events.len());
+        let mut fresh = Vec::with_capacity(events.len());
         let mut body = Vec::new();
+        let mut models = HashSet::new();
         for event in events {
             let Some(id) = event.id else {
                 return Err(StoreError::ClickHouse(
                     "an event without an id cannot be appended (ids make retries safe)".into(),
                 ));
             };
-            if existing.contains(&id) || !seen.insert(id) {
+            let new = !existing.contains(&id) && seen.insert(id);
+            fresh.push(new);
+            if !new {
                 continue;
+            }
+            let pair = (event.provider.as_str(), event.model.as_str());
+            if !self
+                .known_models
+                .contains(&(pair.0.to_owned(), pair.1.to_owned()))
+            {
+                models.insert(pair);
             }
             serde_json::to_writer(&mut body, &schema::Row::of(event, id))
                 .map_err(|error| StoreError::ClickHouse(error.to_string()))?;
             body.push(b'\n');
         }
-        let inserted = seen.len() as u64;
-        if inserted > 0 {
-            let query = format!("INSERT INTO {}.events FORMAT JSONEachRow", self.database);
-            self.post(body, Some(&query))?;
+        if !models.is_empty() {
+            let mut lines = Vec::new();
+            for (provider, model) in &models {
+                serde_json::to_writer(
+                    &mut lines,
+                    &serde_json::json!({"provider": provider, "model": model}),
+                )
+                .map_err(|error| StoreError::ClickHouse(error.to_string()))?;
+                lines.push(b'\n');
+            }
+            self.insert("models_seen", lines)?;
         }
-        Ok(AppendOutcome {
-            inserted,
-            duplicates: events.len() as u64 - inserted,
-        })
+        self.insert("events", body)?;
+        self.known_models.extend(
+            models
+                .into_iter()
+                .map(|(provider, model)| (provider.to_owned(), model.to_owned())),
+        );
+        Ok(fresh)
     }
 
-    /// The ids of `events` the table holds, looking only at `[from, to]` (seconds).
+    /// The ids of `events` the table holds, looking only at `[from, to]` (seconds). Asked in
+    /// chunks, so a large backlog's batch stays under the server's `max_query_size`.
     fn existing_ids(
         &self,
         from: i64,
         to: i64,
         events: &[UsageEvent],
     ) -> Result<HashSet<uuid::Uuid>, StoreError> {
+        /// Ids per question: 39 bytes each keeps the text near 160 KB (the default limit is
+        /// 256 KiB).
+        const CHUNK: usize = 4_096;
         let ids: Vec<String> = events
             .iter()
             .filter_map(|e| e.id)
             .map(|id| format!("'{id}'"))
             .collect();
-        if ids.is_empty() {
-            return Ok(HashSet::new());
+        let mut existing = HashSet::new();
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT DISTINCT toString(id) FROM {db}.events \
+                 WHERE ts BETWEEN toDateTime({from}) AND toDateTime({to}) \
+                 AND id IN (SELECT toUUID(arrayJoin([{list}])))",
+                db = self.database,
+                list = chunk.join(",")
+            );
+            for line in self.execute(&sql)?.lines() {
+                existing.insert(uuid::Uuid::parse_str(line.trim()).map_err(|error| {
+                    StoreError::ClickHouse(format!("stored id `{line}`: {error}"))
+                })?);
+            }
         }
-        let sql = format!(
-            "SELECT DISTINCT toString(id) FROM {db}.events \
-             WHERE ts BETWEEN toDateTime({from}) AND toDateTime({to}) \
-             AND id IN (SELECT toUUID(arrayJoin([{list}])))",
-            db = self.database,
-            list = ids.join(",")
-        );
-        let text = self.execute(&sql)?;
-        text.lines()
-            .map(|line| {
-                uuid::Uuid::parse_str(line.trim())
-                    .map_err(|error| StoreError::ClickHouse(format!("stored id `{line}`: {error}")))
-            })
-            .collect()
+        Ok(existing)
     }
 
     /// The months the table holds events for (their first days), oldest first.

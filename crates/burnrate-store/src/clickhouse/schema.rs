@@ -8,9 +8,10 @@ use crate::batch::args_hash_u64;
 
 /// Migrations in order: a number and its statements (`{db}` is the database). A migration
 /// runs once; the `schema_migrations` table records it.
-pub const MIGRATIONS: &[(u32, &[&str])] = &[(
-    1,
-    &["CREATE TABLE IF NOT EXISTS {db}.events (
+pub const MIGRATIONS: &[(u32, &[&str])] = &[
+    (
+        1,
+        &["CREATE TABLE IF NOT EXISTS {db}.events (
         id UUID,
         ts DateTime,
         ts_us Int64,
@@ -54,7 +55,56 @@ pub const MIGRATIONS: &[(u32, &[&str])] = &[(
     ) ENGINE = ReplacingMergeTree
     PARTITION BY toYYYYMM(ts)
     ORDER BY (ifNull(tenant_id, ''), ts, id)"],
-)];
+    ),
+    (
+        2,
+        &[
+            // The price book, written whole as one generation; a generation counts once it
+            // is listed in `price_generations`, so readers never see half of one.
+            "CREATE TABLE IF NOT EXISTS {db}.price_versions (
+                generation UInt64,
+                price_key String,
+                effective_from Nullable(Date),
+                source String,
+                provider Nullable(String),
+                mode Nullable(String),
+                max_output_tokens Nullable(UInt64),
+                max_input_tokens Nullable(UInt64),
+                slots String
+            ) ENGINE = MergeTree ORDER BY (generation, price_key)",
+            // Per-token prices in femtodollars per key, tier, input band and period of each
+            // generation: what queries join to. `priced = 0` marks days before a key's first
+            // price, so every key, tier and band covers every day exactly once.
+            "CREATE TABLE IF NOT EXISTS {db}.price_bands (
+                generation UInt64,
+                price_key String,
+                tier String,
+                band UInt8,
+                valid_from Date,
+                valid_to Date,
+                priced UInt8,
+                p_input Decimal(38, 0),
+                p_cache_read Decimal(38, 0),
+                p_cache_write_5m Decimal(38, 0),
+                p_cache_write_1h Decimal(38, 0),
+                p_output Decimal(38, 0),
+                p_reasoning Decimal(38, 0)
+            ) ENGINE = MergeTree ORDER BY (generation, price_key, tier, band, valid_from)",
+            "CREATE TABLE IF NOT EXISTS {db}.price_generations (
+                generation UInt64,
+                written DateTime,
+                as_of Nullable(Date),
+                fingerprint String
+            ) ENGINE = MergeTree ORDER BY generation",
+            // Every provider + model pair the ledger holds; queries resolve them to price
+            // keys with the current book.
+            "CREATE TABLE IF NOT EXISTS {db}.models_seen (
+                provider String,
+                model String
+            ) ENGINE = ReplacingMergeTree ORDER BY (provider, model)",
+        ],
+    ),
+];
 
 /// One event as the `events` table's `JSONEachRow` row.
 #[derive(Debug, Serialize)]

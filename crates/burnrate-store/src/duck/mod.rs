@@ -310,16 +310,7 @@ impl DuckStore {
         spec: &QuerySpec,
         result: &mut QueryResult,
     ) -> Result<(), StoreError> {
-        let unpriced = self.unpriced_in(spec)?;
-        if unpriced.requests > 0 {
-            result.warnings.push(format!(
-                "{} calls ({} input and {} output tokens) in this range use models with no price \
-                 and count as $0 here; run `burnrate prices missing` to list them and add their \
-                 prices (history re-prices at once)",
-                unpriced.requests, unpriced.input_tokens, unpriced.output_tokens
-            ));
-        }
-        result.unpriced = unpriced;
+        result.note_unpriced(self.unpriced_in(spec)?);
         Ok(())
     }
 

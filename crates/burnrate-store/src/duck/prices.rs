@@ -1,15 +1,15 @@
 //! The price book inside the ledger: stored versions, the model map and the price bands.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use burnrate_model::prices::litellm::{field_name, parse_field_name};
-use burnrate_model::prices::{ModelPrices, PriceVersion, overrides};
-use burnrate_model::{Money, PriceBook, ServiceTier};
+use burnrate_model::PriceBook;
+use burnrate_model::prices::overrides;
 use chrono::NaiveDate;
 use duckdb::params;
 
 use super::DuckStore;
 use crate::error::StoreError;
+use crate::pricing::{self, StoredVersion};
 
 /// A model seen in the ledger with no price, and what it used.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -51,7 +51,8 @@ impl DuckStore {
         }
         // The stored bands are current (they are rewritten with every change); only the
         // thresholds, which queries need to compute bands, are derived again.
-        self.thresholds = self.thresholds_in_use(&self.keys_in_use());
+        let keys = self.keys_in_use();
+        self.thresholds = pricing::thresholds(&self.book, keys.iter().map(String::as_str));
         Ok(())
     }
 
@@ -62,63 +63,28 @@ impl DuckStore {
             .collect()
     }
 
-    fn thresholds_in_use(&self, keys: &BTreeSet<String>) -> Vec<u64> {
-        let thresholds: BTreeSet<u64> = keys
-            .iter()
-            .flat_map(|key| self.book.history(key))
-            .flat_map(|version| version.prices.thresholds())
-            .collect();
-        thresholds.into_iter().collect()
-    }
-
     fn read_prices(&self) -> Result<PriceBook, StoreError> {
-        let mut book = PriceBook::default();
         let mut statement = self.conn.prepare(
             "SELECT price_key, effective_from, source, provider, mode, max_output_tokens, slots, \
              max_input_tokens FROM price_versions",
         )?;
         let rows = statement.query_map([], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, Option<NaiveDate>>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, Option<String>>(3)?,
-                row.get::<_, Option<String>>(4)?,
-                row.get::<_, Option<i64>>(5)?,
-                row.get::<_, String>(6)?,
-                row.get::<_, Option<i64>>(7)?,
-            ))
+            Ok(StoredVersion {
+                price_key: row.get(0)?,
+                effective_from: row.get(1)?,
+                source: row.get(2)?,
+                provider: row.get(3)?,
+                mode: row.get(4)?,
+                max_output_tokens: row
+                    .get::<_, Option<i64>>(5)?
+                    .and_then(|m| u64::try_from(m).ok()),
+                slots: row.get(6)?,
+                max_input_tokens: row
+                    .get::<_, Option<i64>>(7)?
+                    .and_then(|m| u64::try_from(m).ok()),
+            })
         })?;
-        for row in rows {
-            let (key, effective_from, source, provider, mode, max_output, slots_json, max_input) =
-                row?;
-            let fields: BTreeMap<String, String> = serde_json::from_str(&slots_json)
-                .map_err(|e| StoreError::Corrupt(format!("prices of `{key}`: {e}")))?;
-            let mut prices = ModelPrices {
-                provider,
-                mode,
-                max_output_tokens: max_output.and_then(|m| u64::try_from(m).ok()),
-                max_input_tokens: max_input.and_then(|m| u64::try_from(m).ok()),
-                slots: BTreeMap::new(),
-            };
-            for (field, value) in fields {
-                let slot = parse_field_name(&field).ok_or_else(|| {
-                    StoreError::Corrupt(format!("prices of `{key}`: unknown field {field}"))
-                })?;
-                let money: Money = value
-                    .parse()
-                    .map_err(|e| StoreError::Corrupt(format!("prices of `{key}`.{field}: {e}")))?;
-                prices.slots.insert(slot, money);
-            }
-            book.insert(
-                key,
-                PriceVersion {
-                    effective_from,
-                    source,
-                    prices,
-                },
-            );
-        }
+        let rows = rows.collect::<Result<Vec<_>, _>>()?;
         let as_of: Option<String> = self
             .conn
             .query_row(
@@ -127,38 +93,25 @@ impl DuckStore {
                 |row| row.get(0),
             )
             .ok();
-        book.as_of = as_of.and_then(|text| NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok());
-        Ok(book)
+        let as_of = as_of.and_then(|text| NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok());
+        StoredVersion::into_book(rows, as_of)
     }
 
     fn save_prices(&self) -> Result<(), StoreError> {
         self.conn.execute_batch("DELETE FROM price_versions")?;
         {
             let mut appender = self.conn.appender("price_versions")?;
-            for (key, version) in self.book.versions() {
-                let slots: BTreeMap<String, String> = version
-                    .prices
-                    .slots
-                    .iter()
-                    .map(|(slot, money)| (field_name(slot), money.to_string()))
-                    .collect();
-                let slots_json = serde_json::to_string(&slots)
-                    .map_err(|e| StoreError::Corrupt(format!("prices of `{key}`: {e}")))?;
+            for row in StoredVersion::all(&self.book)? {
+                let count = |n: Option<u64>| n.and_then(|m| i64::try_from(m).ok());
                 appender.append_row(params![
-                    key,
-                    version.effective_from,
-                    version.source,
-                    version.prices.provider,
-                    version.prices.mode,
-                    version
-                        .prices
-                        .max_output_tokens
-                        .and_then(|m| i64::try_from(m).ok()),
-                    slots_json,
-                    version
-                        .prices
-                        .max_input_tokens
-                        .and_then(|m| i64::try_from(m).ok()),
+                    row.price_key,
+                    row.effective_from,
+                    row.source,
+                    row.provider,
+                    row.mode,
+                    count(row.max_output_tokens),
+                    row.slots,
+                    count(row.max_input_tokens),
                 ])?;
             }
             appender.flush()?;
@@ -234,43 +187,42 @@ impl DuckStore {
     /// fully resolved per-token prices in femtodollars.
     fn rebuild_bands(&mut self) -> Result<(), StoreError> {
         let keys = self.keys_in_use();
-        self.thresholds = self.thresholds_in_use(&keys);
+        self.thresholds = pricing::thresholds(&self.book, keys.iter().map(String::as_str));
         self.conn.execute_batch("DELETE FROM price_bands")?;
-        let far_past = NaiveDate::MIN.max(NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or_default());
-        let far_future = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or_default();
+        let span = (
+            NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or_default(),
+            NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or_default(),
+        );
+        let rows = pricing::band_rows(
+            &self.book,
+            keys.iter().map(String::as_str),
+            &self.thresholds,
+            span,
+            false,
+        );
         let mut appender = self.conn.appender("price_bands")?;
-        for key in &keys {
-            let history = self.book.history(key);
-            for (index, version) in history.iter().enumerate() {
-                let valid_from = version.effective_from.unwrap_or(far_past);
-                let valid_to = history
-                    .get(index + 1)
-                    .and_then(|next| next.effective_from)
-                    .unwrap_or(far_future);
-                for tier in ServiceTier::ALL {
-                    for band in 0..=self.thresholds.len() {
-                        // A call just above the band's threshold represents the band.
-                        let input = match band {
-                            0 => 0,
-                            _ => self.thresholds[band - 1] + 1,
-                        };
-                        let rates = version.prices.rates(tier, input);
-                        appender.append_row(params![
-                            key,
-                            tier.as_str(),
-                            i32::try_from(band).unwrap_or(i32::MAX),
-                            valid_from,
-                            valid_to,
-                            rates.input.to_femto(),
-                            rates.cache_read.to_femto(),
-                            rates.cache_write_5m.to_femto(),
-                            rates.cache_write_1h.to_femto(),
-                            rates.output.to_femto(),
-                            rates.reasoning.to_femto(),
-                        ])?;
-                    }
-                }
-            }
+        for row in rows {
+            let [
+                input,
+                cache_read,
+                cache_write_5m,
+                cache_write_1h,
+                output,
+                reasoning,
+            ] = row.rates.unwrap_or_default();
+            appender.append_row(params![
+                row.price_key,
+                row.tier.as_str(),
+                i32::from(row.band),
+                row.valid_from,
+                row.valid_to,
+                input,
+                cache_read,
+                cache_write_5m,
+                cache_write_1h,
+                output,
+                reasoning,
+            ])?;
         }
         appender.flush()?;
         Ok(())

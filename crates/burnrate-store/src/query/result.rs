@@ -147,6 +147,19 @@ impl QueryResult {
         Ok(())
     }
 
+    /// Records the unpriced calls in the result's range, with a warning when there are any.
+    pub fn note_unpriced(&mut self, unpriced: Unpriced) {
+        if unpriced.requests > 0 {
+            self.warnings.push(format!(
+                "{} calls ({} input and {} output tokens) in this range use models with no price \
+                 and count as $0 here; run `burnrate prices missing` to list them and add their \
+                 prices (history re-prices at once)",
+                unpriced.requests, unpriced.input_tokens, unpriced.output_tokens
+            ));
+        }
+        self.unpriced = unpriced;
+    }
+
     /// The value of `column` in `row`, if both exist.
     pub fn get(&self, row: usize, column: &str) -> Option<&Cell> {
         let index = self.columns.iter().position(|c| c == column)?;

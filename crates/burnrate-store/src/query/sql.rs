@@ -221,35 +221,7 @@ pub fn render(spec: &QuerySpec, thresholds: &[u64]) -> Rendered {
         columns.push(metric.as_str().to_owned());
         select.push(format!("CAST({} AS VARCHAR)", metric_expr(*metric)));
     }
-    let order = spec.effective_order();
-    let order_expr = match &order.key {
-        OrderKey::Metric(metric) => metric_expr(*metric),
-        OrderKey::Dimension(dimension) => {
-            let index = spec
-                .group_by
-                .iter()
-                .position(|d| d == dimension)
-                .unwrap_or(0);
-            format!("g.g{index}")
-        }
-        OrderKey::Bucket => "g.bucket".to_owned(),
-    };
-    let direction = if order.descending {
-        "DESC NULLS LAST"
-    } else {
-        "ASC NULLS LAST"
-    };
-    // Ties broken by the group keys so results are deterministic on every backend.
-    let mut tie_break = String::new();
-    if order.key == OrderKey::Bucket
-        && let Some(money) = spec.metrics.iter().find(|m| m.kind() == MetricKind::Money)
-    {
-        tie_break.push_str(&format!(", {} DESC NULLS LAST", metric_expr(*money)));
-    }
-    for key in &key_names {
-        tie_break.push_str(&format!(", g.{key} ASC NULLS FIRST"));
-    }
-
+    let order_by = order_by(spec, &key_names, "g.", metric_expr);
     let mut from = "groups g".to_owned();
     if needs_runs {
         from.push_str(&format!(" LEFT JOIN run_stats r ON {}", join_on("r")));
@@ -277,7 +249,7 @@ pub fn render(spec: &QuerySpec, thresholds: &[u64]) -> Rendered {
         }
     }
     sql.push_str(&format!(
-        " SELECT {} FROM {from} ORDER BY {order_expr} {direction}{tie_break}{limit}",
+        " SELECT {} FROM {from} {order_by}{limit}",
         select.join(", ")
     ));
     Rendered {
@@ -285,6 +257,45 @@ pub fn render(spec: &QuerySpec, thresholds: &[u64]) -> Rendered {
         params,
         columns,
     }
+}
+
+/// The `ORDER BY` clause of a spec whose group keys are `keys` (read as `{prefix}{key}`;
+/// dimension `i` is `g{i}`) and whose metrics' SQL `metric_sql` gives. Ties are broken by
+/// the group keys, so results are deterministic and the same on every backend.
+pub(crate) fn order_by(
+    spec: &QuerySpec,
+    keys: &[impl AsRef<str>],
+    prefix: &str,
+    metric_sql: impl Fn(Metric) -> String,
+) -> String {
+    let order = spec.effective_order();
+    let order_expr = match &order.key {
+        OrderKey::Metric(metric) => metric_sql(*metric),
+        OrderKey::Dimension(dimension) => {
+            let index = spec
+                .group_by
+                .iter()
+                .position(|d| d == dimension)
+                .unwrap_or(0);
+            format!("{prefix}g{index}")
+        }
+        OrderKey::Bucket => format!("{prefix}bucket"),
+    };
+    let direction = if order.descending {
+        "DESC NULLS LAST"
+    } else {
+        "ASC NULLS LAST"
+    };
+    let mut clause = format!("ORDER BY {order_expr} {direction}");
+    if order.key == OrderKey::Bucket
+        && let Some(money) = spec.metrics.iter().find(|m| m.kind() == MetricKind::Money)
+    {
+        clause.push_str(&format!(", {} DESC NULLS LAST", metric_sql(*money)));
+    }
+    for key in keys {
+        clause.push_str(&format!(", {prefix}{} ASC NULLS FIRST", key.as_ref()));
+    }
+    clause
 }
 
 /// The SQL of one metric over the joined `g` (groups), `r` (run stats), `l` (latency) rows.
