@@ -3,7 +3,7 @@
 //! store queries bucketed by day or hour, for any dimension (tenant, route, feature, model).
 
 use burnrate_model::dimension::Dimension;
-use burnrate_store::{Bucket, DuckStore, Metric, StoreError};
+use burnrate_store::{Bucket, Metric, Store, StoreError};
 use chrono::{Days, NaiveDate, TimeDelta};
 use serde::Serialize;
 
@@ -47,7 +47,7 @@ pub fn mean_and_deviation(values: &[f64]) -> (f64, f64) {
 /// Every member of `dimension` with `metric` in `window` of `day` or any of the `days` days
 /// before it, against its rolling `days`-day baseline, highest z first.
 pub fn baselines(
-    store: &DuckStore,
+    store: &dyn Store,
     dimension: &Dimension,
     metric: Metric,
     day: NaiveDate,

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use burnrate_model::dimension::{Dimension, Field};
-use burnrate_store::{DuckStore, Metric, StoreError};
+use burnrate_store::{Metric, Store, StoreError};
 use chrono::{Days, NaiveDate};
 use serde::Serialize;
 use serde_json::json;
@@ -98,7 +98,7 @@ fn dimension(field: Field) -> Dimension {
 
 /// Every detector for `day`: spend spikes per tenant and per feature, tool loops, and the
 /// route detectors (prompt bloat, cache miss storms, model drift) per `route`.
-pub fn all(store: &DuckStore, day: NaiveDate, t: &Thresholds) -> Result<Vec<Finding>, StoreError> {
+pub fn all(store: &dyn Store, day: NaiveDate, t: &Thresholds) -> Result<Vec<Finding>, StoreError> {
     let mut findings = spend_spikes(store, day, Field::Tenant, t)?;
     findings.extend(spend_spikes(store, day, Field::Feature, t)?);
     findings.extend(tool_loops(store, day, t)?);
@@ -114,7 +114,7 @@ pub fn all(store: &DuckStore, day: NaiveDate, t: &Thresholds) -> Result<Vec<Find
 /// days and more than `spike_z` standard deviations above it. Members with spend on fewer
 /// than half of the baseline days are new, not spiking.
 pub fn spend_spikes(
-    store: &DuckStore,
+    store: &dyn Store,
     day: NaiveDate,
     field: Field,
     t: &Thresholds,
@@ -186,7 +186,7 @@ pub fn spend_spikes(
 /// Runs that asked for the same tool with the same normalised arguments `loop_repeats` or
 /// more times on `day`.
 pub fn tool_loops(
-    store: &DuckStore,
+    store: &dyn Store,
     day: NaiveDate,
     t: &Thresholds,
 ) -> Result<Vec<Finding>, StoreError> {
@@ -227,7 +227,7 @@ pub fn tool_loops(
 /// conversation history carried whole from call to call, a summarisation step gone missing.
 /// One finding per route, its worst sessions as evidence.
 pub fn memory_runaway(
-    store: &DuckStore,
+    store: &dyn Store,
     day: NaiveDate,
     t: &Thresholds,
 ) -> Result<Vec<Finding>, StoreError> {
@@ -290,7 +290,7 @@ pub fn memory_runaway(
 
 /// Per member of `field`: the metrics over the baseline days before `day` and on `day`.
 fn before_and_on(
-    store: &DuckStore,
+    store: &dyn Store,
     day: NaiveDate,
     group_by: &[Dimension],
     metrics: &[Metric],
@@ -314,7 +314,7 @@ fn value(values: &[Option<f64>], index: usize) -> Option<f64> {
 /// A route whose cache hit rate was at least `cache_was` over the baseline days and is
 /// below `cache_now` on `day`: a prompt prefix changed, a cache key broke.
 pub fn cache_miss_storms(
-    store: &DuckStore,
+    store: &dyn Store,
     day: NaiveDate,
     field: Field,
     t: &Thresholds,
@@ -357,7 +357,7 @@ pub fn cache_miss_storms(
 /// A route whose prompt-layer tokens per call grew `bloat` or more week over week (the week
 /// ending on `day` against the week before it).
 pub fn prompt_bloat(
-    store: &DuckStore,
+    store: &dyn Store,
     day: NaiveDate,
     field: Field,
     t: &Thresholds,
@@ -407,7 +407,7 @@ pub fn prompt_bloat(
 /// A route whose share of calls moved to a pricier model: a model costing more per call than
 /// the route's usual gained `drift` or more of the route's calls on `day`.
 pub fn model_drift(
-    store: &DuckStore,
+    store: &dyn Store,
     day: NaiveDate,
     field: Field,
     t: &Thresholds,

@@ -3,7 +3,7 @@
 
 use burnrate_model::Money;
 use burnrate_model::dimension::Dimension;
-use burnrate_store::{Cell, DuckStore, Metric, QuerySpec, StoreError};
+use burnrate_store::{Cell, Metric, QuerySpec, Store, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -27,7 +27,7 @@ pub struct CacheEconomics {
 
 /// Cache economics over `[since, until)`, for the whole range or per value of `group_by`.
 pub fn cache_economics(
-    store: &DuckStore,
+    store: &dyn Store,
     group_by: Option<&Dimension>,
     since: DateTime<Utc>,
     until: DateTime<Utc>,

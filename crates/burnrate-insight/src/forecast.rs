@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use burnrate_model::Money;
 use burnrate_model::dimension::{Dimension, Field};
-use burnrate_store::{Bucket, DuckStore, Metric, StoreError};
+use burnrate_store::{Bucket, Metric, Store, StoreError};
 use chrono::{Days, NaiveDate};
 use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
@@ -45,7 +45,7 @@ pub struct Forecast {
 /// Forecasts for every tenant with spend this month, as of the end of `day`; `budgets` maps
 /// tenants to their monthly budget. Costliest projection first.
 pub fn forecasts(
-    store: &DuckStore,
+    store: &dyn Store,
     day: NaiveDate,
     budgets: &BTreeMap<String, Money>,
 ) -> Result<Vec<Forecast>, StoreError> {

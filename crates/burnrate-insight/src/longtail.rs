@@ -3,7 +3,7 @@
 
 use burnrate_model::Money;
 use burnrate_model::dimension::Dimension;
-use burnrate_store::{Cell, DuckStore, Metric, QuerySpec, StoreError};
+use burnrate_store::{Cell, Metric, QuerySpec, Store, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -129,7 +129,7 @@ fn gini(members: &[Member]) -> f64 {
 
 /// The long tail of `dimension` over `[since, until)`, from the store.
 pub fn long_tail(
-    store: &DuckStore,
+    store: &dyn Store,
     dimension: &Dimension,
     since: DateTime<Utc>,
     until: DateTime<Utc>,

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use burnrate_model::Money;
 use burnrate_model::dimension::{Dimension, Field};
-use burnrate_store::{Cell, DuckStore, Metric, QuerySpec, StoreError};
+use burnrate_store::{Cell, Metric, QuerySpec, Store, StoreError};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -193,7 +193,7 @@ fn month_share(since: DateTime<Utc>, until: DateTime<Utc>) -> Decimal {
 /// Margins over `[since, until)` (a bundled fee is prorated by the share of the month the
 /// range covers), with `findings` of the range deciding which low-margin tenants are runaways.
 pub fn margins(
-    store: &DuckStore,
+    store: &dyn Store,
     contracts: &[Contract],
     findings: &[Finding],
     since: DateTime<Utc>,
@@ -313,7 +313,7 @@ pub(crate) fn finding_tenant(finding: &Finding) -> Option<String> {
 }
 
 fn distinct_users(
-    store: &DuckStore,
+    store: &dyn Store,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<BTreeMap<String, u64>, StoreError> {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use burnrate_model::Money;
 use burnrate_model::dimension::Dimension;
-use burnrate_store::{Bucket, Cell, DuckStore, Metric, QuerySpec, StoreError};
+use burnrate_store::{Bucket, Cell, Metric, QuerySpec, Store, StoreError};
 use chrono::{DateTime, Datelike, Days, Months, NaiveDate, TimeZone, Utc};
 
 /// The first instant of `day`, UTC.
@@ -37,7 +37,7 @@ pub fn number(cell: &Cell) -> Option<f64> {
 /// `metric` per value of `dimension` and time bucket over `[since, until)`: member → bucket
 /// start → value (buckets without data are absent).
 pub fn bucketed(
-    store: &DuckStore,
+    store: &dyn Store,
     dimension: &Dimension,
     metric: Metric,
     bucket: Bucket,
@@ -72,7 +72,7 @@ pub type Rows = Vec<(Vec<String>, Vec<Option<f64>>)>;
 
 /// Several metrics per value of `dimension` (and optionally a second one) over a range.
 pub fn totals(
-    store: &DuckStore,
+    store: &dyn Store,
     group_by: &[Dimension],
     metrics: &[Metric],
     since: DateTime<Utc>,
@@ -102,7 +102,7 @@ pub fn totals(
 
 /// Several metrics per group over two windows, joined by group.
 pub fn windows(
-    store: &DuckStore,
+    store: &dyn Store,
     group_by: &[Dimension],
     metrics: &[Metric],
     ranges: [(DateTime<Utc>, DateTime<Utc>); 2],
@@ -119,7 +119,7 @@ pub fn windows(
 /// Several metrics per group over the week ending on `day` (later window) and the week
 /// before it (earlier window).
 pub fn week_over_week(
-    store: &DuckStore,
+    store: &dyn Store,
     group_by: &[Dimension],
     metrics: &[Metric],
     day: NaiveDate,

@@ -128,6 +128,8 @@ impl Default for RawServer {
 struct RawStore {
     kind: String,
     path: PathBuf,
+    url: Option<String>,
+    url_env: Option<String>,
     journal_dir: PathBuf,
     fsync_interval_ms: u64,
     flush_interval_ms: u64,
@@ -138,6 +140,8 @@ impl Default for RawStore {
         RawStore {
             kind: "duckdb".into(),
             path: "data/burnrate.duckdb".into(),
+            url: None,
+            url_env: None,
             journal_dir: "data/journal".into(),
             fsync_interval_ms: 100,
             flush_interval_ms: 1000,
@@ -240,8 +244,10 @@ pub struct Config {
     pub upstream_timeout: Duration,
     /// Longest graceful shutdown waits for in-flight calls.
     pub shutdown_timeout: Duration,
-    /// DuckDB ledger file.
+    /// DuckDB ledger file (with a ClickHouse ledger, the local folders sit beside it).
     pub store_path: PathBuf,
+    /// The ClickHouse ledger's URL, when `[store] kind = "clickhouse"`.
+    pub clickhouse: Option<String>,
     /// Journal directory.
     pub journal_dir: PathBuf,
     /// Group-commit interval of the journal (zero: fsync every event).
@@ -327,7 +333,7 @@ impl Config {
 
 impl RawConfig {
     /// Checks every key and builds the runtime configuration, or lists every problem.
-    pub fn validate(self, env: impl Fn(&str) -> Option<String>) -> Result<Config, Vec<String>> {
+    pub fn validate(mut self, env: impl Fn(&str) -> Option<String>) -> Result<Config, Vec<String>> {
         let mut problems = Vec::new();
         let listen = self
             .server
@@ -357,12 +363,32 @@ impl RawConfig {
         if self.server.max_body_bytes == 0 {
             problems.push("server.max_body_bytes: must be above zero".into());
         }
-        if self.store.kind != "duckdb" {
-            problems.push(format!(
-                "store.kind: `{}` is not supported by this build (use \"duckdb\")",
-                self.store.kind
-            ));
-        }
+        let clickhouse = match self.store.kind.as_str() {
+            "duckdb" => {
+                if self.store.url.is_some() || self.store.url_env.is_some() {
+                    problems.push(
+                        "store.url: only a clickhouse store has a URL (the duckdb store is \
+                         `path`)"
+                            .into(),
+                    );
+                }
+                None
+            }
+            "clickhouse" => resolve_url(
+                "store",
+                self.store.url.take(),
+                self.store.url_env.take(),
+                &["clickhouse://", "http://"],
+                &env,
+                &mut problems,
+            ),
+            other => {
+                problems.push(format!(
+                    "store.kind: `{other}` must be \"duckdb\" or \"clickhouse\""
+                ));
+                None
+            }
+        };
         let providers = validate_providers(self.providers, &env, &mut problems);
         let keys = validate_keys(self.keys, &mut problems);
         let require = validate_require(&self.attribution.require, &mut problems);
@@ -417,6 +443,7 @@ impl RawConfig {
                 upstream_timeout: Duration::from_secs(self.server.upstream_timeout_s.max(1)),
                 shutdown_timeout: Duration::from_secs(self.server.shutdown_timeout_s),
                 store_path: self.store.path,
+                clickhouse,
                 journal_dir: self.store.journal_dir,
                 fsync_interval: Duration::from_millis(self.store.fsync_interval_ms),
                 flush_interval: Duration::from_millis(self.store.flush_interval_ms.max(10)),
@@ -529,41 +556,58 @@ fn validate_state(
 ) -> StateConfig {
     match raw.kind.as_str() {
         "memory" => StateConfig::Memory,
-        "redis" => {
-            let url = match (raw.url, raw.url_env) {
-                (Some(url), None) => Some(url),
-                (None, Some(name)) => {
-                    let url = env(&name).filter(|url| !url.is_empty());
-                    if url.is_none() {
-                        problems.push(format!(
-                            "state.url_env: environment variable {name} is not set"
-                        ));
-                    }
-                    url
-                }
-                _ => {
-                    problems
-                        .push("state: a redis state needs exactly one of url and url_env".into());
-                    None
-                }
-            };
-            match url {
-                Some(url) if url.starts_with("redis://") || url.starts_with("unix://") => {
-                    StateConfig::Redis { url }
-                }
-                Some(_) => {
-                    problems.push("state.url: must start with redis:// or unix://".into());
-                    StateConfig::Memory
-                }
-                None => StateConfig::Memory,
-            }
-        }
+        "redis" => resolve_url(
+            "state",
+            raw.url,
+            raw.url_env,
+            &["redis://", "unix://"],
+            env,
+            problems,
+        )
+        .map_or(StateConfig::Memory, |url| StateConfig::Redis { url }),
         other => {
             problems.push(format!(
                 "state.kind: `{other}` must be \"memory\" or \"redis\""
             ));
             StateConfig::Memory
         }
+    }
+}
+
+/// The URL of `[section]` from exactly one of `url` and `url_env`, starting with one of
+/// `schemes`; `None` (with the problem noted) otherwise.
+fn resolve_url(
+    section: &str,
+    url: Option<String>,
+    url_env: Option<String>,
+    schemes: &[&str],
+    env: &impl Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) -> Option<String> {
+    let url = match (url, url_env) {
+        (Some(url), None) => Some(url),
+        (None, Some(name)) => {
+            let url = env(&name).filter(|url| !url.is_empty());
+            if url.is_none() {
+                problems.push(format!(
+                    "{section}.url_env: environment variable {name} is not set"
+                ));
+            }
+            url
+        }
+        _ => {
+            problems.push(format!("{section}: needs exactly one of url and url_env"));
+            None
+        }
+    }?;
+    if schemes.iter().any(|scheme| url.starts_with(scheme)) {
+        Some(url)
+    } else {
+        problems.push(format!(
+            "{section}.url: must start with {}",
+            schemes.join(" or ")
+        ));
+        None
     }
 }
 

@@ -1,6 +1,9 @@
-//! The ledger writer: one thread owns the DuckDB store (DuckDB lets one process hold the
-//! file, and a connection is used from one thread at a time). It moves journaled events into
-//! the store in batches and runs queries for the APIs between batches.
+//! The ledger writer: one thread owns the store (DuckDB lets one process hold the file and a
+//! connection is used from one thread at a time; a ClickHouse ledger is shared by every
+//! replica, each shipping its own journal). It moves journaled events into the store in
+//! batches and runs queries for the APIs between batches. While the store cannot be reached
+//! the events stay journaled and pending, the gateway keeps serving, and each flush retries;
+//! ids make a batch that was stored but not acknowledged harmless to send again.
 //!
 //! Flush cycle: seal the active journal segment, take every event received so far, append
 //! them, then delete the sealed segments. An event therefore leaves the journal only after
@@ -15,7 +18,7 @@ use std::time::Duration;
 
 use burnrate_model::UsageEvent;
 use burnrate_store::journal::{self, ReplayOutcome};
-use burnrate_store::{DuckStore, Journal, StoreError};
+use burnrate_store::{Journal, Store, StoreError};
 
 use crate::audit::AuditTrail;
 use crossbeam_channel::{Receiver, Sender, select, tick};
@@ -25,7 +28,7 @@ use tokio::sync::oneshot;
 const MAX_BATCH: usize = 100_000;
 
 /// Work the ledger thread runs with the store and the audit trail (when it is on).
-type Job = Box<dyn FnOnce(&mut DuckStore, Option<&mut AuditTrail>) + Send>;
+type Job = Box<dyn FnOnce(&mut dyn Store, Option<&mut AuditTrail>) + Send>;
 
 /// Handle to the ledger thread.
 pub struct Ledger {
@@ -41,7 +44,7 @@ impl Ledger {
     /// Replays the journal left in `journal_dir` into the audit trail (skipping what it
     /// already holds) and `store`, then starts the writer thread and a fresh journal segment.
     pub fn start(
-        mut store: DuckStore,
+        mut store: Box<dyn Store>,
         mut audit: Option<AuditTrail>,
         journal_dir: &Path,
         fsync_interval: Duration,
@@ -122,7 +125,7 @@ impl Ledger {
     /// appended, so a query sees every call answered before it was asked).
     pub async fn with_store<T: Send + 'static>(
         &self,
-        job: impl FnOnce(&mut DuckStore) -> T + Send + 'static,
+        job: impl FnOnce(&mut dyn Store) -> T + Send + 'static,
     ) -> Result<T, StoreError> {
         self.with_parts(move |store, _| job(store)).await
     }
@@ -131,7 +134,7 @@ impl Ledger {
     /// trail is off.
     pub async fn with_audit<T: Send + 'static>(
         &self,
-        job: impl FnOnce(&mut DuckStore, &mut AuditTrail) -> T + Send + 'static,
+        job: impl FnOnce(&mut dyn Store, &mut AuditTrail) -> T + Send + 'static,
     ) -> Result<Option<T>, StoreError> {
         self.with_parts(move |store, audit| audit.map(|audit| job(store, audit)))
             .await
@@ -163,7 +166,7 @@ impl Ledger {
     /// Runs `job` on the ledger thread with the store and the audit trail when it is on.
     pub async fn with_parts<T: Send + 'static>(
         &self,
-        job: impl FnOnce(&mut DuckStore, Option<&mut AuditTrail>) -> T + Send + 'static,
+        job: impl FnOnce(&mut dyn Store, Option<&mut AuditTrail>) -> T + Send + 'static,
     ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |store, audit| {
@@ -211,7 +214,7 @@ impl Drop for Ledger {
 }
 
 struct Writer {
-    store: DuckStore,
+    store: Box<dyn Store>,
     audit: Option<AuditTrail>,
     /// Events in the store whose records are not on the trail yet.
     unaudited: Vec<UsageEvent>,
@@ -237,11 +240,17 @@ impl Writer {
         let ticker = tick(flush_interval);
         loop {
             select! {
-                recv(ticker) -> _ => self.flush_logged(),
+                recv(ticker) -> _ => {
+                    self.flush_logged();
+                    // Price changes another replica or the CLI made reach this one.
+                    if let Err(error) = self.store.refresh() {
+                        tracing::warn!(%error, "refreshing the ledger's price book failed");
+                    }
+                }
                 recv(jobs) -> job => {
                     self.flush_logged();
                     if let Ok(job) = job {
-                        job(&mut self.store, self.audit.as_mut());
+                        job(self.store.as_mut(), self.audit.as_mut());
                     }
                 }
                 recv(stop) -> _ => {

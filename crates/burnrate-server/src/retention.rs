@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use burnrate_audit::content::ContentStore;
 use burnrate_audit::{AuditRecord, Kind};
-use burnrate_store::DuckStore;
+use burnrate_store::Store;
 use chrono::{Datelike, Months, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -126,7 +126,7 @@ impl RetentionRun {
 /// with everything not yet checked still in place. The run is recorded on the trail, whether
 /// it finished or stopped.
 pub fn apply(
-    store: &mut DuckStore,
+    store: &mut dyn Store,
     mut audit: Option<&mut AuditTrail>,
     config: &RetentionConfig,
     archive_root: &Path,
@@ -162,7 +162,7 @@ pub fn apply(
 }
 
 fn archive_and_expire(
-    store: &mut DuckStore,
+    store: &mut dyn Store,
     audit: Option<&mut AuditTrail>,
     config: &RetentionConfig,
     archive_root: &Path,

@@ -11,8 +11,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use burnrate_store::DuckStore;
+use burnrate_store::clickhouse::ClickHouse;
 use burnrate_store::journal::ReplayOutcome;
+use burnrate_store::{DuckStore, Store};
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
@@ -86,7 +87,10 @@ impl Gateway {
                     .map_err(|source| ServeError::Bind { addr, source })?,
             ),
         };
-        let mut store = DuckStore::open(&config.store_path)?;
+        let mut store: Box<dyn Store> = match &config.clickhouse {
+            Some(url) => Box::new(ClickHouse::connect(url)?),
+            None => Box::new(DuckStore::open(&config.store_path)?),
+        };
         let mut overrides = String::new();
         if let Some(path) = &config.price_overrides {
             overrides = std::fs::read_to_string(path).map_err(|source| ServeError::Read {

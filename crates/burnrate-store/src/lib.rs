@@ -9,11 +9,14 @@ pub mod journal;
 pub mod pricing;
 pub mod query;
 pub mod reports;
+pub mod store;
 
 pub use duck::{
-    AppendOutcome, DuckStore, EventBatch, MonthArchive, SessionGrowth, ToolRepeat, expire_archives,
+    AppendOutcome, DuckStore, EventBatch, MonthArchive, SessionGrowth, ToolRepeat, UnpricedModel,
+    expire_archives,
 };
 pub use error::StoreError;
 pub use journal::Journal;
 pub use query::result::{Cell, ColumnKind, QueryResult};
 pub use query::spec::{Bucket, Filter, Metric, Order, QuerySpec};
+pub use store::Store;

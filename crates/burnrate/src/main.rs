@@ -64,6 +64,9 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Move an embedded ledger (events and price book) to ClickHouse and check the totals
+    /// match; running it again skips what was moved.
+    Migrate(MigrateArgs),
     /// Retention: move old data to the archive, delete archives past their window.
     Retention {
         #[command(subcommand)]
@@ -310,6 +313,16 @@ struct DbArgs {
 }
 
 #[derive(Debug, Args)]
+struct MigrateArgs {
+    /// The embedded ledger: `duckdb:PATH`.
+    #[arg(long)]
+    from: String,
+    /// The ClickHouse ledger: `clickhouse:clickhouse://HOST:8123/DATABASE`.
+    #[arg(long)]
+    to: String,
+}
+
+#[derive(Debug, Args)]
 struct ImportArgs {
     #[command(flatten)]
     db: DbArgs,
@@ -496,6 +509,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Import(args) => cli::import::run(&args.db.db, &args.files),
+        Command::Migrate(args) => cli::migrate::run(&args.from, &args.to),
         Command::Query(args) => cli::query::run_query(args),
         Command::Report(args) => cli::query::run_report(args),
         Command::Prices { command } => cli::prices::run(command),

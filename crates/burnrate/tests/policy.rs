@@ -1,13 +1,16 @@
 //! Enforcement end to end: the real `burnrate serve` in front of the real mock provider,
 //! with budgets, rate limits, the ladder, the kill switch and run limits, in memory and
 //! with two gateways sharing a real `redis-server`. The SDK scenarios drive the gateway with
-//! the official OpenAI and Anthropic Python SDKs (tests/python/policy_calls.py).
+//! the official OpenAI and Anthropic Python SDKs (tests/python/policy_calls.py). The
+//! scale-out tests put both gateways' events in one real `clickhouse-server`.
 
 #![allow(
     clippy::unwrap_used,
     reason = "test helpers: a panic is a test failure"
 )]
 
+#[path = "../../burnrate-store/tests/support/clickhouse_server.rs"]
+mod clickhouse_server;
 mod support;
 
 use std::collections::HashMap;
@@ -226,6 +229,11 @@ struct Replicas {
 
 impl Replicas {
     fn start(redis: &Redis, mock: &str, policy: &str) -> Replicas {
+        Replicas::with_ledger(redis, mock, policy, None)
+    }
+
+    /// Two gateways sharing Redis, and the ClickHouse ledger at `clickhouse` when given.
+    fn with_ledger(redis: &Redis, mock: &str, policy: &str, clickhouse: Option<&str>) -> Replicas {
         let extra = format!(
             "[state]\nkind = \"redis\"\nurl = \"{}\"\n{policy}",
             redis.url
@@ -233,7 +241,13 @@ impl Replicas {
         let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
         let gateways: Vec<_> = dirs
             .iter()
-            .map(|dir| serve(&write_config(dir.path(), mock, &extra)))
+            .map(|dir| {
+                let config = write_config(dir.path(), mock, &extra);
+                if let Some(url) = clickhouse {
+                    use_clickhouse(&config, url);
+                }
+                serve(&config)
+            })
             .collect();
         let urls = gateways.iter().map(|gateway| gateway.url.clone()).collect();
         Replicas {
@@ -281,6 +295,135 @@ fn two_gateways_sharing_redis_never_overshoot_a_daily_cap() {
         "spent {spent} past the $1.00 cap across replicas"
     );
     assert!(spent > Decimal::ZERO);
+}
+
+/// Points the gateway config at `config` to a ClickHouse ledger.
+fn use_clickhouse(config: &Path, url: &str) {
+    let text = std::fs::read_to_string(config).unwrap();
+    let text = text.replacen(
+        "[store]\n",
+        &format!("[store]\nkind = \"clickhouse\"\nurl = \"{url}\"\n"),
+        1,
+    );
+    std::fs::write(config, text).unwrap();
+}
+
+/// Events in the ClickHouse ledger at `url` and how many distinct ids they carry.
+fn clickhouse_events(url: &str) -> (u64, u64) {
+    let store = burnrate_store::clickhouse::ClickHouse::connect(url).unwrap();
+    let text = store
+        .execute("SELECT count(), uniqExact(id) FROM burnrate.events FORMAT TabSeparated")
+        .unwrap();
+    let (all, distinct) = text.trim().split_once('\t').unwrap();
+    (all.parse().unwrap(), distinct.parse().unwrap())
+}
+
+#[test]
+fn two_gateways_one_redis_one_clickhouse_record_every_call_once_and_hold_the_cap() {
+    let clickhouse = clickhouse_server::start();
+    let redis = Redis::start();
+    let mock = mock_provider();
+    let Replicas {
+        dirs: _dirs,
+        gateways,
+        urls,
+    } = Replicas::with_ledger(&redis, &mock.url, DAILY_CAP, Some(&clickhouse.url));
+    let answers = overshoot(&urls);
+    let refused = check_refusals(&answers);
+    assert!(refused > 0, "the burst never reached the cap");
+    for g in 0..2 {
+        let served = answers
+            .iter()
+            .enumerate()
+            .filter(|(i, answer)| i % 2 == g && answer.status == 200)
+            .count();
+        assert!(served > 0, "replica {g} served no call");
+    }
+    for gateway in gateways {
+        assert!(gateway.terminate().success());
+    }
+    // Every call, served or refused, is one event, once.
+    assert_eq!(clickhouse_events(&clickhouse.url), (500, 500));
+    // Both replicas' spend, read from the shared ledger, stayed under the cap.
+    let spent = ledger_cost(Path::new(&clickhouse.url));
+    assert!(spent <= Decimal::ONE, "spent {spent} past the $1.00 cap");
+    assert!(spent > Decimal::ZERO);
+}
+
+#[test]
+fn a_clickhouse_outage_under_load_loses_and_doubles_nothing() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let mut clickhouse = clickhouse_server::start();
+    let redis = Redis::start();
+    let mock = mock_provider();
+    let replicas = Replicas::with_ledger(&redis, &mock.url, "", Some(&clickhouse.url));
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicU64::new(0));
+    // Eight clients call the two gateways one call after another until told to stop.
+    let clients: Vec<_> = (0..8)
+        .map(|client| {
+            let url = replicas.urls[client % 2].clone();
+            let (stop, served) = (Arc::clone(&stop), Arc::clone(&served));
+            std::thread::spawn(move || {
+                let http = reqwest::blocking::Client::new();
+                let mut failed = Vec::new();
+                for n in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let response = http
+                        .post(format!("{url}/v1/chat/completions"))
+                        .bearer_auth(KEY)
+                        .header("X-Attribution-User-ID", format!("client-{client}"))
+                        .header("X-Attribution-Feature", "outage")
+                        .json(&json!({"model": "gpt-4o", "messages": [
+                            {"role": "user", "content": format!("client {client} call {n}")}]}))
+                        .send()
+                        .unwrap();
+                    match response.status().as_u16() {
+                        200 => {
+                            served.fetch_add(1, Ordering::Relaxed);
+                        }
+                        status => failed.push(status),
+                    }
+                }
+                failed
+            })
+        })
+        .collect();
+    let wait_for = |calls: u64| {
+        let start = served.load(Ordering::Relaxed);
+        while served.load(Ordering::Relaxed) < start + calls {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    wait_for(200);
+    clickhouse.stop();
+    let before_outage = served.load(Ordering::Relaxed);
+    std::thread::sleep(std::time::Duration::from_secs(30));
+    // The gateways kept serving while ClickHouse was down.
+    let during_outage = served.load(Ordering::Relaxed) - before_outage;
+    assert!(
+        during_outage > 100,
+        "only {during_outage} calls served in 30 s"
+    );
+    clickhouse.resume();
+    wait_for(200);
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        assert_eq!(
+            client.join().unwrap(),
+            Vec::<u16>::new(),
+            "calls that failed"
+        );
+    }
+    for gateway in replicas.gateways {
+        assert!(gateway.terminate().success());
+    }
+    let served = served.load(Ordering::Relaxed);
+    assert_eq!(clickhouse_events(&clickhouse.url), (served, served));
 }
 
 const RATE_LIMIT: &str = r#"

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use burnrate_model::Money;
 use burnrate_model::dimension::{Dimension, Field};
-use burnrate_store::{DuckStore, Metric, StoreError};
+use burnrate_store::{Metric, Store, StoreError};
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::json;
@@ -121,7 +121,7 @@ fn route() -> Dimension {
 
 /// Findings of every day in `first..=last`.
 fn findings_over(
-    store: &DuckStore,
+    store: &dyn Store,
     first: NaiveDate,
     last: NaiveDate,
     t: &Thresholds,
@@ -161,7 +161,7 @@ fn findings_section(findings: &[Finding]) -> Section {
 }
 
 fn tail_section(
-    store: &DuckStore,
+    store: &dyn Store,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<(Section, serde_json::Value), StoreError> {
@@ -191,7 +191,7 @@ fn tail_section(
 
 /// The report named `kind` (`daily`, `weekly`, `monthly`) for `day`; `None` for another name.
 pub fn build(
-    store: &DuckStore,
+    store: &dyn Store,
     kind: &str,
     day: NaiveDate,
     context: &Context,
@@ -216,7 +216,7 @@ struct TopTenant {
 }
 
 /// The daily anomaly report for `day`.
-pub fn daily(store: &DuckStore, day: NaiveDate, context: &Context) -> Result<Report, StoreError> {
+pub fn daily(store: &dyn Store, day: NaiveDate, context: &Context) -> Result<Report, StoreError> {
     let since = start_of(day);
     let until = start_of(day + Days::new(1));
     let t = &context.thresholds;
@@ -426,7 +426,7 @@ fn change(before: Option<f64>, now: Option<f64>) -> String {
 }
 
 /// The weekly margin-drift report for the week ending on `day`.
-pub fn weekly(store: &DuckStore, day: NaiveDate, context: &Context) -> Result<Report, StoreError> {
+pub fn weekly(store: &dyn Store, day: NaiveDate, context: &Context) -> Result<Report, StoreError> {
     let end = day + Days::new(1);
     let week = (start_of(end - Days::new(7)), start_of(end));
     let before = (start_of(end - Days::new(14)), start_of(end - Days::new(7)));
@@ -587,7 +587,7 @@ pub fn weekly(store: &DuckStore, day: NaiveDate, context: &Context) -> Result<Re
 }
 
 /// The monthly leadership roll-up for the month of `day`, up to the end of `day`.
-pub fn monthly(store: &DuckStore, day: NaiveDate, context: &Context) -> Result<Report, StoreError> {
+pub fn monthly(store: &dyn Store, day: NaiveDate, context: &Context) -> Result<Report, StoreError> {
     let (first_day, month_end) = month_of(day);
     let since = start_of(first_day);
     let until = start_of(month_end.min(day + Days::new(1)));

@@ -4,7 +4,7 @@
 //! that fails is an error for the caller to decide on (the gateway refuses the call rather
 //! than let it through unaccounted).
 
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
 use super::{
@@ -42,11 +42,24 @@ fn failed(error: redis::RedisError) -> StateError {
     }
 }
 
+/// Longest a Redis command may take before the call it serves fails (503).
+const RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Longest connecting to Redis may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl RedisState {
     /// Connects to `url` (`redis://127.0.0.1:6379/0`).
     pub async fn connect(url: &str) -> Result<RedisState, StateError> {
         let client = redis::Client::open(url).map_err(failed)?;
-        let mut connection = ConnectionManager::new(client).await.map_err(failed)?;
+        // redis-rs answers "timed out" after 500 ms by default; a busy machine's Redis can
+        // take longer without being down, and a refused call costs more than a slow one.
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_connection_timeout(Some(CONNECT_TIMEOUT));
+        let mut connection = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(failed)?;
         let _: String = redis::cmd("PING")
             .query_async(&mut connection)
             .await

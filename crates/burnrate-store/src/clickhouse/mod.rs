@@ -1,5 +1,6 @@
-//! The ClickHouse ledger, over ClickHouse's HTTP interface (issue 8, first part: the
-//! connection, versioned schema migrations and deduplicated appends; queries come next).
+//! The ClickHouse ledger, over ClickHouse's HTTP interface: versioned schema migrations,
+//! deduplicated appends, the price book (`prices`), the query spec and reports rendered to
+//! SQL (`sql`, `reports`), the detectors' queries (`analytics`) and retention (`archive`).
 //!
 //! Everything here keeps to SQL that ClickHouse 18.16 (Debian's package) understands, so it
 //! runs on every later release too: `LowCardinality` behind its 18.x setting, no `TTL`, no
@@ -12,6 +13,8 @@
 //! is a `ReplacingMergeTree` on a key ending in the id as a backstop for two replicas racing
 //! on the same event; queries of exact totals therefore never need `FINAL`.
 
+mod analytics;
+mod archive;
 mod prices;
 mod reports;
 mod schema;

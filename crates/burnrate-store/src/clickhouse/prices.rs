@@ -209,6 +209,13 @@ impl ClickHouse {
         Ok(entries.len())
     }
 
+    /// Replaces the price book with `book` (all its history), as a new generation unless it
+    /// is the book held already: how `burnrate migrate` carries an embedded ledger's prices.
+    pub fn replace_prices(&mut self, book: PriceBook) -> Result<(), StoreError> {
+        self.book = book;
+        self.save_prices()
+    }
+
     /// The provider + model pairs the ledger holds, each with its price key under the current
     /// book (`None`: unpriced).
     pub(super) fn model_keys(&self) -> Result<Vec<(String, String, Option<String>)>, StoreError> {

@@ -1,7 +1,7 @@
 //! The ClickHouse schema, as numbered migrations, and an event as one `JSONEachRow` row.
 
 use burnrate_model::UsageEvent;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::batch::args_hash_u64;
@@ -203,5 +203,100 @@ impl<'a> Row<'a> {
             outcome_name: event.outcome.as_ref().map(|o| o.name.as_str()),
             outcome_success: event.outcome.as_ref().map(|o| u8::from(o.success)),
         }
+    }
+}
+
+/// The columns [`StoredRow`] reads (every column but `ts`, which `ts_us` holds exactly).
+pub const STORED_COLUMNS: &str = "id, ts_us, duration_ms, source, provider, model, \
+    requested_model, operation, service_tier, tenant_id, user_id, feature, task_id, route, \
+    agent_run_id, parent_run_id, agent_name, span_depth, session_id, deployment, prompt_version, \
+    effort, labels, input_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens, \
+    output_tokens, reasoning_tokens, layer_prompt, layer_tool, layer_memory, tool_calls, \
+    tool_names, tool_hashes, status, error, outcome_name, outcome_success";
+
+/// One stored event as ClickHouse answers it in `JSONEachRow` ([`STORED_COLUMNS`]).
+#[derive(Debug, Deserialize)]
+pub struct StoredRow {
+    id: Uuid,
+    ts_us: i64,
+    duration_ms: Option<u64>,
+    source: Option<String>,
+    provider: String,
+    model: String,
+    requested_model: Option<String>,
+    operation: Option<String>,
+    service_tier: Option<String>,
+    tenant_id: Option<String>,
+    user_id: Option<String>,
+    feature: Option<String>,
+    task_id: Option<String>,
+    route: Option<String>,
+    agent_run_id: Option<String>,
+    parent_run_id: Option<String>,
+    agent_name: Option<String>,
+    span_depth: Option<u32>,
+    session_id: Option<String>,
+    deployment: Option<String>,
+    prompt_version: Option<String>,
+    effort: Option<String>,
+    labels: String,
+    input_tokens: u64,
+    cache_read_tokens: u64,
+    cache_write_tokens: u64,
+    cache_write_1h_tokens: u64,
+    output_tokens: u64,
+    reasoning_tokens: u64,
+    layer_prompt: Option<u64>,
+    layer_tool: Option<u64>,
+    layer_memory: Option<u64>,
+    tool_calls: u32,
+    tool_names: Vec<String>,
+    tool_hashes: Vec<Option<u64>>,
+    status: String,
+    error: Option<String>,
+    outcome_name: Option<String>,
+    outcome_success: Option<u8>,
+}
+
+impl StoredRow {
+    /// The usage event the row holds (the contract's JSON, read back like any event).
+    pub fn into_event(self) -> Result<UsageEvent, serde_json::Error> {
+        let ts = chrono::DateTime::from_timestamp_micros(self.ts_us).unwrap_or_default();
+        let labels: serde_json::Value = serde_json::from_str(&self.labels)?;
+        let tools: Vec<serde_json::Value> = self
+            .tool_names
+            .iter()
+            .zip(&self.tool_hashes)
+            .map(|(name, hash)| {
+                serde_json::json!({"name": name, "args_hash": hash.map(|h| format!("{h:016x}"))})
+            })
+            .collect();
+        let layers = self.layer_prompt.map(|prompt| {
+            serde_json::json!({"prompt": prompt, "tool": self.layer_tool.unwrap_or(0),
+                "memory": self.layer_memory.unwrap_or(0), "response": self.output_tokens})
+        });
+        let outcome = self.outcome_name.map(
+            |name| serde_json::json!({"name": name, "success": self.outcome_success == Some(1)}),
+        );
+        serde_json::from_value(serde_json::json!({
+            "id": self.id, "ts": ts.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "duration_ms": self.duration_ms, "source": self.source, "provider": self.provider,
+            "model": self.model, "requested_model": self.requested_model,
+            "operation": self.operation, "service_tier": self.service_tier,
+            "tenant_id": self.tenant_id, "user_id": self.user_id, "feature": self.feature,
+            "task_id": self.task_id, "route": self.route, "agent_run_id": self.agent_run_id,
+            "parent_run_id": self.parent_run_id, "agent_name": self.agent_name,
+            "span_depth": self.span_depth, "session_id": self.session_id,
+            "deployment": self.deployment, "prompt_version": self.prompt_version,
+            "effort": self.effort, "labels": labels,
+            "usage": {"input_tokens": self.input_tokens,
+                      "cache_read_tokens": self.cache_read_tokens,
+                      "cache_write_tokens": self.cache_write_tokens,
+                      "cache_write_1h_tokens": self.cache_write_1h_tokens,
+                      "output_tokens": self.output_tokens,
+                      "reasoning_tokens": self.reasoning_tokens},
+            "layers": layers, "tool_calls": self.tool_calls, "tools": tools,
+            "status": self.status, "error": self.error, "outcome": outcome,
+        }))
     }
 }

@@ -57,11 +57,18 @@ impl DuckStore {
         Ok(count)
     }
 
+    /// Calls `line` with every event in the ledger as one JSON line, oldest first.
+    pub fn export_all_events(
+        &self,
+        line: impl FnMut(&str) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        self.export_events(DateTime::<Utc>::UNIX_EPOCH, far_future(), line)
+    }
+
     /// Every event in the ledger, oldest first.
     pub fn events(&self) -> Result<Vec<UsageEvent>, StoreError> {
         let mut events = Vec::new();
-        let (since, until) = (DateTime::<Utc>::UNIX_EPOCH, far_future());
-        self.export_events(since, until, |text| {
+        self.export_all_events(|text| {
             let event = serde_json::from_str(text).map_err(|error| {
                 StoreError::Corrupt(format!("an exported event does not read back: {error}"))
             })?;

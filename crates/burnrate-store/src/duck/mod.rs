@@ -11,6 +11,7 @@ mod sessions;
 pub use loops::ToolRepeat;
 pub use sessions::SessionGrowth;
 mod prices;
+pub use prices::UnpricedModel;
 mod retention;
 pub use retention::{MonthArchive, expire_archives};
 
@@ -137,29 +138,6 @@ impl DuckStore {
     /// The price book the ledger prices with.
     pub fn prices(&self) -> &PriceBook {
         &self.book
-    }
-
-    /// Adds the stale-prices warning every report carries once the table is older than
-    /// `max_age_days` on `today`.
-    pub fn warn_if_stale(
-        &self,
-        result: &mut QueryResult,
-        max_age_days: i64,
-        today: chrono::NaiveDate,
-    ) {
-        if let Some(warning) = self.stale_warning(max_age_days, today) {
-            result.warnings.insert(0, warning);
-        }
-    }
-
-    /// The stale-prices warning, when the table is older than `max_age_days` on `today`.
-    pub fn stale_warning(&self, max_age_days: i64, today: chrono::NaiveDate) -> Option<String> {
-        let age = self.book.stale_by(today, max_age_days)?;
-        let taken = self.book.as_of.map(|d| d.to_string()).unwrap_or_default();
-        Some(format!(
-            "the price table is {age} days old (taken {taken}; limit {max_age_days}): costs may be \
-             wrong. Refresh it with `burnrate prices import --db LEDGER model_prices_and_context_window.json`"
-        ))
     }
 
     /// Appends events (each must carry an id), skipping ids already in the ledger.

@@ -22,7 +22,8 @@ pub struct SessionGrowth {
     pub first_memory: u64,
     /// The most memory-layer tokens one of its calls carried.
     pub peak_memory: u64,
-    /// The route's past sessions' growth at the 99th percentile (nearest rank).
+    /// The route's past sessions' growth at the 99th percentile (nearest rank: element
+    /// ⌈0.99·n⌉ of the sorted list).
     pub usual_p99: u64,
     /// How many past sessions the percentile is over.
     pub past_sessions: u64,
@@ -58,8 +59,8 @@ impl DuckStore {
                WHERE ts >= ?::TIMESTAMP AND ts < ?::TIMESTAMP AND layer_memory IS NOT NULL \
                  AND route IS NOT NULL AND coalesce(session_id, agent_run_id) IS NOT NULL \
                GROUP BY ALL), \
-             usual AS (SELECT route, quantile_disc(growth, 0.99) AS p99, count(*) AS sessions \
-               FROM s WHERE NOT recent GROUP BY route) \
+             usual AS (SELECT route, list_sort(list(growth))[(99 * count(*) + 99) // 100] AS p99, \
+               count(*) AS sessions FROM s WHERE NOT recent GROUP BY route) \
              SELECT s.route, s.session, s.tenant_id, s.calls, s.first_memory, s.peak, \
                u.p99, u.sessions \
              FROM s JOIN usual u USING (route) \

@@ -3,6 +3,11 @@
 //! binary's tests (`#[path]`). Without the server installed, tests using it fail.
 
 #![allow(dead_code, reason = "each test crate uses part of it")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test support: a failure here is the test's failure"
+)]
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};

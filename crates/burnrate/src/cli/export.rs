@@ -7,7 +7,7 @@ use anyhow::Context;
 use burnrate_store::StoreError;
 use chrono::{DateTime, Utc};
 
-use super::query::open_reading;
+use super::query::open_duck_reading;
 use super::time::parse_time;
 use crate::ExportArgs;
 
@@ -19,7 +19,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         None => DateTime::<Utc>::UNIX_EPOCH,
     };
     let until = parse_time(&args.until, now).context("--until")?;
-    let store = open_reading(&args.db.db, &args.archive)?;
+    let store = open_duck_reading(&args.db.db, &args.archive)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let count = store.export_events(since, until, |line| {

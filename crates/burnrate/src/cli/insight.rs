@@ -25,7 +25,7 @@ pub fn anomalies(args: &AnomaliesArgs) -> anyhow::Result<ExitCode> {
     let mut day = first;
     while day.and_time(chrono::NaiveTime::MIN).and_utc() < until {
         findings.extend(
-            detectors::all(&store, day, &thresholds)
+            detectors::all(store.as_ref(), day, &thresholds)
                 .with_context(|| format!("running the detectors for {day}"))?,
         );
         day = day + Days::new(1);
@@ -65,7 +65,7 @@ pub fn longtail(args: &LongtailArgs) -> anyhow::Result<ExitCode> {
         .parse()
         .map_err(|error| anyhow::anyhow!("--by: {error}"))?;
     let store = open(&args.db.db)?;
-    let tail = long_tail(&store, &dimension, since, until)?;
+    let tail = long_tail(store.as_ref(), &dimension, since, until)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&tail)?);
         return Ok(ExitCode::SUCCESS);

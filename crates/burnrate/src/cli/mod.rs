@@ -5,6 +5,7 @@ pub mod export;
 pub mod generate;
 pub mod import;
 pub mod insight;
+pub mod migrate;
 pub mod output;
 pub mod prices;
 pub mod query;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow, bail};
 use burnrate_model::prices::{PriceVersion, ServiceTier, TokenClass};
 use burnrate_model::{Money, PriceBook};
-use burnrate_store::DuckStore;
+use burnrate_store::{DuckStore, Store};
 use chrono::{NaiveDate, Utc};
 use comfy_table::{CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 
@@ -56,7 +56,11 @@ fn import(
 ) -> anyhow::Result<ExitCode> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let mut store = DuckStore::open(db).with_context(|| format!("opening {}", db.display()))?;
+    // A DuckDB ledger is created on first use; a ClickHouse one must answer.
+    let mut store: Box<dyn Store> = match super::query::clickhouse_url(db) {
+        Some(url) => Box::new(super::query::connect(url)?),
+        None => Box::new(DuckStore::open(db).with_context(|| format!("opening {}", db.display()))?),
+    };
     let source = file.display().to_string();
     match file.extension().and_then(|e| e.to_str()) {
         Some("json") => {

@@ -3,8 +3,9 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow};
+use burnrate_store::clickhouse::ClickHouse;
 use burnrate_store::reports::{Report, ReportParams};
-use burnrate_store::{DuckStore, Filter, QuerySpec};
+use burnrate_store::{DuckStore, Filter, QuerySpec, Store};
 use chrono::Utc;
 
 use super::output::print_result;
@@ -132,12 +133,30 @@ fn refuse_remote_archive(range: &crate::RangeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens an existing ledger for reading, with the archive when asked.
+/// Opens an existing ledger for reading: a DuckDB file, with its archive when asked, or a
+/// ClickHouse database (`--db clickhouse://host:8123/burnrate`).
 pub fn open_reading(
+    db: &std::path::Path,
+    archive: &crate::ArchiveArgs,
+) -> anyhow::Result<Box<dyn Store>> {
+    if let Some(url) = clickhouse_url(db) {
+        if archive.include_archive {
+            return Err(anyhow!(
+                "--include-archive reads a DuckDB ledger's archive; query archived months of a \
+                 ClickHouse ledger with DuckDB (`--db` a DuckDB file) or read the Parquet files"
+            ));
+        }
+        return Ok(Box::new(connect(url)?));
+    }
+    Ok(Box::new(open_duck_reading(db, archive)?))
+}
+
+/// Opens an existing DuckDB ledger for reading, with the archive when asked.
+pub fn open_duck_reading(
     path: &std::path::Path,
     archive: &crate::ArchiveArgs,
 ) -> anyhow::Result<DuckStore> {
-    let mut store = open(path)?;
+    let mut store = open_duck(path)?;
     if archive.include_archive {
         let dir = archive.archive_dir.clone().unwrap_or_else(|| {
             burnrate_server::config::Storage::beside(path)
@@ -151,8 +170,26 @@ pub fn open_reading(
     Ok(store)
 }
 
-/// Opens an existing ledger; queries never create one.
-pub fn open(path: &std::path::Path) -> anyhow::Result<DuckStore> {
+/// Opens an existing ledger: a DuckDB file or a ClickHouse database.
+pub fn open(db: &std::path::Path) -> anyhow::Result<Box<dyn Store>> {
+    match clickhouse_url(db) {
+        Some(url) => Ok(Box::new(connect(url)?)),
+        None => Ok(Box::new(open_duck(db)?)),
+    }
+}
+
+/// The URL when `--db` names a ClickHouse database.
+pub fn clickhouse_url(db: &std::path::Path) -> Option<&str> {
+    db.to_str().filter(|text| text.starts_with("clickhouse://"))
+}
+
+/// Connects to a ClickHouse ledger.
+pub fn connect(url: &str) -> anyhow::Result<ClickHouse> {
+    ClickHouse::connect(url).with_context(|| format!("connecting to {url}"))
+}
+
+/// Opens an existing DuckDB ledger; queries never create one.
+pub fn open_duck(path: &std::path::Path) -> anyhow::Result<DuckStore> {
     if !path.exists() {
         return Err(anyhow!(
             "no ledger at {}: import events first (`burnrate import --db {} events.jsonl`) or pass --db",

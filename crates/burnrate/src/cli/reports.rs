@@ -68,9 +68,10 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         .stale_warning(args.range.max_price_age_days, Utc::now().date_naive())
         .into_iter()
         .collect();
-    let report = report::build(&store, &args.report, day, &context).ok_or_else(|| {
-        anyhow::anyhow!("no report `{}`: use daily, weekly or monthly", args.report)
-    })??;
+    let report =
+        report::build(store.as_ref(), &args.report, day, &context).ok_or_else(|| {
+            anyhow::anyhow!("no report `{}`: use daily, weekly or monthly", args.report)
+        })??;
     print!("{}", render(&report, args.range.format)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -17,7 +17,7 @@ pub fn run(command: RetentionCommand) -> anyhow::Result<ExitCode> {
         Some(path) => Storage::load(path)?,
         None => Storage::beside(&db.db),
     };
-    let mut store = super::query::open(&storage.store_path)?;
+    let mut store = super::query::open_duck(&storage.store_path)?;
     let mut trail = match storage.audit.enabled {
         true => Some(
             AuditTrail::open(&storage.audit, "")
