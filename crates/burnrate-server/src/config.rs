@@ -473,8 +473,10 @@ impl RawConfig {
 /// archive. The CLI's audit and retention commands read it from the same file as `serve`.
 #[derive(Debug, Clone)]
 pub struct Storage {
-    /// The DuckDB ledger file.
+    /// The DuckDB ledger file (with a ClickHouse ledger, the folders' anchor).
     pub store_path: PathBuf,
+    /// The ClickHouse ledger's URL, when `[store] kind = "clickhouse"`.
+    pub clickhouse: Option<String>,
     /// `[audit]`, its folders resolved.
     pub audit: AuditConfig,
     /// `[retention]`, its archive folder resolved.
@@ -507,10 +509,23 @@ impl Storage {
         if let Err(audit_problems) = raw.audit.compile() {
             problems.extend(audit_problems);
         }
+        let clickhouse = match raw.store.kind.as_str() {
+            "clickhouse" => resolve_url(
+                "store",
+                raw.store.url,
+                raw.store.url_env,
+                &["clickhouse://", "http://"],
+                &|name: &str| std::env::var(name).ok(),
+                &mut problems,
+            ),
+            _ => None,
+        };
         if !problems.is_empty() {
             return Err(fail(problems));
         }
-        Ok(Storage::resolve(&raw.store.path, raw.audit, raw.retention))
+        let mut storage = Storage::resolve(&raw.store.path, raw.audit, raw.retention);
+        storage.clickhouse = clickhouse;
+        Ok(storage)
     }
 
     /// The defaults for a ledger file: everything else beside it.
@@ -543,6 +558,7 @@ impl Storage {
         }
         Storage {
             store_path: store_path.to_path_buf(),
+            clickhouse: None,
             audit,
             retention,
         }

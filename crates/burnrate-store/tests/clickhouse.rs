@@ -122,3 +122,59 @@ fn a_bad_url_and_an_unreachable_server_say_what_to_do() {
         .to_string();
     assert!(error.contains("unreachable"), "{error}");
 }
+
+#[test]
+fn retention_archives_months_to_parquet_that_reads_back_then_drops_them() {
+    use burnrate_store::{DuckStore, Metric, QuerySpec};
+    let server = start();
+    let mut store = ClickHouse::connect(&server.url).unwrap();
+    let events = calls(900);
+    store.append(&events).unwrap();
+    let at = |day: &str| format!("{day}T00:00:00Z").parse().unwrap();
+    let spec = QuerySpec {
+        since: at("2026-01-01"),
+        until: at("2027-01-01"),
+        bucket: None,
+        group_by: vec!["tenant_id".parse().unwrap()],
+        filters: Vec::new(),
+        metrics: vec![Metric::Requests, Metric::CostUsd, Metric::InputTokens],
+        order: Some("tenant_id:asc".parse().unwrap()),
+        top: None,
+    };
+    let mut before_october = spec.clone();
+    before_october.until = at("2026-10-01");
+    let expected = store.query(&before_october).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let october = chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
+    let archived = store.archive_before(october, dir.path()).unwrap();
+    let labels: Vec<String> = archived.iter().map(|m| m.label()).collect();
+    assert_eq!(labels, ["2026-08", "2026-09"]);
+    let in_archive = events.iter().filter(|e| e.ts < at("2026-10-01")).count() as u64;
+    assert_eq!(archived.iter().map(|m| m.events).sum::<u64>(), in_archive);
+    assert!(archived.iter().all(|m| m.path.exists()));
+    // The months left ClickHouse, the rest stayed.
+    assert_eq!(store.months().unwrap(), [october]);
+    assert_eq!(store.event_count().unwrap(), 900 - in_archive);
+    // No scratch file is left beside the archive.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .filter(|name| name.to_string_lossy().contains("duckdb"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // The files read back through the embedded ledger's archive, with the same costs.
+    let ledger = dir.path().join("reader.duckdb");
+    let mut reader = DuckStore::open(&ledger).unwrap();
+    reader.include_archive(dir.path()).unwrap();
+    let read_back = reader.query(&before_october).unwrap();
+    assert_eq!(read_back.rows, expected.rows);
+    // Archiving again finds nothing before the cutoff.
+    assert!(
+        store
+            .archive_before(october, dir.path())
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -15,7 +15,7 @@ use burnrate_model::UsageEvent;
 use burnrate_model::dimension::Dimension;
 use burnrate_store::clickhouse::{ClickHouse, MIGRATIONS};
 use burnrate_store::reports::{Report, ReportParams};
-use burnrate_store::{Bucket, Cell, DuckStore, Filter, Metric, QueryResult, QuerySpec};
+use burnrate_store::{Bucket, Cell, DuckStore, Filter, Metric, QueryResult, QuerySpec, Store};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 
 const OVERRIDES: &str = r#"
@@ -106,6 +106,22 @@ fn dataset(count: u64) -> Vec<UsageEvent> {
             }
             if mix % 5 < 3 {
                 object.insert("agent_run_id".into(), format!("r-{}", mix % 97).into());
+                object.insert("tool_calls".into(), 1.into());
+                let tool = ["search", "fetch"][(mix % 2) as usize];
+                let hash = format!("{:016x}", mix % 3);
+                object.insert(
+                    "tools".into(),
+                    serde_json::json!([{"name": tool, "args_hash": hash}]),
+                );
+            }
+            if mix % 2 == 0 {
+                object.insert(
+                    "route".into(),
+                    ["/triage", "/draft"][(mix / 2 % 2) as usize].into(),
+                );
+                if mix % 3 != 2 {
+                    object.insert("session_id".into(), format!("s-{}", mix % 61).into());
+                }
             }
             if let Some(tier) = tiers[(mix % 5) as usize] {
                 object.insert("service_tier".into(), tier.into());
@@ -325,6 +341,30 @@ fn the_query_suite_returns_the_same_rows_on_duckdb_and_clickhouse() {
         totals.get(0, "cost_per_run_p99"),
         Some(Cell::Money(_))
     ));
+
+    // The detectors' raw material: the same on both (tenant and feature are any of a run's,
+    // so they are left out of the comparison).
+    let (since, recent, until) = (at("2026-10-20"), at("2026-11-12"), at("2026-11-21"));
+    let growth = |store: &dyn Store| {
+        let mut sessions = store.memory_growth(since, recent, until, 2, 3).unwrap();
+        sessions.iter_mut().for_each(|s| s.tenant_id = None);
+        sessions
+    };
+    assert_eq!(growth(&duck), growth(&click));
+    let repeats = |store: &dyn Store| {
+        let mut repeats = store.tool_repeats(since, until, 3).unwrap();
+        for repeat in &mut repeats {
+            (repeat.tenant_id, repeat.feature) = (None, None);
+        }
+        repeats
+    };
+    assert!(!repeats(&duck).is_empty());
+    assert_eq!(repeats(&duck), repeats(&click));
+    assert_eq!(
+        duck.unpriced_models().unwrap(),
+        click.unpriced_models().unwrap()
+    );
+    assert!(!click.unpriced_models().unwrap().is_empty());
 
     let params = ReportParams {
         since: at("2026-10-01"),

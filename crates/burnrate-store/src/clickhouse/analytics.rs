@@ -133,7 +133,7 @@ impl ClickHouse {
                  WHERE {range} AND isNotNull(agent_run_id)) \
                  ARRAY JOIN tool_names AS name, tool_hashes AS hash WHERE isNotNull(hash) \
                  GROUP BY run, name, hash HAVING count() >= {min_calls} \
-                 ORDER BY count() DESC, run, name",
+                 ORDER BY count() DESC, run, name, hash",
                 db = self.database,
                 range = range(since, until),
             ),

@@ -44,7 +44,7 @@ impl DuckStore {
                    WHERE ts >= ?::TIMESTAMP AND ts < ?::TIMESTAMP AND agent_run_id IS NOT NULL) \
              WHERE t.args_hash IS NOT NULL \
              GROUP BY agent_run_id, t.name, t.args_hash HAVING count(*) >= ? \
-             ORDER BY count(*) DESC, agent_run_id, t.name",
+             ORDER BY count(*) DESC, agent_run_id, t.name, t.args_hash",
         )?;
         let since = since.naive_utc().to_string();
         let until = until.naive_utc().to_string();

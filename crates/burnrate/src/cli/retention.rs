@@ -17,7 +17,10 @@ pub fn run(command: RetentionCommand) -> anyhow::Result<ExitCode> {
         Some(path) => Storage::load(path)?,
         None => Storage::beside(&db.db),
     };
-    let mut store = super::query::open_duck(&storage.store_path)?;
+    let mut store: Box<dyn burnrate_store::Store> = match &storage.clickhouse {
+        Some(url) => Box::new(super::query::connect(url)?),
+        None => Box::new(super::query::open_duck(&storage.store_path)?),
+    };
     let mut trail = match storage.audit.enabled {
         true => Some(
             AuditTrail::open(&storage.audit, "")
@@ -27,7 +30,7 @@ pub fn run(command: RetentionCommand) -> anyhow::Result<ExitCode> {
     };
     let today = as_of.unwrap_or_else(|| Utc::now().date_naive());
     let run = burnrate_server::retention::apply(
-        &mut store,
+        store.as_mut(),
         trail.as_mut(),
         &storage.retention,
         &storage.retention.archive_dir,
