@@ -46,7 +46,8 @@ impl ClickHouse {
                      WHERE {filter} AND isNotNull(outcome_name) GROUP BY name, feature, run) AS o \
                      ALL LEFT JOIN (SELECT run, sum(cost) AS run_cost FROM ({priced}) \
                      GROUP BY run) AS rc USING (run) GROUP BY name, feature) \
-                     ORDER BY cost DESC, name ASC NULLS LAST, feature ASC NULLS LAST{limit}",
+                     ORDER BY {cost} DESC, name ASC NULLS LAST, feature ASC NULLS LAST{limit}",
+                    cost = super::sql::sortable_money("cost"),
                     db = self.database,
                     priced = pricing.priced(&[], Some(run), &filter, false),
                 );

@@ -307,10 +307,10 @@ impl Pricing<'_> {
 }
 
 /// Femtodollars as 38 digits with leading zeros: text that sorts as the amount does.
-/// 18.16 crashes collecting `Decimal` values into arrays (`groupArray`), so per-run costs
-/// travel as this text, built from two `UInt64` halves (its `toString` of a large `Decimal`
+/// 18.16 crashes collecting `Decimal` values into arrays (`groupArray`) and sorts by them
+/// slowly, so per-run costs travel and money sorts as this text, built from two `UInt64` halves (its `toString` of a large `Decimal`
 /// is wrong, of a `UInt64` right).
-fn sortable_money(expr: &str) -> String {
+pub(super) fn sortable_money(expr: &str) -> String {
     let e18 = "toDecimal128(1000000000000000000, 0)";
     let padded = |digits: &str, width: usize| {
         format!(
@@ -411,8 +411,17 @@ pub fn render(spec: &QuerySpec, pricing: &Pricing<'_>) -> Rendered {
         columns.push(metric.as_str().to_owned());
         select.push(metric_expr(*metric, &total_cost));
     }
-    let order_by =
-        crate::query::sql::order_by(spec, &names, "", |metric| metric_expr(metric, &total_cost));
+    // 18.16 sorts a `Decimal` key among others very slowly (minutes for 171k rows where a
+    // string key takes a second), so money sorts as its zero-padded text.
+    let order_by = crate::query::sql::order_by(spec, &names, "", |metric| {
+        let expr = metric_expr(metric, &total_cost);
+        match metric {
+            Metric::CostUsd | Metric::NaiveCostUsd | Metric::CostPerOutcome => {
+                sortable_money(&expr)
+            }
+            _ => expr,
+        }
+    });
 
     let mut restrict = String::new();
     let mut limit = String::new();
@@ -428,7 +437,8 @@ pub fn render(spec: &QuerySpec, pricing: &Pricing<'_>) -> Rendered {
             let ordered: Vec<String> = dims.iter().map(|d| format!("{d} ASC NULLS LAST")).collect();
             restrict = format!(
                 " WHERE ({marked}) IN (SELECT {marked} FROM ({groups}) GROUP BY {dims} \
-                 ORDER BY sum(cost) DESC, {ordered} LIMIT {top})",
+                 ORDER BY {cost} DESC, {ordered} LIMIT {top})",
+                cost = sortable_money("sum(cost)"),
                 marked = marked.join(", "),
                 dims = dims.join(", "),
                 ordered = ordered.join(", "),

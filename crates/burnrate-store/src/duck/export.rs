@@ -34,6 +34,9 @@ const EVENT_JSON: &str = "to_json({
                {'name': outcome_name, 'success': outcome_success} END
 })::VARCHAR";
 
+/// The first and last event's times.
+pub type TimeSpan = (DateTime<Utc>, DateTime<Utc>);
+
 impl DuckStore {
     /// Calls `line` with each event in `[since, until)` as one JSON line, oldest first.
     pub fn export_events(
@@ -55,6 +58,21 @@ impl DuckStore {
             count += 1;
         }
         Ok(count)
+    }
+
+    /// The first and last event's times, `None` for an empty ledger.
+    pub fn time_span(&self) -> Result<Option<TimeSpan>, StoreError> {
+        let (first, last): (Option<i64>, Option<i64>) = self.conn.query_row(
+            "SELECT epoch_us(min(ts)), epoch_us(max(ts)) FROM events",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
+        Ok(first.zip(last).and_then(|(first, last)| {
+            Some((
+                DateTime::from_timestamp_micros(first)?,
+                DateTime::from_timestamp_micros(last)?,
+            ))
+        }))
     }
 
     /// Calls `line` with every event in the ledger as one JSON line, oldest first.

@@ -12,7 +12,6 @@ use anyhow::{Context, anyhow};
 use burnrate_model::UsageEvent;
 use burnrate_store::clickhouse::ClickHouse;
 use burnrate_store::{Metric, QueryResult, QuerySpec, StoreError};
-use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::output::print_result;
@@ -37,20 +36,29 @@ pub fn run(from: &str, to: &str) -> anyhow::Result<ExitCode> {
     let path = from
         .strip_prefix("duckdb:")
         .ok_or_else(|| anyhow!("--from `{from}`: name the embedded ledger as duckdb:PATH"))?;
-    let url = to.strip_prefix("clickhouse:").ok_or_else(|| {
-        anyhow!("--to `{to}`: name the ClickHouse ledger as clickhouse:clickhouse://HOST:8123/DB")
-    })?;
+    // `clickhouse:URL`, or the URL alone when it says what it is.
+    let url = match to.strip_prefix("clickhouse:") {
+        Some(url) if !url.starts_with("//") => url,
+        _ if to.starts_with("clickhouse://") => to,
+        _ => {
+            return Err(anyhow!(
+                "--to `{to}`: name the ClickHouse ledger as clickhouse:clickhouse://HOST:8123/DB"
+            ));
+        }
+    };
     let source = super::query::open_duck(Path::new(path))?;
     let mut target = super::query::connect(url)?;
     target
         .replace_prices(source.prices().clone())
         .context("copying the price book")?;
 
-    let total = source.event_count()?;
-    let bar = progress(total);
+    let Some((first, last)) = source.time_span()? else {
+        println!("the ledger at {path} is empty: nothing to move");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let bar = progress(source.event_count()?);
     let mut batch: Vec<UsageEvent> = Vec::with_capacity(BATCH);
     let (mut inserted, mut duplicates) = (0, 0);
-    let mut range: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
     let mut send = |batch: &mut Vec<UsageEvent>, target: &mut ClickHouse| {
         let outcome = target.append(batch)?;
         inserted += outcome.inserted;
@@ -59,31 +67,30 @@ pub fn run(from: &str, to: &str) -> anyhow::Result<ExitCode> {
         batch.clear();
         Ok::<_, StoreError>(())
     };
-    source.export_all_events(|line| {
-        let event: UsageEvent = serde_json::from_str(line).map_err(|error| {
-            StoreError::Corrupt(format!("an event of {path} does not read back: {error}"))
+    // A day at a time: DuckDB sorts what one export returns in memory.
+    let end = last + chrono::Duration::microseconds(1);
+    let mut day = first;
+    while day < end {
+        let next = (day + chrono::Duration::days(1)).min(end);
+        source.export_events(day, next, |line| {
+            let event: UsageEvent = serde_json::from_str(line).map_err(|error| {
+                StoreError::Corrupt(format!("an event of {path} does not read back: {error}"))
+            })?;
+            batch.push(event);
+            if batch.len() == BATCH {
+                send(&mut batch, &mut target)?;
+            }
+            Ok(())
         })?;
-        range = Some(match range {
-            None => (event.ts, event.ts),
-            Some((first, last)) => (first.min(event.ts), last.max(event.ts)),
-        });
-        batch.push(event);
-        if batch.len() == BATCH {
-            send(&mut batch, &mut target)?;
-        }
-        Ok(())
-    })?;
+        day = next;
+    }
     send(&mut batch, &mut target)?;
     bar.finish_and_clear();
     println!("moved {inserted} events to {url} ({duplicates} were there already)");
 
-    let Some((first, last)) = range else {
-        println!("the ledger at {path} is empty: nothing to check");
-        return Ok(ExitCode::SUCCESS);
-    };
     let spec = QuerySpec {
         since: first,
-        until: last + chrono::Duration::microseconds(1),
+        until: end,
         bucket: None,
         group_by: Vec::new(),
         filters: Vec::new(),
