@@ -59,6 +59,10 @@ enum Command {
     Anomalies(AnomaliesArgs),
     /// The long tail of spend over one dimension: Pareto shares and the Gini coefficient.
     Longtail(LongtailArgs),
+    /// The cost regression gate for CI: compare a candidate slice of a feature (a prompt
+    /// version, a model) with a baseline on cost per run, tokens per layer and cache hit
+    /// rate; exits 1 when the candidate is worse than allowed, 3 when there are too few runs.
+    Compare(CompareArgs),
     /// The audit trail: check its hash chain, list segment heads, export, erase content.
     Audit {
         #[command(subcommand)]
@@ -196,6 +200,36 @@ struct LongtailArgs {
     /// Rows of the table (the sentence and shares always cover every member).
     #[arg(long, default_value_t = 20)]
     top: usize,
+    /// `table` or `json`.
+    #[arg(long, default_value = "table")]
+    format: String,
+}
+
+#[derive(Debug, Args)]
+struct CompareArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The feature both slices belong to.
+    #[arg(long)]
+    feature: String,
+    /// The baseline slice, as a filter: `prompt_version=v2.3`.
+    #[arg(long)]
+    baseline: String,
+    /// The candidate slice, as a filter: `prompt_version=v2.4`.
+    #[arg(long)]
+    candidate: String,
+    /// The largest regression allowed on any metric: `10%` or `0.1`.
+    #[arg(long, default_value = "10%")]
+    max_regression: String,
+    /// The fewest agent runs each side needs before it is judged.
+    #[arg(long, default_value_t = 20)]
+    min_runs: u64,
+    /// Start: RFC 3339, a date, or relative (`30d`).
+    #[arg(long, default_value = "30d")]
+    since: String,
+    /// End (exclusive).
+    #[arg(long, default_value = "now")]
+    until: String,
     /// `table` or `json`.
     #[arg(long, default_value = "table")]
     format: String,
@@ -510,6 +544,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Import(args) => cli::import::run(&args.db.db, &args.files),
         Command::Migrate(args) => cli::migrate::run(&args.from, &args.to),
+        Command::Compare(args) => cli::compare::run(&args),
         Command::Query(args) => cli::query::run_query(args),
         Command::Report(args) => cli::query::run_report(args),
         Command::Prices { command } => cli::prices::run(command),

@@ -360,6 +360,7 @@ fn metric_expr(metric: Metric, total_cost: &str) -> String {
         Metric::ToolTokens => "t_layer_tool".into(),
         Metric::MemoryTokens => "t_layer_memory".into(),
         Metric::PromptTokensPerCall => "toFloat64(t_layer_prompt) / nullIf(t_layered, 0)".into(),
+        Metric::ToolTokensPerCall => "toFloat64(t_layer_tool) / nullIf(t_layered, 0)".into(),
         Metric::MemoryTokensPerCall => "toFloat64(t_layer_memory) / nullIf(t_layered, 0)".into(),
         Metric::Outcomes => "t_successes".into(),
         // Femtodollars, rounded down (decimal division truncates). `if` evaluates both

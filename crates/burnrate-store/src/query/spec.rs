@@ -115,6 +115,7 @@ metrics! {
     ToolTokens => "tool_tokens", Count;
     MemoryTokens => "memory_tokens", Count;
     PromptTokensPerCall => "prompt_tokens_per_call", Ratio;
+    ToolTokensPerCall => "tool_tokens_per_call", Ratio;
     MemoryTokensPerCall => "memory_tokens_per_call", Ratio;
     Outcomes => "outcomes", Count;
     CostPerOutcome => "cost_per_outcome", Money;

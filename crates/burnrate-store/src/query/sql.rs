@@ -340,6 +340,7 @@ fn metric_expr(metric: Metric) -> String {
         Metric::PromptTokensPerCall => {
             "CAST(g.layer_prompt AS DOUBLE) / nullif(g.layered, 0)".into()
         }
+        Metric::ToolTokensPerCall => "CAST(g.layer_tool AS DOUBLE) / nullif(g.layered, 0)".into(),
         Metric::MemoryTokensPerCall => {
             "CAST(g.layer_memory AS DOUBLE) / nullif(g.layered, 0)".into()
         }

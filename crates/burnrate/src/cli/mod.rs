@@ -1,6 +1,7 @@
 //! The commands behind the CLI, one module each, plus shared time parsing and output.
 
 pub mod audit;
+pub mod compare;
 pub mod export;
 pub mod generate;
 pub mod import;
