@@ -477,6 +477,25 @@ enum PricesCommand {
         #[arg(long)]
         as_of: Option<String>,
     },
+    /// Fetch (http/https URL) or read a newer LiteLLM price table, show what it changes
+    /// (models added, prices with old and new) and record it from --effective-from on, so
+    /// history keeps its old prices.
+    Update {
+        #[command(flatten)]
+        db: DbArgs,
+        /// A URL (`https://…/model_prices_and_context_window.json`) or a file.
+        #[arg(long)]
+        from: String,
+        /// First day the new prices apply (default today).
+        #[arg(long)]
+        effective_from: Option<String>,
+        /// Show the changes without recording them.
+        #[arg(long)]
+        dry_run: bool,
+        /// `table` or `json` (the changes).
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
     /// List priced models, optionally only those whose name contains TEXT.
     List {
         /// Filter on the model key.

@@ -139,3 +139,152 @@ fn the_regression_gate_fails_a_bloated_prompt_and_passes_an_equal_one() {
     assert!(stdout(&young).contains("5 on prompt_version=v2.6"));
     assert!(stdout(&young).contains("NO JUDGEMENT"));
 }
+
+/// Runs the binary; it must succeed. Returns its stdout.
+fn ok(args: &[&str]) -> String {
+    let output = burnrate().args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "burnrate {args:?}:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout(&output)
+}
+
+/// The ledger's cost per day, as (day, dollars) text pairs.
+fn cost_by_day(db: &str) -> Vec<(String, String)> {
+    let text = ok(&[
+        "query",
+        "--db",
+        db,
+        "--since",
+        "2026-11-01",
+        "--until",
+        "2026-12-01",
+        "--bucket",
+        "day",
+        "--order",
+        "bucket:asc",
+        "--metrics",
+        "cost_usd",
+        "--format",
+        "json",
+    ]);
+    let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+    answer["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row["bucket"].as_str().unwrap()[..10].to_owned(),
+                row["cost_usd"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_price_update_keeps_old_calls_at_old_prices_and_prices_new_ones_anew() {
+    let dir = tempfile::tempdir().unwrap();
+    let call = |day: &str| {
+        serde_json::json!({"ts": format!("2026-11-{day}T12:00:00Z"), "provider": "openai",
+            "model": "gpt-4.1", "tenant_id": "acme",
+            "usage": {"input_tokens": 1_000_000, "output_tokens": 0}})
+        .to_string()
+    };
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(&events, [call("10"), call("20")].join("\n")).unwrap();
+    let db = dir.path().join("ledger.duckdb");
+    let db = db.to_str().unwrap();
+    ok(&["import", "--db", db, events.to_str().unwrap()]);
+    // The bundled table: gpt-4.1 input at $2 per million tokens.
+    let before = cost_by_day(db);
+    assert_eq!(before.len(), 2);
+    assert!(
+        before
+            .iter()
+            .all(|(_, cost)| cost.parse::<f64>().unwrap() == 2.0),
+        "{before:?}"
+    );
+
+    // A newer table doubles gpt-4.1's input price and adds a model; served over HTTP.
+    let site = dir.path().join("site");
+    std::fs::create_dir(&site).unwrap();
+    std::fs::write(
+        site.join("prices.json"),
+        r#"{"gpt-4.1": {"input_cost_per_token": 4e-6, "output_cost_per_token": 8e-6,
+                        "cache_read_input_token_cost": 5e-7, "litellm_provider": "openai",
+                        "mode": "chat"},
+            "brand-new-model": {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6,
+                                "litellm_provider": "openai", "mode": "chat"}}"#,
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(&site)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let url = format!("http://127.0.0.1:{port}/prices.json");
+    let from = [
+        "prices",
+        "update",
+        "--db",
+        db,
+        "--from",
+        &url,
+        "--effective-from",
+        "2026-11-15",
+    ];
+
+    let shown = ok(&[&from[..], &["--dry-run"]].concat());
+    assert!(
+        shown.contains("2 models change: 1 added, 1 with new prices"),
+        "{shown}"
+    );
+    assert!(shown.contains("input_cost_per_token"), "{shown}");
+    assert!(shown.contains("$2") && shown.contains("$4"), "{shown}");
+    assert!(shown.contains("dry run: nothing recorded"), "{shown}");
+    assert_eq!(cost_by_day(db), before);
+
+    let recorded = ok(&from);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        recorded.contains("recorded 2 models' prices from 2026-11-15 on"),
+        "{recorded}"
+    );
+    let after = cost_by_day(db);
+    // The call before the effective day keeps its price; the one after costs the new one.
+    assert_eq!(after[0], before[0]);
+    assert_eq!(after[1].0, "2026-11-20");
+    assert_eq!(after[1].1.parse::<f64>().unwrap(), 4.0, "{after:?}");
+    // Updating again from the same table, read as a file, changes nothing.
+    let file = site.join("prices.json");
+    let again = ok(&[
+        "prices",
+        "update",
+        "--db",
+        db,
+        "--from",
+        file.to_str().unwrap(),
+    ]);
+    assert!(again.contains("0 models change"), "{again}");
+}

@@ -4,6 +4,7 @@
 //! contract prices ([`overrides`]). Each model key holds a history of [`PriceVersion`]s; an
 //! event is priced with the version in force on its day.
 
+pub mod changes;
 pub mod litellm;
 pub mod overrides;
 mod resolve;

@@ -23,6 +23,13 @@ pub fn run(command: PricesCommand) -> anyhow::Result<ExitCode> {
             effective_from,
             as_of,
         } => import(&db.db, &file, effective_from.as_deref(), as_of.as_deref()),
+        PricesCommand::Update {
+            db,
+            from,
+            effective_from,
+            dry_run,
+            format,
+        } => update(&db.db, &from, effective_from.as_deref(), dry_run, &format),
         PricesCommand::List { search, db } => list(&book(db.as_deref())?, search.as_deref()),
         PricesCommand::Show {
             model,
@@ -56,11 +63,7 @@ fn import(
 ) -> anyhow::Result<ExitCode> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    // A DuckDB ledger is created on first use; a ClickHouse one must answer.
-    let mut store: Box<dyn Store> = match super::query::clickhouse_url(db) {
-        Some(url) => Box::new(super::query::connect(url)?),
-        None => Box::new(DuckStore::open(db).with_context(|| format!("opening {}", db.display()))?),
-    };
+    let mut store = open_for_prices(db)?;
     let source = file.display().to_string();
     match file.extension().and_then(|e| e.to_str()) {
         Some("json") => {
@@ -97,6 +100,108 @@ fn import(
     }
     store.checkpoint()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens a ledger to change its prices: a DuckDB ledger is created on first use; a
+/// ClickHouse one must answer.
+fn open_for_prices(db: &Path) -> anyhow::Result<Box<dyn Store>> {
+    Ok(match super::query::clickhouse_url(db) {
+        Some(url) => Box::new(super::query::connect(url)?),
+        None => Box::new(DuckStore::open(db).with_context(|| format!("opening {}", db.display()))?),
+    })
+}
+
+/// Reads a price table from a URL or a file.
+pub fn fetch_table(from: &str) -> anyhow::Result<String> {
+    if from.starts_with("http://") || from.starts_with("https://") {
+        let response = reqwest::blocking::Client::builder()
+            .timeout(std::time::Duration::from_secs(120))
+            .build()?
+            .get(from)
+            .send()
+            .with_context(|| format!("fetching {from}"))?;
+        let status = response.status();
+        if !status.is_success() {
+            bail!("fetching {from}: the server answered {status}");
+        }
+        Ok(response.text().with_context(|| format!("reading {from}"))?)
+    } else {
+        std::fs::read_to_string(from).with_context(|| format!("cannot read {from}"))
+    }
+}
+
+fn update(
+    db: &Path,
+    from: &str,
+    effective_from: Option<&str>,
+    dry_run: bool,
+    format: &str,
+) -> anyhow::Result<ExitCode> {
+    let text = fetch_table(from)?;
+    let table = burnrate_model::prices::litellm::parse(&text)
+        .map_err(|error| anyhow!("{from} is not a LiteLLM price table: {error}"))?;
+    let today = Utc::now().date_naive();
+    let day = effective_from.map(parse_day).transpose()?.unwrap_or(today);
+    let mut store = open_for_prices(db)?;
+    let changes = store.prices().changes(&table, day);
+    if format == "json" {
+        println!("{}", serde_json::to_string_pretty(&changes)?);
+    } else {
+        print_changes(&changes);
+    }
+    if dry_run || changes.is_empty() {
+        println!(
+            "{}: nothing recorded",
+            if dry_run {
+                "dry run"
+            } else {
+                "no price changed"
+            }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let changed = store.import_litellm(&text, Some(day), today, &format!("{from}@{today}"))?;
+    store.checkpoint()?;
+    println!("recorded {changed} models' prices from {day} on; earlier calls keep their prices");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_changes(changes: &[burnrate_model::prices::changes::PriceChange]) {
+    let added = changes.iter().filter(|c| c.added).count();
+    println!(
+        "{} models change: {added} added, {} with new prices",
+        changes.len(),
+        changes.len() - added
+    );
+    if changes.is_empty() {
+        return;
+    }
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+        "model",
+        "change",
+        "field",
+        "old /MTok",
+        "new /MTok",
+    ]);
+    for change in changes {
+        for field in &change.fields {
+            let price = |money: Option<Money>| money.map(per_million).unwrap_or("-".into());
+            table.add_row(vec![
+                change.model.clone(),
+                if change.added { "added" } else { "changed" }.to_owned(),
+                field.field.clone(),
+                price(field.old),
+                price(field.new),
+            ]);
+        }
+    }
+    for column in [3, 4] {
+        if let Some(column) = table.column_mut(column) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    println!("{table}");
 }
 
 fn file_date(path: &Path) -> Option<NaiveDate> {
