@@ -9,6 +9,7 @@ pub mod compare;
 pub mod detectors;
 pub mod economics;
 pub mod forecast;
+pub mod invoice;
 pub mod longtail;
 pub mod margins;
 pub mod report;

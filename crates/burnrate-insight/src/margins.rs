@@ -8,7 +8,8 @@
 //! tenant = "acme"
 //! kind = "bundled"                 # pass_through | bundled | outcome
 //! monthly_fee_usd = "4500"         # bundled: a fixed fee a month
-//! # markup = "0.25"                # pass_through: cost × (1 + markup)
+//! # included_usd = "3000"          # bundled: model cost the fee covers; above it, overage
+//! # markup = "0.25"                # pass_through: cost × (1 + markup); bundled: on overage
 //! # price_per_outcome_usd = "0.40" # outcome: per successful outcome
 //! tier = "growth"                  # optional: the segment table groups by it
 //! ```
@@ -49,6 +50,10 @@ pub struct Contract {
     pub markup: Option<Decimal>,
     /// `bundled`: the monthly fee.
     pub monthly_fee_usd: Option<Money>,
+    /// `bundled`: the model cost a month's fee includes; cost above it is billed as overage,
+    /// with `markup` when given (no allowance: the fee covers everything).
+    #[serde(default)]
+    pub included_usd: Option<Money>,
     /// `outcome`: the price of one successful outcome.
     pub price_per_outcome_usd: Option<Money>,
     /// A label to group tenants by (plan, tier, region).
@@ -84,7 +89,13 @@ pub fn validate(contracts: &[Contract]) -> Vec<String> {
                 contract.kind
             ));
         }
+        if contract.included_usd.is_some() && contract.kind != Kind::Bundled {
+            problems.push(format!(
+                "{at}.included_usd: only a bundled contract has an included allowance"
+            ));
+        }
         let negative = contract.markup.is_some_and(|m| m.is_sign_negative())
+            || contract.included_usd.is_some_and(Money::is_negative)
             || contract.monthly_fee_usd.is_some_and(Money::is_negative)
             || contract
                 .price_per_outcome_usd
@@ -287,14 +298,28 @@ pub fn revenue(contract: &Contract, cost: Money, outcomes: u64, share: Decimal) 
         Kind::PassThrough => Money::from_decimal(
             cost.as_decimal() * (Decimal::ONE + contract.markup.unwrap_or_default()),
         ),
-        Kind::Bundled => Money::from_decimal(
-            contract.monthly_fee_usd.unwrap_or(Money::ZERO).as_decimal() * share,
-        ),
+        Kind::Bundled => {
+            let fee = contract.monthly_fee_usd.unwrap_or(Money::ZERO).as_decimal() * share;
+            Money::from_decimal(fee) + overage(contract, cost, share)
+        }
         Kind::Outcome => contract
             .price_per_outcome_usd
             .unwrap_or(Money::ZERO)
             .times(outcomes),
     }
+}
+
+/// What a bundled contract bills above its included allowance (prorated by `share` of the
+/// month): the cost beyond it with the markup; zero without an allowance.
+pub fn overage(contract: &Contract, cost: Money, share: Decimal) -> Money {
+    let Some(included) = contract.included_usd else {
+        return Money::ZERO;
+    };
+    let above = cost.as_decimal() - included.as_decimal() * share;
+    if above <= Decimal::ZERO {
+        return Money::ZERO;
+    }
+    Money::from_decimal(above * (Decimal::ONE + contract.markup.unwrap_or_default()))
 }
 
 /// The tenant a finding is about, from its subject or its evidence.

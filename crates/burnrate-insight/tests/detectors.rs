@@ -429,6 +429,7 @@ fn each_contract_kind_bills_its_way_and_bad_contracts_are_named() {
         kind,
         markup: markup.map(|m| m.parse().unwrap()),
         monthly_fee_usd: fee.map(usd),
+        included_usd: None,
         price_per_outcome_usd: per.map(usd),
         tier: None,
     };
@@ -437,6 +438,14 @@ fn each_contract_kind_bills_its_way_and_bad_contracts_are_named() {
     assert_eq!(revenue(&pass, usd("80"), 0, half), usd("100"));
     let bundled = contract(Kind::Bundled, None, Some("300"), None);
     assert_eq!(revenue(&bundled, usd("80"), 0, half), usd("150"));
+    // With an allowance of $100 a month (half: $50), $30 of the $80 is overage, marked up.
+    let capped = Contract {
+        included_usd: Some(usd("100")),
+        markup: Some("0.5".parse().unwrap()),
+        ..bundled.clone()
+    };
+    assert_eq!(revenue(&capped, usd("80"), 0, half), usd("195"));
+    assert_eq!(revenue(&capped, usd("40"), 0, half), usd("150"));
     let outcome = contract(Kind::Outcome, None, None, Some("0.40"));
     assert_eq!(revenue(&outcome, usd("80"), 250, half), usd("100"));
     let broken = [

@@ -59,6 +59,9 @@ enum Command {
     Anomalies(AnomaliesArgs),
     /// The long tail of spend over one dimension: Pareto shares and the Gini coefficient.
     Longtail(LongtailArgs),
+    /// A month's invoice lines per tenant from the `[[contracts]]` of a configuration file,
+    /// each with the usage and the query behind it.
+    Invoice(InvoiceArgs),
     /// The cost regression gate for CI: compare a candidate slice of a feature (a prompt
     /// version, a model) with a baseline on cost per run, tokens per layer and cache hit
     /// rate; exits 1 when the candidate is worse than allowed, 3 when there are too few runs.
@@ -203,6 +206,24 @@ struct LongtailArgs {
     /// `table` or `json`.
     #[arg(long, default_value = "table")]
     format: String,
+}
+
+#[derive(Debug, Args)]
+struct InvoiceArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The gateway's configuration file holding `[[contracts]]`.
+    #[arg(long)]
+    config: PathBuf,
+    /// The month billed, `YYYY-MM` (UTC).
+    #[arg(long)]
+    month: String,
+    /// Only this tenant.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// `table`, `csv` or `json`.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -564,6 +585,7 @@ fn main() -> ExitCode {
         Command::Import(args) => cli::import::run(&args.db.db, &args.files),
         Command::Migrate(args) => cli::migrate::run(&args.from, &args.to),
         Command::Compare(args) => cli::compare::run(&args),
+        Command::Invoice(args) => cli::invoice::run(&args),
         Command::Query(args) => cli::query::run_query(args),
         Command::Report(args) => cli::query::run_report(args),
         Command::Prices { command } => cli::prices::run(command),

@@ -288,3 +288,167 @@ fn a_price_update_keeps_old_calls_at_old_prices_and_prices_new_ones_anew() {
     ]);
     assert!(again.contains("0 models change"), "{again}");
 }
+
+/// Three tenants' calls in November (and one in October, outside the invoice), with outcomes.
+fn billing_ledger(dir: &Path) -> String {
+    let mut lines = Vec::new();
+    for (tenant, calls) in [("acme", 40u64), ("beta", 30), ("gamma", 25)] {
+        for n in 0..calls {
+            let mut event = serde_json::json!({
+                "ts": format!("2026-11-{:02}T08:00:{:02}Z", 1 + n % 28, n % 60),
+                "provider": "openai", "model": "gpt-4.1", "tenant_id": tenant,
+                "agent_run_id": format!("{tenant}-{n}"),
+                "usage": {"input_tokens": 20_000 + n * 1_000, "cache_read_tokens": 5_000,
+                          "output_tokens": 1_000 + n * 10},
+            });
+            if n % 3 == 0 {
+                event["outcome"] = serde_json::json!({"name": "resolved", "success": n % 2 == 0});
+            }
+            lines.push(event.to_string());
+        }
+    }
+    lines.push(
+        serde_json::json!({"ts": "2026-10-31T23:59:59Z", "provider": "openai",
+            "model": "gpt-4.1", "tenant_id": "acme",
+            "usage": {"input_tokens": 1_000_000, "output_tokens": 0}})
+        .to_string(),
+    );
+    let events = dir.join("billing.jsonl");
+    std::fs::write(&events, lines.join("\n")).unwrap();
+    let db = dir.join("billing.duckdb");
+    ok(&[
+        "import",
+        "--db",
+        db.to_str().unwrap(),
+        events.to_str().unwrap(),
+    ]);
+    db.to_str().unwrap().to_owned()
+}
+
+fn decimal(value: &serde_json::Value) -> rust_decimal::Decimal {
+    value.as_str().unwrap().parse().unwrap()
+}
+
+#[test]
+fn invoice_lines_equal_ledger_totals_plus_each_contract_kind_terms() {
+    use rust_decimal::Decimal;
+    let dir = tempfile::tempdir().unwrap();
+    let db = billing_ledger(dir.path());
+    let config = dir.path().join("burnrate.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[contracts]]
+tenant = "acme"
+kind = "pass_through"
+markup = "0.25"
+
+[[contracts]]
+tenant = "beta"
+kind = "bundled"
+monthly_fee_usd = "100"
+included_usd = "0.50"
+markup = "0.10"
+
+[[contracts]]
+tenant = "gamma"
+kind = "outcome"
+price_per_outcome_usd = "0.40"
+"#,
+    )
+    .unwrap();
+    // The ledger's own totals per tenant for November.
+    let totals: serde_json::Value = serde_json::from_str(&ok(&[
+        "query",
+        "--db",
+        &db,
+        "--since",
+        "2026-11-01",
+        "--until",
+        "2026-12-01",
+        "--group-by",
+        "tenant_id",
+        "--metrics",
+        "requests,cost_usd,outcomes",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    let ledger = |tenant: &str| {
+        totals["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["tenant_id"] == tenant)
+            .unwrap()
+            .clone()
+    };
+    let config = config.to_str().unwrap();
+    let text = ok(&[
+        "invoice", "--db", &db, "--config", config, "--month", "2026-11", "--format", "json",
+    ]);
+    let lines: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let amount = |tenant: &str, item: &str| {
+        decimal(
+            &lines
+                .iter()
+                .find(|l| l["tenant"] == tenant && l["item"] == item)
+                .unwrap_or_else(|| panic!("no {item} line for {tenant}: {text}"))["amount_usd"],
+        )
+    };
+    // Pass-through: the month's cost (October's call excluded) × 1.25.
+    let acme = ledger("acme");
+    let acme_cost = decimal(&acme["cost_usd"]);
+    assert!(acme_cost > Decimal::ZERO);
+    assert_eq!(
+        amount("acme", "model usage at cost plus markup"),
+        acme_cost * Decimal::new(125, 2)
+    );
+    // Bundled: the fee, plus the cost above $0.50 × 1.10.
+    let beta_cost = decimal(&ledger("beta")["cost_usd"]);
+    assert!(beta_cost > Decimal::new(5, 1), "{beta_cost}");
+    assert_eq!(amount("beta", "monthly fee"), Decimal::from(100));
+    assert_eq!(
+        amount("beta", "usage above the included allowance"),
+        (beta_cost - Decimal::new(5, 1)) * Decimal::new(110, 2)
+    );
+    // Outcome-based: $0.40 per successful outcome.
+    let gamma = ledger("gamma");
+    let successes = gamma["outcomes"].as_u64().unwrap();
+    assert!(successes > 0);
+    assert_eq!(
+        amount("gamma", "successful outcomes"),
+        Decimal::new(40, 2) * Decimal::from(successes)
+    );
+    // Every line carries the usage behind it and how to reproduce it.
+    for line in &lines {
+        let tenant = line["tenant"].as_str().unwrap();
+        assert_eq!(line["calls"], ledger(tenant)["requests"]);
+        assert_eq!(
+            decimal(&line["cost_usd"]),
+            decimal(&ledger(tenant)["cost_usd"])
+        );
+        assert!(
+            line["query"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("tenant_id={tenant}"))
+        );
+        assert!(line["prices_as_of"].is_string());
+    }
+    // CSV has the same lines; one tenant alone has only its own.
+    let csv = ok(&[
+        "invoice", "--db", &db, "--config", config, "--month", "2026-11", "--format", "csv",
+    ]);
+    assert_eq!(csv.lines().count(), 1 + lines.len());
+    let one = ok(&[
+        "invoice", "--db", &db, "--config", config, "--month", "2026-11", "--tenant", "gamma",
+        "--format", "json",
+    ]);
+    assert_eq!(
+        serde_json::from_str::<Vec<serde_json::Value>>(&one)
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -6,6 +6,7 @@ pub mod export;
 pub mod generate;
 pub mod import;
 pub mod insight;
+pub mod invoice;
 pub mod migrate;
 pub mod output;
 pub mod prices;

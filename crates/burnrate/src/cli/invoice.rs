@@ -1,0 +1,92 @@
+//! `burnrate invoice`: a month's invoice lines per tenant from the contracts in the
+//! gateway's configuration.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow, bail};
+use burnrate_insight::invoice::invoice;
+use burnrate_model::Money;
+use chrono::NaiveDate;
+use comfy_table::{CellAlignment, Table};
+
+use super::query::open;
+use super::reports::report_context;
+use crate::{Format, InvoiceArgs};
+
+/// Prints the invoice lines of the month.
+pub fn run(args: &InvoiceArgs) -> anyhow::Result<ExitCode> {
+    let month = NaiveDate::parse_from_str(&format!("{}-01", args.month), "%Y-%m-%d")
+        .map_err(|_| anyhow!("--month `{}`: give a month as YYYY-MM", args.month))?;
+    let contracts = report_context(Some(&args.config))?.contracts;
+    if contracts.is_empty() {
+        bail!(
+            "{} has no [[contracts]]: an invoice bills tenants by their contracts",
+            args.config.display()
+        );
+    }
+    if let Some(tenant) = &args.tenant
+        && !contracts.iter().any(|c| &c.tenant == tenant)
+    {
+        bail!(
+            "--tenant {tenant}: no contract in {}",
+            args.config.display()
+        );
+    }
+    let store = open(&args.db.db)?;
+    let lines = invoice(store.as_ref(), &contracts, month, args.tenant.as_deref())?;
+    match args.format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&lines)?),
+        Format::Csv => {
+            let mut writer = csv::Writer::from_writer(std::io::stdout());
+            for line in &lines {
+                writer.serialize(line).context("writing CSV")?;
+            }
+            writer.flush()?;
+        }
+        Format::Table => {
+            let mut table = Table::new();
+            table.set_header([
+                "tenant",
+                "contract",
+                "item",
+                "quantity",
+                "unit price",
+                "amount",
+                "calls",
+                "model cost",
+            ]);
+            for line in &lines {
+                table.add_row([
+                    line.tenant.clone(),
+                    serde_json::to_value(line.contract)?
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    line.item.to_owned(),
+                    line.quantity.to_string(),
+                    line.unit_price_usd
+                        .map(|p| format!("${p}"))
+                        .unwrap_or_default(),
+                    cents(line.amount_usd),
+                    line.calls.to_string(),
+                    cents(line.cost_usd),
+                ]);
+            }
+            for column in [3, 4, 5, 6, 7] {
+                if let Some(column) = table.column_mut(column) {
+                    column.set_cell_alignment(CellAlignment::Right);
+                }
+            }
+            println!("{table}");
+            let total: Money = lines.iter().map(|l| l.amount_usd).sum();
+            println!("total for {}: {}", args.month, cents(total));
+        }
+        other => bail!("--format {other:?}: invoices are table, csv or json"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Dollars to the cent, for people (the JSON and CSV keep every digit).
+fn cents(money: Money) -> String {
+    format!("${:.2}", money.as_decimal().round_dp(2))
+}
