@@ -12,6 +12,7 @@ pub mod forecast;
 pub mod invoice;
 pub mod longtail;
 pub mod margins;
+pub mod meters;
 pub mod report;
 mod series;
 

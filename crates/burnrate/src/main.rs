@@ -62,6 +62,9 @@ enum Command {
     /// A month's invoice lines per tenant from the `[[contracts]]` of a configuration file,
     /// each with the usage and the query behind it.
     Invoice(InvoiceArgs),
+    /// Usage as CloudEvents (one per tenant, meter and day), a JSON batch for metering and
+    /// billing systems.
+    Meters(MetersArgs),
     /// The cost regression gate for CI: compare a candidate slice of a feature (a prompt
     /// version, a model) with a baseline on cost per run, tokens per layer and cache hit
     /// rate; exits 1 when the candidate is worse than allowed, 3 when there are too few runs.
@@ -206,6 +209,24 @@ struct LongtailArgs {
     /// `table` or `json`.
     #[arg(long, default_value = "table")]
     format: String,
+}
+
+#[derive(Debug, Args)]
+struct MetersArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// First day (UTC): a date, or relative (`30d`).
+    #[arg(long, default_value = "30d")]
+    since: String,
+    /// End (exclusive).
+    #[arg(long, default_value = "now")]
+    until: String,
+    /// The events' `source`: a URI reference naming this deployment.
+    #[arg(long, default_value = "/burnrate")]
+    source: String,
+    /// Write the batch here instead of stdout.
+    #[arg(long, short)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -586,6 +607,7 @@ fn main() -> ExitCode {
         Command::Migrate(args) => cli::migrate::run(&args.from, &args.to),
         Command::Compare(args) => cli::compare::run(&args),
         Command::Invoice(args) => cli::invoice::run(&args),
+        Command::Meters(args) => cli::invoice::meters(&args),
         Command::Query(args) => cli::query::run_query(args),
         Command::Report(args) => cli::query::run_report(args),
         Command::Prices { command } => cli::prices::run(command),

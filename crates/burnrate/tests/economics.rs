@@ -452,3 +452,87 @@ price_per_outcome_usd = "0.40"
         1
     );
 }
+
+/// Runs `tests/js/validate_cloudevents.js` (the CNCF SDK's compiled CloudEvents schema) on
+/// `file`.
+fn validate_cloudevents(file: &Path) -> Output {
+    let dir = support::js_dir();
+    std::process::Command::new("node")
+        .arg(dir.join("validate_cloudevents.js"))
+        .arg(file)
+        .current_dir(&dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_usage_export_is_valid_cloudevents_that_add_up_to_the_ledger() {
+    use rust_decimal::Decimal;
+    let dir = tempfile::tempdir().unwrap();
+    let db = billing_ledger(dir.path());
+    let file = dir.path().join("usage.json");
+    ok(&[
+        "meters",
+        "--db",
+        &db,
+        "--since",
+        "2026-11-01",
+        "--until",
+        "2026-12-01",
+        "--source",
+        "/burnrate/test",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    let valid = validate_cloudevents(&file);
+    assert!(
+        valid.status.success(),
+        "{}",
+        String::from_utf8_lossy(&valid.stderr)
+    );
+    let events: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    // One event per tenant, meter and day; ids unique.
+    let ids: std::collections::HashSet<_> = events.iter().map(|e| e["id"].clone()).collect();
+    assert_eq!(ids.len(), events.len());
+    // Calls fall on days 1 to 28: seven meters for each day a tenant called.
+    let days = |calls: usize| calls.min(28) * 7;
+    assert_eq!(events.len(), days(40) + days(30) + days(25));
+    // The cost meter adds up to the ledger's cost per tenant, to the femtodollar.
+    let totals: serde_json::Value = serde_json::from_str(&ok(&[
+        "query",
+        "--db",
+        &db,
+        "--since",
+        "2026-11-01",
+        "--until",
+        "2026-12-01",
+        "--group-by",
+        "tenant_id",
+        "--metrics",
+        "cost_usd,requests",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    for row in totals["rows"].as_array().unwrap() {
+        let tenant = row["tenant_id"].as_str().unwrap();
+        let meter = |name: &str| {
+            events
+                .iter()
+                .filter(|e| e["subject"] == tenant && e["data"]["meter"] == name)
+                .map(|e| e["data"]["value"].clone())
+                .collect::<Vec<_>>()
+        };
+        let cost: Decimal = meter("cost_usd").iter().map(decimal).sum();
+        assert_eq!(cost, decimal(&row["cost_usd"]), "{tenant}");
+        let calls: u64 = meter("requests").iter().map(|v| v.as_u64().unwrap()).sum();
+        assert_eq!(serde_json::json!(calls), row["requests"], "{tenant}");
+    }
+    // The validator is not a rubber stamp: an event without a source fails it.
+    let mut broken = events[0].clone();
+    broken.as_object_mut().unwrap().remove("source");
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, serde_json::json!([broken]).to_string()).unwrap();
+    assert!(!validate_cloudevents(&bad).status.success());
+}

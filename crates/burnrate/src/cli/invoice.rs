@@ -1,5 +1,5 @@
 //! `burnrate invoice`: a month's invoice lines per tenant from the contracts in the
-//! gateway's configuration.
+//! gateway's configuration; `burnrate meters`: the usage behind them as CloudEvents.
 
 use std::process::ExitCode;
 
@@ -11,7 +11,7 @@ use comfy_table::{CellAlignment, Table};
 
 use super::query::open;
 use super::reports::report_context;
-use crate::{Format, InvoiceArgs};
+use crate::{Format, InvoiceArgs, MetersArgs};
 
 /// Prints the invoice lines of the month.
 pub fn run(args: &InvoiceArgs) -> anyhow::Result<ExitCode> {
@@ -82,6 +82,28 @@ pub fn run(args: &InvoiceArgs) -> anyhow::Result<ExitCode> {
             println!("total for {}: {}", args.month, cents(total));
         }
         other => bail!("--format {other:?}: invoices are table, csv or json"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the usage of the range as a CloudEvents JSON batch.
+pub fn meters(args: &MetersArgs) -> anyhow::Result<ExitCode> {
+    let now = chrono::Utc::now();
+    let since = super::time::parse_time(&args.since, now).context("--since")?;
+    let until = super::time::parse_time(&args.until, now).context("--until")?;
+    let store = open(&args.db.db)?;
+    let (events, untagged) =
+        burnrate_insight::meters::usage_events(store.as_ref(), since, until, &args.source)?;
+    if untagged > 0 {
+        eprintln!("WARNING: {untagged} calls without a tenant are not in the export");
+    }
+    let text = serde_json::to_string_pretty(&events)? + "\n";
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {} CloudEvents to {}", events.len(), path.display());
+        }
+        None => print!("{text}"),
     }
     Ok(ExitCode::SUCCESS)
 }
