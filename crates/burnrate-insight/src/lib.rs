@@ -5,6 +5,7 @@
 //! a few purpose-built store queries), never by loading events into memory.
 
 pub mod baseline;
+pub mod cohorts;
 pub mod compare;
 pub mod detectors;
 pub mod economics;

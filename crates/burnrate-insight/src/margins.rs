@@ -58,6 +58,9 @@ pub struct Contract {
     pub price_per_outcome_usd: Option<Money>,
     /// A label to group tenants by (plan, tier, region).
     pub tier: Option<String>,
+    /// The month the tenant signed up, `YYYY-MM`: its cohort.
+    #[serde(default)]
+    pub signup: Option<String>,
 }
 
 /// Checks contracts, naming each problem by its place (`contracts[2].markup`).
@@ -88,6 +91,11 @@ pub fn validate(contracts: &[Contract]) -> Vec<String> {
                 "{at}.{needed}: required for kind {:?}",
                 contract.kind
             ));
+        }
+        if let Some(signup) = &contract.signup
+            && chrono::NaiveDate::parse_from_str(&format!("{signup}-01"), "%Y-%m-%d").is_err()
+        {
+            problems.push(format!("{at}.signup: `{signup}` is not a month YYYY-MM"));
         }
         if contract.included_usd.is_some() && contract.kind != Kind::Bundled {
             problems.push(format!(

@@ -432,6 +432,7 @@ fn each_contract_kind_bills_its_way_and_bad_contracts_are_named() {
         included_usd: None,
         price_per_outcome_usd: per.map(usd),
         tier: None,
+        signup: None,
     };
     let half = Decimal::new(5, 1);
     let pass = contract(Kind::PassThrough, Some("0.25"), None, None);

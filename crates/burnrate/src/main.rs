@@ -62,6 +62,9 @@ enum Command {
     /// A month's invoice lines per tenant from the `[[contracts]]` of a configuration file,
     /// each with the usage and the query behind it.
     Invoice(InvoiceArgs),
+    /// Cohort unit economics: tenants grouped by their contract's tier or signup month, per
+    /// month: cost per tenant, per seat, per successful outcome, and the margin.
+    Cohorts(CohortsArgs),
     /// Usage as CloudEvents (one per tenant, meter and day), a JSON batch for metering and
     /// billing systems.
     Meters(MetersArgs),
@@ -209,6 +212,27 @@ struct LongtailArgs {
     /// `table` or `json`.
     #[arg(long, default_value = "table")]
     format: String,
+}
+
+#[derive(Debug, Args)]
+struct CohortsArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The gateway's configuration file holding `[[contracts]]` (with `tier`, `signup`).
+    #[arg(long)]
+    config: PathBuf,
+    /// `tier` or `signup`.
+    #[arg(long, default_value = "tier")]
+    by: String,
+    /// First month, `YYYY-MM`.
+    #[arg(long)]
+    from: String,
+    /// Last month, `YYYY-MM` (default: the current month).
+    #[arg(long)]
+    to: Option<String>,
+    /// `table` or `json`.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -608,6 +632,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => cli::compare::run(&args),
         Command::Invoice(args) => cli::invoice::run(&args),
         Command::Meters(args) => cli::invoice::meters(&args),
+        Command::Cohorts(args) => cli::invoice::cohorts(&args),
         Command::Query(args) => cli::query::run_query(args),
         Command::Report(args) => cli::query::run_report(args),
         Command::Prices { command } => cli::prices::run(command),

@@ -325,6 +325,41 @@ fn billing_ledger(dir: &Path) -> String {
     db.to_str().unwrap().to_owned()
 }
 
+/// One contract of each kind for the billing ledger's tenants, with tiers and signup months;
+/// returns the configuration file.
+fn contracts(dir: &Path) -> std::path::PathBuf {
+    let config = dir.join("burnrate.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[contracts]]
+tenant = "acme"
+kind = "pass_through"
+markup = "0.25"
+tier = "growth"
+signup = "2026-09"
+
+[[contracts]]
+tenant = "beta"
+kind = "bundled"
+monthly_fee_usd = "100"
+included_usd = "0.50"
+markup = "0.10"
+tier = "growth"
+signup = "2026-10"
+
+[[contracts]]
+tenant = "gamma"
+kind = "outcome"
+price_per_outcome_usd = "0.40"
+tier = "enterprise"
+signup = "2026-10"
+"#,
+    )
+    .unwrap();
+    config
+}
+
 fn decimal(value: &serde_json::Value) -> rust_decimal::Decimal {
     value.as_str().unwrap().parse().unwrap()
 }
@@ -334,29 +369,7 @@ fn invoice_lines_equal_ledger_totals_plus_each_contract_kind_terms() {
     use rust_decimal::Decimal;
     let dir = tempfile::tempdir().unwrap();
     let db = billing_ledger(dir.path());
-    let config = dir.path().join("burnrate.toml");
-    std::fs::write(
-        &config,
-        r#"
-[[contracts]]
-tenant = "acme"
-kind = "pass_through"
-markup = "0.25"
-
-[[contracts]]
-tenant = "beta"
-kind = "bundled"
-monthly_fee_usd = "100"
-included_usd = "0.50"
-markup = "0.10"
-
-[[contracts]]
-tenant = "gamma"
-kind = "outcome"
-price_per_outcome_usd = "0.40"
-"#,
-    )
-    .unwrap();
+    let config = contracts(dir.path());
     // The ledger's own totals per tenant for November.
     let totals: serde_json::Value = serde_json::from_str(&ok(&[
         "query",
@@ -535,4 +548,90 @@ fn the_usage_export_is_valid_cloudevents_that_add_up_to_the_ledger() {
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, serde_json::json!([broken]).to_string()).unwrap();
     assert!(!validate_cloudevents(&bad).status.success());
+}
+
+#[test]
+fn cohorts_group_tenants_by_tier_or_signup_with_unit_costs_and_margins() {
+    use rust_decimal::Decimal;
+    let dir = tempfile::tempdir().unwrap();
+    let db = billing_ledger(dir.path());
+    let config = contracts(dir.path());
+    let totals: serde_json::Value = serde_json::from_str(&ok(&[
+        "query",
+        "--db",
+        &db,
+        "--since",
+        "2026-11-01",
+        "--until",
+        "2026-12-01",
+        "--group-by",
+        "tenant_id",
+        "--metrics",
+        "cost_usd,outcomes",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    let cost = |tenant: &str| {
+        totals["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["tenant_id"] == tenant)
+            .map(|row| decimal(&row["cost_usd"]))
+            .unwrap()
+    };
+    let config = config.to_str().unwrap();
+    let rows = |by: &str| -> Vec<serde_json::Value> {
+        let text = ok(&[
+            "cohorts", "--db", &db, "--config", config, "--by", by, "--from", "2026-11", "--to",
+            "2026-11", "--format", "json",
+        ]);
+        serde_json::from_str(&text).unwrap()
+    };
+    let by_tier = rows("tier");
+    let growth = by_tier.iter().find(|r| r["cohort"] == "growth").unwrap();
+    assert_eq!(growth["tenants"], 2);
+    assert_eq!(decimal(&growth["cost_usd"]), cost("acme") + cost("beta"));
+    assert_eq!(
+        decimal(&growth["cost_per_tenant_usd"]),
+        ((cost("acme") + cost("beta")) / Decimal::from(2)).round_dp(15)
+    );
+    // Revenue: acme's cost × 1.25, beta's fee and its cost above $0.50 × 1.10.
+    let revenue = cost("acme") * Decimal::new(125, 2)
+        + Decimal::from(100)
+        + (cost("beta") - Decimal::new(5, 1)) * Decimal::new(110, 2);
+    assert_eq!(decimal(&growth["revenue_usd"]), revenue);
+    let enterprise = by_tier
+        .iter()
+        .find(|r| r["cohort"] == "enterprise")
+        .unwrap();
+    let outcomes = enterprise["outcomes"].as_u64().unwrap();
+    assert!(outcomes > 0);
+    assert_eq!(
+        decimal(&enterprise["cost_per_outcome_usd"]),
+        (cost("gamma") / Decimal::from(outcomes)).round_dp(15)
+    );
+    let margin = enterprise["margin"].as_f64().unwrap();
+    let revenue = Decimal::new(40, 2) * Decimal::from(outcomes);
+    let expected: f64 = ((revenue - cost("gamma")) / revenue)
+        .to_string()
+        .parse()
+        .unwrap();
+    assert!((margin - expected).abs() < 1e-9, "{margin} {expected}");
+    // By signup month: acme alone in September's cohort, beta and gamma in October's.
+    let by_signup = rows("signup");
+    let cohort = |name: &str| {
+        by_signup
+            .iter()
+            .find(|r| r["cohort"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(cohort("2026-09")["tenants"], 1);
+    assert_eq!(cohort("2026-10")["tenants"], 2);
+    assert_eq!(
+        decimal(&cohort("2026-10")["cost_usd"]),
+        cost("beta") + cost("gamma")
+    );
 }

@@ -1,5 +1,6 @@
 //! `burnrate invoice`: a month's invoice lines per tenant from the contracts in the
-//! gateway's configuration; `burnrate meters`: the usage behind them as CloudEvents.
+//! gateway's configuration; `burnrate meters`: the usage behind them as CloudEvents;
+//! `burnrate cohorts`: unit economics by cohort.
 
 use std::process::ExitCode;
 
@@ -11,12 +12,17 @@ use comfy_table::{CellAlignment, Table};
 
 use super::query::open;
 use super::reports::report_context;
-use crate::{Format, InvoiceArgs, MetersArgs};
+use crate::{CohortsArgs, Format, InvoiceArgs, MetersArgs};
+
+/// The first day of `YYYY-MM`, named by its option.
+fn month(text: &str, option: &str) -> anyhow::Result<NaiveDate> {
+    NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d")
+        .map_err(|_| anyhow!("{option} `{text}`: give a month as YYYY-MM"))
+}
 
 /// Prints the invoice lines of the month.
 pub fn run(args: &InvoiceArgs) -> anyhow::Result<ExitCode> {
-    let month = NaiveDate::parse_from_str(&format!("{}-01", args.month), "%Y-%m-%d")
-        .map_err(|_| anyhow!("--month `{}`: give a month as YYYY-MM", args.month))?;
+    let month = month(&args.month, "--month")?;
     let contracts = report_context(Some(&args.config))?.contracts;
     if contracts.is_empty() {
         bail!(
@@ -83,6 +89,69 @@ pub fn run(args: &InvoiceArgs) -> anyhow::Result<ExitCode> {
         }
         other => bail!("--format {other:?}: invoices are table, csv or json"),
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the cohorts' unit economics month by month.
+pub fn cohorts(args: &CohortsArgs) -> anyhow::Result<ExitCode> {
+    use burnrate_insight::cohorts::{CohortBy, cohorts};
+    let by = match args.by.as_str() {
+        "tier" => CohortBy::Tier,
+        "signup" => CohortBy::Signup,
+        other => bail!("--by `{other}`: tier or signup"),
+    };
+    let first = month(&args.from, "--from")?;
+    let last = match &args.to {
+        Some(text) => month(text, "--to")?,
+        None => chrono::Utc::now().date_naive(),
+    };
+    let contracts = report_context(Some(&args.config))?.contracts;
+    let store = open(&args.db.db)?;
+    let rows = cohorts(store.as_ref(), &contracts, by, first, last)?;
+    if args.format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = Table::new();
+    table.set_header([
+        "cohort",
+        "month",
+        "tenants",
+        "seats",
+        "cost",
+        "per tenant",
+        "per seat",
+        "per outcome",
+        "revenue",
+        "margin",
+    ]);
+    // Unit costs can be fractions of a cent.
+    let money = |m: Option<Money>| {
+        m.map(|m| format!("${:.4}", m.as_decimal().round_dp(4)))
+            .unwrap_or_else(|| "-".into())
+    };
+    for row in &rows {
+        table.add_row([
+            row.cohort.clone(),
+            row.month.clone(),
+            row.tenants.to_string(),
+            row.seats.to_string(),
+            cents(row.cost_usd),
+            money(row.cost_per_tenant_usd),
+            money(row.cost_per_seat_usd),
+            money(row.cost_per_outcome_usd),
+            cents(row.revenue_usd),
+            row.margin
+                .map(|m| format!("{:.1}%", m * 100.0))
+                .unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    for column in 2..=9 {
+        if let Some(column) = table.column_mut(column) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    println!("{table}");
     Ok(ExitCode::SUCCESS)
 }
 
