@@ -360,6 +360,26 @@ signup = "2026-10"
     config
 }
 
+/// The ledger's own November figures per tenant (`burnrate query`'s JSON).
+fn november_by_tenant(db: &str, metrics: &str) -> serde_json::Value {
+    let text = ok(&[
+        "query",
+        "--db",
+        db,
+        "--since",
+        "2026-11-01",
+        "--until",
+        "2026-12-01",
+        "--group-by",
+        "tenant_id",
+        "--metrics",
+        metrics,
+        "--format",
+        "json",
+    ]);
+    serde_json::from_str(&text).unwrap()
+}
+
 fn decimal(value: &serde_json::Value) -> rust_decimal::Decimal {
     value.as_str().unwrap().parse().unwrap()
 }
@@ -371,22 +391,7 @@ fn invoice_lines_equal_ledger_totals_plus_each_contract_kind_terms() {
     let db = billing_ledger(dir.path());
     let config = contracts(dir.path());
     // The ledger's own totals per tenant for November.
-    let totals: serde_json::Value = serde_json::from_str(&ok(&[
-        "query",
-        "--db",
-        &db,
-        "--since",
-        "2026-11-01",
-        "--until",
-        "2026-12-01",
-        "--group-by",
-        "tenant_id",
-        "--metrics",
-        "requests,cost_usd,outcomes",
-        "--format",
-        "json",
-    ]))
-    .unwrap();
+    let totals: serde_json::Value = november_by_tenant(&db, "requests,cost_usd,outcomes");
     let ledger = |tenant: &str| {
         totals["rows"]
             .as_array()
@@ -512,22 +517,7 @@ fn the_usage_export_is_valid_cloudevents_that_add_up_to_the_ledger() {
     let days = |calls: usize| calls.min(28) * 7;
     assert_eq!(events.len(), days(40) + days(30) + days(25));
     // The cost meter adds up to the ledger's cost per tenant, to the femtodollar.
-    let totals: serde_json::Value = serde_json::from_str(&ok(&[
-        "query",
-        "--db",
-        &db,
-        "--since",
-        "2026-11-01",
-        "--until",
-        "2026-12-01",
-        "--group-by",
-        "tenant_id",
-        "--metrics",
-        "cost_usd,requests",
-        "--format",
-        "json",
-    ]))
-    .unwrap();
+    let totals: serde_json::Value = november_by_tenant(&db, "cost_usd,requests");
     for row in totals["rows"].as_array().unwrap() {
         let tenant = row["tenant_id"].as_str().unwrap();
         let meter = |name: &str| {
@@ -556,22 +546,7 @@ fn cohorts_group_tenants_by_tier_or_signup_with_unit_costs_and_margins() {
     let dir = tempfile::tempdir().unwrap();
     let db = billing_ledger(dir.path());
     let config = contracts(dir.path());
-    let totals: serde_json::Value = serde_json::from_str(&ok(&[
-        "query",
-        "--db",
-        &db,
-        "--since",
-        "2026-11-01",
-        "--until",
-        "2026-12-01",
-        "--group-by",
-        "tenant_id",
-        "--metrics",
-        "cost_usd,outcomes",
-        "--format",
-        "json",
-    ]))
-    .unwrap();
+    let totals: serde_json::Value = november_by_tenant(&db, "cost_usd,outcomes");
     let cost = |tenant: &str| {
         totals["rows"]
             .as_array()
