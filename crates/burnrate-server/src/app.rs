@@ -90,26 +90,33 @@ pub async fn stopping_after(tasks: &TaskTracker, tick: std::time::Duration) -> b
 /// The price book as the gateway uses it on the request path: the policy's worst-case
 /// reservations and settlements, and the cost metric.
 pub struct LivePrices {
-    book: PriceBook,
+    book: arc_swap::ArcSwap<PriceBook>,
 }
 
 impl LivePrices {
     /// Wraps the store's price book.
     pub fn new(book: PriceBook) -> LivePrices {
-        LivePrices { book }
+        LivePrices {
+            book: arc_swap::ArcSwap::from_pointee(book),
+        }
     }
 
     /// The price book.
-    pub fn book(&self) -> &PriceBook {
-        &self.book
+    pub fn book(&self) -> arc_swap::Guard<Arc<PriceBook>> {
+        self.book.load()
+    }
+
+    /// Replaces the book (a price update reached the ledger).
+    pub fn replace(&self, book: PriceBook) {
+        self.book.store(Arc::new(book));
     }
 
     /// The event's exact list-price cost, `None` when its model has no price.
     pub fn cost(&self, event: &UsageEvent) -> Option<Money> {
-        let key = self.book.resolve(&event.provider, &event.model)?;
+        let book = self.book.load();
+        let key = book.resolve(&event.provider, &event.model)?;
         let tier = ServiceTier::from_event(event.service_tier.as_deref());
-        self.book
-            .cost(&key, event.ts.date_naive(), tier, &event.usage)
+        book.cost(&key, event.ts.date_naive(), tier, &event.usage)
     }
 }
 

@@ -207,6 +207,8 @@ impl Default for RawAttribution {
 struct RawPrices {
     overrides: Option<PathBuf>,
     max_age_days: i64,
+    update_from: Option<String>,
+    update_interval_h: u64,
 }
 
 impl Default for RawPrices {
@@ -214,6 +216,8 @@ impl Default for RawPrices {
         RawPrices {
             overrides: None,
             max_age_days: 30,
+            update_from: None,
+            update_interval_h: 24,
         }
     }
 }
@@ -266,6 +270,8 @@ pub struct Config {
     pub price_overrides: Option<PathBuf>,
     /// Age beyond which the price snapshot is reported stale.
     pub max_price_age_days: i64,
+    /// Where a newer LiteLLM price table is read from (a URL or a file), and how often.
+    pub price_update: Option<(String, Duration)>,
     /// Where policy state lives.
     pub state: StateConfig,
     /// Enforcement rules.
@@ -389,6 +395,15 @@ impl RawConfig {
                 None
             }
         };
+        if self.prices.update_interval_h == 0 {
+            problems.push("prices.update_interval_h: must be at least 1".into());
+        }
+        let price_update = self.prices.update_from.take().map(|from| {
+            (
+                from,
+                Duration::from_secs(self.prices.update_interval_h.max(1) * 3_600),
+            )
+        });
         let providers = validate_providers(self.providers, &env, &mut problems);
         let keys = validate_keys(self.keys, &mut problems);
         let require = validate_require(&self.attribution.require, &mut problems);
@@ -453,6 +468,7 @@ impl RawConfig {
                 untagged,
                 price_overrides: self.prices.overrides,
                 max_price_age_days: self.prices.max_age_days,
+                price_update,
                 state,
                 policy: Arc::new(self.policy),
                 notifiers: self.notifiers,

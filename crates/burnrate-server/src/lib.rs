@@ -13,6 +13,7 @@ pub mod keys;
 pub mod ledger;
 pub mod metrics;
 pub mod notify;
+pub mod price_update;
 pub mod proxy;
 pub mod reports;
 pub mod retention;

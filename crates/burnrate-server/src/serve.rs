@@ -206,6 +206,7 @@ impl Gateway {
         crate::enforce::spawn_sighup(Arc::clone(&state));
         crate::reports::spawn_scheduler(Arc::clone(&state));
         crate::retention::spawn_scheduler(Arc::clone(&state));
+        crate::price_update::spawn_scheduler(Arc::clone(&state));
         let app = router(Arc::clone(&state));
         // Without TCP_NODELAY the last small write of a response can wait for the client's
         // delayed ACK (~40 ms): streams end with small chunks.

@@ -610,3 +610,66 @@ fn cohorts_group_tenants_by_tier_or_signup_with_unit_costs_and_margins() {
         cost("beta") + cost("gamma")
     );
 }
+
+#[test]
+fn the_gateway_picks_up_a_newer_price_table_and_the_ledger_prices_with_it() {
+    use rust_decimal::Decimal;
+    let mock = support::mock_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("prices.json");
+    std::fs::write(
+        &table,
+        r#"{"gpt-4o": {"input_cost_per_token": 1e-3, "output_cost_per_token": 2e-3,
+                       "litellm_provider": "openai", "mode": "chat"}}"#,
+    )
+    .unwrap();
+    let extra = format!(
+        "[prices]\nupdate_from = \"{}\"\nupdate_interval_h = 24\n",
+        table.display()
+    );
+    let config = support::write_config(dir.path(), &mock.url, &extra);
+    let gateway = support::serve(&config);
+    let answer = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/chat/completions", gateway.url))
+        .bearer_auth(support::KEY)
+        .header("X-Attribution-User-ID", "u1")
+        .header("X-Attribution-Feature", "pricing")
+        .header("x-mock-output-tokens", "100")
+        .json(
+            &serde_json::json!({"model": "gpt-4o", "service_tier": "default",
+            "messages": [{"role": "user", "content": "price me"}]}),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(gateway.terminate().success());
+
+    let db = dir.path().join("ledger.duckdb");
+    let events = support::export(&db);
+    assert_eq!(events.len(), 1);
+    let usage = &events[0]["usage"];
+    let (input, output) = (
+        usage["input_tokens"].as_u64().unwrap(),
+        usage["output_tokens"].as_u64().unwrap(),
+    );
+    assert_eq!(output, 100);
+    // Priced with the table read at start: $0.001 per input token, $0.002 per output token.
+    let cost = ok(&[
+        "query",
+        "--db",
+        db.to_str().unwrap(),
+        "--since",
+        "2d",
+        "--metrics",
+        "cost_usd",
+        "--format",
+        "json",
+    ]);
+    let cost: serde_json::Value = serde_json::from_str(&cost).unwrap();
+    let expected =
+        Decimal::new(1, 3) * Decimal::from(input) + Decimal::new(2, 3) * Decimal::from(output);
+    assert_eq!(decimal(&cost["rows"][0]["cost_usd"]), expected);
+    // The new version is on record with its source; the bundled one is its history.
+    let shown = ok(&["prices", "show", "gpt-4o", "--db", db.to_str().unwrap()]);
+    assert!(shown.contains("prices.json@"), "{shown}");
+}

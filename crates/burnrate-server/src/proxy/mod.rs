@@ -230,7 +230,7 @@ async fn admit(
     };
     let admission = state
         .policy
-        .admit(&config.policy, state.prices.book(), &facts)
+        .admit(&config.policy, &state.prices.book(), &facts)
         .await
         .map_err(|error| refuse(&context, ApiError::Unavailable(error.to_string())))?;
     let ticket = match admission {
