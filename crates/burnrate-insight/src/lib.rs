@@ -15,6 +15,7 @@ pub mod longtail;
 pub mod margins;
 pub mod meters;
 pub mod report;
+pub mod roles;
 mod series;
 
 pub use detectors::{Finding, Severity};

@@ -59,6 +59,9 @@ enum Command {
     Anomalies(AnomaliesArgs),
     /// The long tail of spend over one dimension: Pareto shares and the Gini coefficient.
     Longtail(LongtailArgs),
+    /// Agent roles in multi-agent runs: each agent name and depth's share of the cost of the
+    /// runs it took part in.
+    Roles(RolesArgs),
     /// A month's invoice lines per tenant from the `[[contracts]]` of a configuration file,
     /// each with the usage and the query behind it.
     Invoice(InvoiceArgs),
@@ -269,6 +272,24 @@ struct InvoiceArgs {
     /// `table`, `csv` or `json`.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+}
+
+#[derive(Debug, Args)]
+struct RolesArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Start: RFC 3339, a date, or relative (`30d`).
+    #[arg(long, default_value = "30d")]
+    since: String,
+    /// End (exclusive).
+    #[arg(long, default_value = "now")]
+    until: String,
+    /// `key=value` filters (`feature=triage`). Repeatable.
+    #[arg(long = "filter", value_name = "K=V")]
+    filters: Vec<String>,
+    /// `table` or `json`.
+    #[arg(long, default_value = "table")]
+    format: String,
 }
 
 #[derive(Debug, Args)]
@@ -630,6 +651,7 @@ fn main() -> ExitCode {
         Command::Import(args) => cli::import::run(&args.db.db, &args.files),
         Command::Migrate(args) => cli::migrate::run(&args.from, &args.to),
         Command::Compare(args) => cli::compare::run(&args),
+        Command::Roles(args) => cli::insight::roles(&args),
         Command::Invoice(args) => cli::invoice::run(&args),
         Command::Meters(args) => cli::invoice::meters(&args),
         Command::Cohorts(args) => cli::invoice::cohorts(&args),

@@ -673,3 +673,99 @@ fn the_gateway_picks_up_a_newer_price_table_and_the_ledger_prices_with_it() {
     let shown = ok(&["prices", "show", "gpt-4o", "--db", db.to_str().unwrap()]);
     assert!(shown.contains("prices.json@"), "{shown}");
 }
+
+#[test]
+fn agent_roles_show_each_agents_share_of_the_runs_it_is_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let call = |run: Option<String>, agent: Option<(&str, u32)>, input: u64, minute: u32| {
+        let mut event = serde_json::json!({
+            "ts": format!("2026-11-18T10:{minute:02}:00Z"), "provider": "openai",
+            "model": "gpt-4.1", "tenant_id": "acme", "feature": "research",
+            "usage": {"input_tokens": input, "output_tokens": 0},
+        });
+        if let Some(run) = run {
+            event["agent_run_id"] = run.into();
+        }
+        if let Some((name, depth)) = agent {
+            event["agent_name"] = name.into();
+            event["span_depth"] = depth.into();
+        }
+        event.to_string()
+    };
+    let mut lines = Vec::new();
+    for run in 0..20 {
+        let id = || Some(format!("run-{run}"));
+        // The coordinator makes two calls, each worker one: half the run's cost is its.
+        lines.push(call(id(), Some(("coordinator", 0)), 2_500, run));
+        lines.push(call(id(), Some(("coordinator", 0)), 2_500, run + 30));
+        lines.push(call(id(), Some(("researcher", 1)), 2_500, run));
+        lines.push(call(id(), Some(("writer", 1)), 2_500, run));
+    }
+    lines.push(call(Some("solo".into()), None, 4_000, 55));
+    lines.push(call(None, None, 9_000, 56)); // outside any run: not a role
+    let events = dir.path().join("roles.jsonl");
+    std::fs::write(&events, lines.join("\n")).unwrap();
+    let db = dir.path().join("roles.duckdb");
+    let db = db.to_str().unwrap();
+    ok(&["import", "--db", db, events.to_str().unwrap()]);
+
+    let text = ok(&[
+        "roles",
+        "--db",
+        db,
+        "--since",
+        "2026-11-01",
+        "--until",
+        "2026-12-01",
+        "--filter",
+        "feature=research",
+        "--format",
+        "json",
+    ]);
+    let roles: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let role = |name: Option<&str>| {
+        roles
+            .iter()
+            .find(|r| r["agent_name"].as_str() == name)
+            .unwrap_or_else(|| panic!("{name:?} in {text}"))
+            .clone()
+    };
+    let share = |r: &serde_json::Value, key: &str| r[key].as_f64().unwrap();
+    let coordinator = role(Some("coordinator"));
+    assert_eq!(coordinator["runs"], 20);
+    assert_eq!(coordinator["depth"], 0);
+    assert!((share(&coordinator, "share_of_run_cost") - 0.5).abs() < 1e-12);
+    assert!((share(&coordinator, "median_share") - 0.5).abs() < 1e-12);
+    let researcher = role(Some("researcher"));
+    assert_eq!(researcher["depth"], 1);
+    assert!((share(&researcher, "share_of_run_cost") - 0.25).abs() < 1e-12);
+    // A run that named no agent is all "unnamed"; calls outside runs are not counted.
+    let solo = role(None);
+    assert_eq!(solo["runs"], 1);
+    assert!((share(&solo, "share_of_run_cost") - 1.0).abs() < 1e-12);
+    assert_eq!(roles[0]["agent_name"], serde_json::Value::Null);
+    assert_eq!(roles[1]["agent_name"], "coordinator");
+    // The weekly report carries the same roles.
+    let report = ok(&[
+        "report",
+        "weekly",
+        "--db",
+        db,
+        "--date",
+        "2026-11-20",
+        "--format",
+        "json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(
+        report["data"]["agent_roles"].as_array().unwrap().len(),
+        roles.len()
+    );
+    assert!(
+        report["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["title"] == "Agent roles in multi-agent runs")
+    );
+}

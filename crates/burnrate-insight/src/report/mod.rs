@@ -425,12 +425,60 @@ fn change(before: Option<f64>, now: Option<f64>) -> String {
     }
 }
 
+/// Agent roles in multi-agent runs: each agent's share of the runs it took part in, the
+/// `limit` largest.
+pub fn roles_section(roles: &[crate::roles::RoleShare], limit: usize) -> Section {
+    let rows: Vec<Vec<String>> = roles
+        .iter()
+        .take(limit)
+        .map(|role| {
+            vec![
+                role.agent_name
+                    .clone()
+                    .unwrap_or_else(|| "(unnamed)".into()),
+                role.depth.map_or("—".into(), |d| d.to_string()),
+                role.runs.to_string(),
+                usd(dollars(role.cost_usd)),
+                share(role.share_of_run_cost),
+                share(role.median_share),
+            ]
+        })
+        .collect();
+    let lead = roles.first().map(|top| {
+        format!(
+            "{} (depth {}) takes {} of the cost of the runs it is in.",
+            top.agent_name.as_deref().unwrap_or("(unnamed)"),
+            top.depth.map_or("—".into(), |d| d.to_string()),
+            share(top.share_of_run_cost)
+        )
+    });
+    Section {
+        title: "Agent roles in multi-agent runs".into(),
+        lead,
+        chart: None,
+        table: Some(Table {
+            headers: [
+                "agent",
+                "depth",
+                "runs",
+                "cost",
+                "share of its runs",
+                "median per run",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows,
+        }),
+    }
+}
+
 /// The weekly margin-drift report for the week ending on `day`.
 pub fn weekly(store: &dyn Store, day: NaiveDate, context: &Context) -> Result<Report, StoreError> {
     let end = day + Days::new(1);
     let week = (start_of(end - Days::new(7)), start_of(end));
     let before = (start_of(end - Days::new(14)), start_of(end - Days::new(7)));
     let (tail, tail_data) = tail_section(store, week.0, week.1)?;
+    let roles = crate::roles::agent_roles(store, week.0, week.1, &[])?;
     let per_outcome = week_over_week(store, &[route()], &[Metric::CostPerOutcome], day)?;
     let outcome_rows: Vec<Vec<String>> = per_outcome
         .iter()
@@ -581,8 +629,10 @@ pub fn weekly(store: &dyn Store, day: NaiveDate, context: &Context) -> Result<Re
                 chart: None,
                 table: table(&["route", "last week", "this week", "change"], prompt_rows),
             },
+            roles_section(&roles, 15),
         ],
-        data: json!({"long_tail": tail_data, "margins": this_week, "margins_last_week": last_week}),
+        data: json!({"long_tail": tail_data, "margins": this_week, "margins_last_week": last_week,
+                     "agent_roles": roles}),
     })
 }
 

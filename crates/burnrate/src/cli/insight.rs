@@ -1,4 +1,4 @@
-//! `burnrate anomalies` and `burnrate longtail`: insight over a ledger file.
+//! `burnrate anomalies`, `burnrate longtail` and `burnrate roles`: insight over a ledger.
 
 use std::process::ExitCode;
 
@@ -11,7 +11,7 @@ use comfy_table::Table;
 
 use super::query::open;
 use super::time::parse_time;
-use crate::{AnomaliesArgs, LongtailArgs};
+use crate::{AnomaliesArgs, LongtailArgs, RolesArgs};
 
 /// Runs every detector over each day of the range and prints the findings.
 pub fn anomalies(args: &AnomaliesArgs) -> anyhow::Result<ExitCode> {
@@ -95,4 +95,37 @@ fn output_is_json(format: &str) -> anyhow::Result<bool> {
         "json" => Ok(true),
         other => bail!("--format `{other}`: use table or json"),
     }
+}
+
+/// Prints each agent role's share of the cost of the runs it took part in.
+pub fn roles(args: &RolesArgs) -> anyhow::Result<ExitCode> {
+    let (since, until, filters) =
+        super::query::time_and_filters(&args.since, &args.until, &args.filters)?;
+    let json = output_is_json(&args.format)?;
+    let store = open(&args.db.db)?;
+    let roles = burnrate_insight::roles::agent_roles(store.as_ref(), since, until, &filters)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&roles)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if roles.is_empty() {
+        println!("no calls in agent runs from {since} to {until}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    // The weekly report's table, every row.
+    let section = burnrate_insight::report::roles_section(&roles, roles.len());
+    let mut table = Table::new();
+    if let Some(rows) = section.table {
+        table.set_header(rows.headers);
+        for row in rows.rows {
+            table.add_row(row);
+        }
+    }
+    for column in 2..=5 {
+        if let Some(column) = table.column_mut(column) {
+            column.set_cell_alignment(comfy_table::CellAlignment::Right);
+        }
+    }
+    println!("{table}");
+    Ok(ExitCode::SUCCESS)
 }

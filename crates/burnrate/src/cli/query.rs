@@ -203,13 +203,21 @@ pub fn open_duck(path: &std::path::Path) -> anyhow::Result<DuckStore> {
 fn range(
     args: &RangeArgs,
 ) -> anyhow::Result<(chrono::DateTime<Utc>, chrono::DateTime<Utc>, Vec<Filter>)> {
+    time_and_filters(&args.since, &args.until, &args.filters)
+}
+
+/// `--since`, `--until` and `--filter` values read (times relative to now).
+pub fn time_and_filters(
+    since: &str,
+    until: &str,
+    filters: &[String],
+) -> anyhow::Result<(chrono::DateTime<Utc>, chrono::DateTime<Utc>, Vec<Filter>)> {
     let now = Utc::now();
-    let since = parse_time(&args.since, now).context("--since")?;
-    let until = parse_time(&args.until, now).context("--until")?;
-    let filters = args
-        .filters
+    let since = parse_time(since, now).context("--since")?;
+    let until = parse_time(until, now).context("--until")?;
+    let filters = filters
         .iter()
-        .map(|f| f.parse::<Filter>().map_err(|e| anyhow!(e)))
+        .map(|f| f.parse::<Filter>().map_err(|e| anyhow!("--filter: {e}")))
         .collect::<anyhow::Result<_>>()?;
     Ok((since, until, filters))
 }
