@@ -284,6 +284,13 @@ pub struct RunLimits {
     pub loop_repeats: u64,
     /// A run idle this long is forgotten, in seconds.
     pub idle_ttl_s: u64,
+    /// The adaptive limit: stop a run once it has cost this many times the median run of
+    /// its feature over the last `adaptive_days` (off when unset).
+    pub adaptive_multiple: Option<f64>,
+    /// Days of history the median is taken over.
+    pub adaptive_days: u64,
+    /// A feature needs this many runs in that history before its runs are limited.
+    pub adaptive_min_runs: u64,
     /// Overrides the policy's mode for this rule.
     pub mode: Option<Mode>,
 }
@@ -296,6 +303,9 @@ impl Default for RunLimits {
             max_depth: 3,
             loop_repeats: 5,
             idle_ttl_s: 86_400,
+            adaptive_multiple: None,
+            adaptive_days: 7,
+            adaptive_min_runs: 20,
             mode: None,
         }
     }
@@ -392,10 +402,19 @@ impl PolicyConfig {
             ("max_tool_calls", runs.max_tool_calls),
             ("loop_repeats", runs.loop_repeats),
             ("idle_ttl_s", runs.idle_ttl_s),
+            ("adaptive_days", runs.adaptive_days),
         ] {
             if value == 0 {
                 problems.push(format!("policy.runs.{name}: must be at least 1"));
             }
+        }
+        if let Some(multiple) = runs.adaptive_multiple
+            && !(multiple.is_finite() && multiple > 1.0)
+        {
+            problems.push(format!(
+                "policy.runs.adaptive_multiple: {multiple} must be above 1 (3 stops a run at \
+                 three times its feature's median run)"
+            ));
         }
         problems
     }

@@ -9,6 +9,7 @@
 //! and feeds the kill switch. Reservations make overshoot impossible: a call only runs when
 //! its worst case fits in what the budget has not spent or promised to calls in flight.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -117,6 +118,8 @@ pub struct Ticket {
     token_limits: Vec<RateCheck>,
     tenant: String,
     run: Option<String>,
+    /// The adaptive cost limit of the call's run, in nanodollars (`u64::MAX`: none).
+    max_run_cost: u64,
     /// When the call was admitted: its budgets' periods are that moment's.
     admitted_at: DateTime<Utc>,
 }
@@ -298,6 +301,9 @@ pub struct Policy {
     state: State,
     cache: AnswerCache,
     baselines: RwLock<Arc<Baselines>>,
+    /// Per feature, the median cost of its runs over the last days, in nanodollars: what the
+    /// adaptive run limit multiplies.
+    run_costs: RwLock<Arc<HashMap<String, u64>>>,
 }
 
 fn expire_after(end: DateTime<Utc>) -> i64 {
@@ -319,7 +325,33 @@ impl Policy {
                 config.ladder.cache_max_mib.saturating_mul(1 << 20),
             ),
             baselines: RwLock::new(Arc::new(Baselines::default())),
+            run_costs: RwLock::new(Arc::new(HashMap::new())),
         }
+    }
+
+    /// Replaces the features' median run costs (nanodollars; computed from the store off the
+    /// request path), which the adaptive run limit multiplies.
+    pub fn set_run_costs(&self, medians: HashMap<String, u64>) {
+        *self
+            .run_costs
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(medians);
+    }
+
+    /// The adaptive cost limit of a run of `feature`, nanodollars; `u64::MAX` when off or
+    /// when the feature has no median yet.
+    fn run_cost_limit(&self, config: &PolicyConfig, feature: Option<&str>) -> u64 {
+        let (Some(multiple), Some(feature)) = (config.runs.adaptive_multiple, feature) else {
+            return u64::MAX;
+        };
+        let medians = self
+            .run_costs
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        medians
+            .get(feature)
+            .map_or(u64::MAX, |median| (*median as f64 * multiple) as u64)
     }
 
     /// The state backend (for pauses from the admin API and the start-up rebuild).
@@ -372,6 +404,7 @@ impl Policy {
     ) -> Result<Admission, StateError> {
         let mut ticket = Ticket {
             tenant: call.tenant.to_string(),
+            max_run_cost: self.run_cost_limit(config, call.feature),
             admitted_at: call.now,
             ..Ticket::default()
         };
@@ -632,9 +665,14 @@ impl Policy {
                 let usage = RunUsage {
                     tokens: outcome.tokens,
                     tool_calls: outcome.tool_calls,
+                    cost: u64::try_from(actual).unwrap_or(0),
                     tools: outcome.tools.clone(),
                 };
-                self.state.run_settle(run, &usage, run_bounds(config)).await
+                let bounds = RunBounds {
+                    max_cost: ticket.max_run_cost,
+                    ..run_bounds(config)
+                };
+                self.state.run_settle(run, &usage, bounds).await
             },
             async {
                 if actual == 0 {
@@ -1054,6 +1092,7 @@ fn run_bounds(config: &PolicyConfig) -> RunBounds {
         max_tool_calls: config.runs.max_tool_calls,
         max_depth: config.runs.max_depth,
         loop_repeats: config.runs.loop_repeats,
+        max_cost: u64::MAX,
         ttl_s: config.runs.idle_ttl_s,
     }
 }
@@ -1082,6 +1121,11 @@ fn describe_exceeded(config: &PolicyConfig, exceeded: &Exceeded) -> String {
                 runs.loop_repeats
             )
         }
+        Exceeded::Cost(nanos) => format!(
+            "adaptive cost limit ({}× its feature's median run): it has cost ${}",
+            runs.adaptive_multiple.unwrap_or_default(),
+            cost::money(i64::try_from(*nanos).unwrap_or(i64::MAX))
+        ),
     }
 }
 

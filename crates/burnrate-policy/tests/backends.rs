@@ -75,6 +75,7 @@ fn bounds() -> RunBounds {
         max_tool_calls: 3,
         max_depth: 1,
         loop_repeats: 2,
+        max_cost: 150_000,
         ttl_s: 600,
     }
 }
@@ -243,10 +244,16 @@ async fn scenario(state: &State) -> Vec<String> {
             .await
             .unwrap()
     ));
-    let usage = |tokens, tools: &[&str]| RunUsage {
+    let usage = |tokens: u64, tools: &[&str]| RunUsage {
         tokens,
         tool_calls: tools.len() as u64,
+        cost: 0,
         tools: tools.iter().map(|tool| tool.to_string()).collect(),
+    };
+    let spend = RunUsage {
+        tokens: 10,
+        cost: 100_000,
+        ..RunUsage::default()
     };
     for (run, call) in [
         ("root", usage(900, &["search:aa"])),
@@ -255,6 +262,9 @@ async fn scenario(state: &State) -> Vec<String> {
         ("loop", usage(10, &["search:aa"])),
         ("tools", usage(10, &["a:1", "b:1", "c:1"])),
         ("tools", usage(10, &["d:1"])),
+        // The adaptive cost limit, 150,000 nanodollars: the second call passes it.
+        ("spend", spend.clone()),
+        ("spend", spend.clone()),
     ] {
         note(format!(
             "{run}: {:?}",
@@ -321,6 +331,8 @@ async fn redis_and_memory_agree_on_every_operation() {
         "{text}"
     );
     assert!(text.contains("lost: Some(Tokens(1100))"), "{text}");
+    assert!(text.contains("spend: None"), "{text}");
+    assert!(text.contains("spend: Some(Cost(200000))"), "{text}");
     assert!(text.contains("counter 15"));
     assert!(text.contains(&format!("{:?}", Some(Exceeded::Tokens(1_100)))));
     assert!(text.contains(&format!(

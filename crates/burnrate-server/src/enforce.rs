@@ -100,7 +100,40 @@ pub async fn rebuild(
         let spent = tenant_costs(ledger, hour, now + Days::seconds(1)).await?;
         policy.seed_hour(now, &spent).await?;
     }
+    if config.runs.adaptive_multiple.is_some() {
+        let medians = run_cost_medians(config, ledger, now).await?;
+        tracing::info!(features = medians.len(), "median run costs computed");
+        policy.set_run_costs(medians);
+    }
     Ok(())
+}
+
+/// Per feature with at least `adaptive_min_runs` runs in the last `adaptive_days`, the
+/// median (nearest-rank) cost of its runs, in nanodollars: what the adaptive run limit
+/// multiplies.
+pub async fn run_cost_medians(
+    config: &PolicyConfig,
+    ledger: &Ledger,
+    now: DateTime<Utc>,
+) -> Result<HashMap<String, u64>, burnrate_store::StoreError> {
+    let days = i64::try_from(config.runs.adaptive_days).unwrap_or(i64::MAX);
+    let mut spec = QuerySpec::new(now - Days::days(days), now);
+    spec.group_by = vec![Dimension::Field(Field::Feature)];
+    spec.metrics = vec![Metric::Runs, Metric::CostPerRunP50];
+    let result = ledger.with_store(move |store| store.query(&spec)).await??;
+    Ok(result
+        .rows
+        .into_iter()
+        .filter_map(|row| match row.as_slice() {
+            [Cell::Text(feature), Cell::Count(runs), Cell::Money(median)]
+                if u64::try_from(*runs).unwrap_or(0) >= config.runs.adaptive_min_runs =>
+            {
+                let nanos = u64::try_from(burnrate_policy::cost::nanos(*median)).ok()?;
+                Some((feature.clone(), nanos))
+            }
+            _ => None,
+        })
+        .collect())
 }
 
 fn scope_field(scope: Scope) -> Field {
@@ -223,10 +256,20 @@ pub fn spawn_upkeep(state: Arc<AppState>) {
     let tasks = state.tasks.clone();
     tokio::spawn(async move {
         let mut computed_for = String::new();
+        let mut medians_for = String::new();
         loop {
             let now = Utc::now();
             let hour = now.format("%Y-%m-%dT%H").to_string();
             let config = state.config();
+            if config.policy.runs.adaptive_multiple.is_some() && hour != medians_for {
+                match run_cost_medians(&config.policy, &state.ledger, now).await {
+                    Ok(medians) => {
+                        state.policy.set_run_costs(medians);
+                        medians_for = hour.clone();
+                    }
+                    Err(error) => tracing::warn!(%error, "median run costs not computed"),
+                }
+            }
             if config.policy.kill_switch.enabled && hour != computed_for {
                 match baselines(&config.policy, &state.ledger, now).await {
                     Ok(baselines) => {

@@ -23,6 +23,8 @@ struct Run {
     depth: u64,
     tokens: u64,
     tool_calls: u64,
+    /// Nanodollars.
+    cost: u64,
     loops: HashMap<String, u64>,
     exceeded: Option<Exceeded>,
 }
@@ -339,6 +341,7 @@ impl MemoryState {
         let state = &mut entry.value;
         state.tokens = state.tokens.saturating_add(usage.tokens);
         state.tool_calls = state.tool_calls.saturating_add(usage.tool_calls);
+        state.cost = state.cost.saturating_add(usage.cost);
         let mut worst: Option<(&String, u64)> = None;
         for tool in &usage.tools {
             let count = state.loops.entry(tool.clone()).or_default();
@@ -352,10 +355,12 @@ impl MemoryState {
                 Some(Exceeded::Tokens(state.tokens))
             } else if state.tool_calls > bounds.max_tool_calls {
                 Some(Exceeded::ToolCalls(state.tool_calls))
+            } else if let Some((tool, count)) =
+                worst.filter(|(_, count)| *count >= bounds.loop_repeats)
+            {
+                Some(Exceeded::Loop(tool.clone(), count))
             } else {
-                worst
-                    .filter(|(_, count)| *count >= bounds.loop_repeats)
-                    .map(|(tool, count)| Exceeded::Loop(tool.clone(), count))
+                (state.cost > bounds.max_cost).then_some(Exceeded::Cost(state.cost))
             };
         }
         state.exceeded.clone()
@@ -372,6 +377,7 @@ mod tests {
             max_tool_calls: 3,
             max_depth: 2,
             loop_repeats: 2,
+            max_cost: u64::MAX,
             ttl_s: 60,
         }
     }
@@ -485,6 +491,7 @@ mod tests {
         let state = MemoryState::new();
         let usage = |tokens, tools: &[&str]| RunUsage {
             tokens,
+            cost: 0,
             tool_calls: tools.len() as u64,
             tools: tools.iter().map(|tool| tool.to_string()).collect(),
         };

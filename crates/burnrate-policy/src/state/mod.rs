@@ -138,6 +138,8 @@ pub enum Exceeded {
     Depth(u64),
     /// The loop detector: this tool (`name:args_hash`) this many times.
     Loop(String, u64),
+    /// The adaptive cost limit; what the run has cost, in nanodollars.
+    Cost(u64),
 }
 
 impl Exceeded {
@@ -148,6 +150,7 @@ impl Exceeded {
             Exceeded::ToolCalls(used) => format!("tool_calls {used}"),
             Exceeded::Depth(depth) => format!("depth {depth}"),
             Exceeded::Loop(tool, times) => format!("loop {times} {tool}"),
+            Exceeded::Cost(nanos) => format!("cost {nanos}"),
         }
     }
 
@@ -161,6 +164,7 @@ impl Exceeded {
             "tool_calls" => Some(Exceeded::ToolCalls(value)),
             "depth" => Some(Exceeded::Depth(value)),
             "loop" => Some(Exceeded::Loop(parts.next()?.to_string(), value)),
+            "cost" => Some(Exceeded::Cost(value)),
             _ => None,
         }
     }
@@ -177,6 +181,8 @@ pub struct RunBounds {
     pub max_depth: u64,
     /// Same tool with the same arguments.
     pub loop_repeats: u64,
+    /// Cost in nanodollars (`u64::MAX`: no cost limit for this run).
+    pub max_cost: u64,
     /// Idle lifetime, seconds.
     pub ttl_s: u64,
 }
@@ -188,6 +194,8 @@ pub struct RunUsage {
     pub tokens: u64,
     /// Tool calls asked for.
     pub tool_calls: u64,
+    /// What the call cost, in nanodollars.
+    pub cost: u64,
     /// `name:args_hash` of each tool call with an argument hash.
     pub tools: Vec<String>,
 }

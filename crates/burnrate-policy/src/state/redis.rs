@@ -339,8 +339,11 @@ impl RedisState {
             .key(keys::run_loops(run))
             .arg(usage.tokens)
             .arg(usage.tool_calls)
+            .arg(usage.cost)
             .arg(bounds.max_tokens)
             .arg(bounds.max_tool_calls)
+            // Lua numbers are doubles: "no limit" as the largest whole number they hold.
+            .arg(bounds.max_cost.min(1 << 53))
             .arg(bounds.loop_repeats)
             .arg(bounds.ttl_s);
         for tool in &usage.tools {

@@ -1,32 +1,35 @@
 -- Adds a settled call to its run and checks the run's limits; the limit it is past or ''.
--- KEYS: run hash, run loop-count hash. ARGV: tokens, tool_calls, max_tokens,
--- max_tool_calls, loop_repeats, ttl_s, then the call's tools (name:args_hash).
--- A run lost between admission and settlement (expired, Redis restarted) comes back at
--- depth 0, as in memory.
+-- KEYS: run hash, run loop-count hash. ARGV: tokens, tool_calls, cost (nanodollars),
+-- max_tokens, max_tool_calls, max_cost, loop_repeats, ttl_s, then the call's tools
+-- (name:args_hash). A run lost between admission and settlement (expired, Redis restarted)
+-- comes back at depth 0, as in memory.
 redis.call('HSETNX', KEYS[1], 'depth', 0)
 local tokens = redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[1])
 local tool_calls = redis.call('HINCRBY', KEYS[1], 'tool_calls', ARGV[2])
+local cost = redis.call('HINCRBY', KEYS[1], 'cost', ARGV[3])
 local worst, worst_tool = 0, ''
-for i = 7, #ARGV do
+for i = 9, #ARGV do
   local count = redis.call('HINCRBY', KEYS[2], ARGV[i], 1)
   if count > worst then
     worst, worst_tool = count, ARGV[i]
   end
 end
-redis.call('EXPIRE', KEYS[1], ARGV[6])
-if #ARGV >= 7 then
-  redis.call('EXPIRE', KEYS[2], ARGV[6])
+redis.call('EXPIRE', KEYS[1], ARGV[8])
+if #ARGV >= 9 then
+  redis.call('EXPIRE', KEYS[2], ARGV[8])
 end
 local exceeded = redis.call('HGET', KEYS[1], 'exceeded')
 if exceeded then
   return exceeded
 end
-if tokens > tonumber(ARGV[3]) then
+if tokens > tonumber(ARGV[4]) then
   exceeded = 'tokens ' .. tokens
-elseif tool_calls > tonumber(ARGV[4]) then
+elseif tool_calls > tonumber(ARGV[5]) then
   exceeded = 'tool_calls ' .. tool_calls
-elseif worst >= tonumber(ARGV[5]) then
+elseif worst >= tonumber(ARGV[7]) then
   exceeded = 'loop ' .. worst .. ' ' .. worst_tool
+elseif cost > tonumber(ARGV[6]) then
+  exceeded = 'cost ' .. cost
 else
   return ''
 end
