@@ -745,6 +745,40 @@ fn agent_roles_show_each_agents_share_of_the_runs_it_is_in() {
     assert!((share(&solo, "share_of_run_cost") - 1.0).abs() < 1e-12);
     assert_eq!(roles[0]["agent_name"], serde_json::Value::Null);
     assert_eq!(roles[1]["agent_name"], "coordinator");
+    // The same shares as a query metric, grouped by agent.
+    let text = ok(&[
+        "query",
+        "--db",
+        db,
+        "--since",
+        "2026-11-01",
+        "--until",
+        "2026-12-01",
+        "--group-by",
+        "agent_name",
+        "--metrics",
+        "run_cost_share",
+        "--format",
+        "json",
+    ]);
+    let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let metric = |name: serde_json::Value| {
+        answer["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["agent_name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {text}"))["run_cost_share"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!((metric("coordinator".into()) - 0.5).abs() < 1e-12, "{text}");
+    assert!((metric("writer".into()) - 0.25).abs() < 1e-12, "{text}");
+    // Calls outside runs have no run: the unnamed group is the solo run, all its own.
+    assert!(
+        (metric(serde_json::Value::Null) - 1.0).abs() < 1e-12,
+        "{text}"
+    );
     // The weekly report carries the same roles.
     let report = ok(&[
         "report",

@@ -274,10 +274,25 @@ impl Pricing<'_> {
             if latency {
                 per_run.push("groupArrayArray(millis) AS millis".to_owned());
             }
+            per_run.push("ifNull(run, '') AS run_key".to_owned());
             let group = [keys.to_vec(), vec!["run".to_owned()]].concat().join(", ");
-            from = format!(
+            let level = format!(
                 "SELECT {} FROM ({from}) GROUP BY {group}",
                 per_run.join(", ")
+            );
+            // Each run's whole cost in the query, beside each of its groups.
+            let mut columns: Vec<String> = keys.to_vec();
+            columns.push("run".to_owned());
+            columns.extend(SUMS.iter().map(|(name, _)| (*name).to_owned()));
+            columns.extend(["unpriced", "naive_cost", "run_cost"].map(String::from));
+            if latency {
+                columns.push("millis".to_owned());
+            }
+            columns.push("run_total".to_owned());
+            from = format!(
+                "SELECT {} FROM ({level}) AS l ALL LEFT JOIN (SELECT run_key, \
+                 sum(run_cost) AS run_total FROM ({level}) GROUP BY run_key) AS t USING (run_key)",
+                columns.join(", ")
             );
             select.push("sum(run_cost) AS cost".to_owned());
             select.push("countIf(isNotNull(run)) AS runs".to_owned());
@@ -291,6 +306,8 @@ impl Pricing<'_> {
                 "minIf(run_cost, isNotNull(run) AND run_cost > 0) AS run_min_priced".to_owned(),
             );
             select.push("countIf(isNotNull(run) AND run_cost > 0) AS runs_priced".to_owned());
+            select.push("sumIf(run_cost, isNotNull(run)) AS in_runs".to_owned());
+            select.push("sumIf(run_total, isNotNull(run)) AS of_runs".to_owned());
         } else {
             select.push("sum(cost) AS cost".to_owned());
         }
@@ -351,6 +368,7 @@ fn metric_expr(metric: Metric, total_cost: &str) -> String {
         Metric::RunCostSpread => "if(runs_priced = 0, NULL, \
              toFloat64(run_max) / toFloat64(run_min_priced))"
             .into(),
+        Metric::RunCostShare => "toFloat64(in_runs) / nullIf(toFloat64(of_runs), 0)".into(),
         Metric::ErrorRate => "toFloat64(t_errors) / t_requests".into(),
         Metric::LatencyP50Ms => percentile("millis", 50),
         Metric::LatencyP99Ms => percentile("millis", 99),

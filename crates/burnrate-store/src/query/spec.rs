@@ -106,6 +106,7 @@ metrics! {
     CostPerRunMin => "cost_per_run_min", Money;
     CostPerRunMax => "cost_per_run_max", Money;
     RunCostSpread => "run_cost_spread", Factor;
+    RunCostShare => "run_cost_share", Ratio;
     ErrorRate => "error_rate", Ratio;
     LatencyP50Ms => "latency_p50_ms", Millis;
     LatencyP99Ms => "latency_p99_ms", Millis;
@@ -133,6 +134,7 @@ impl Metric {
                 | Metric::CostPerRunMin
                 | Metric::CostPerRunMax
                 | Metric::RunCostSpread
+                | Metric::RunCostShare
         )
     }
 

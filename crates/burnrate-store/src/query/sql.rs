@@ -182,8 +182,10 @@ pub fn render(spec: &QuerySpec, thresholds: &[u64]) -> Rendered {
         sql.push_str(&format!(
             ", runs AS (SELECT {key_list}run, coalesce(sum(cost), 0) AS run_cost FROM priced \
              WHERE run IS NOT NULL GROUP BY ALL), \
-             run_stats AS (SELECT {key_list}count(*) AS runs, list_sort(list(run_cost)) AS costs \
-             FROM runs GROUP BY ALL)"
+             run_totals AS (SELECT run, sum(run_cost) AS run_total FROM runs GROUP BY run), \
+             run_stats AS (SELECT {key_list}count(*) AS runs, list_sort(list(run_cost)) AS costs, \
+             sum(run_cost) AS in_runs, sum(run_total) AS of_runs \
+             FROM runs JOIN run_totals USING (run) GROUP BY ALL)"
         ));
     }
     if needs_latency {
@@ -325,6 +327,10 @@ fn metric_expr(metric: Metric) -> String {
         Metric::RunCostSpread => "CAST(r.costs[len(r.costs)] AS DOUBLE) / \
              nullif(CAST(list_filter(r.costs, lambda c: c > 0)[1] AS DOUBLE), 0)"
             .into(),
+        // The group's part of the runs it is in: its cost in them over their whole cost.
+        Metric::RunCostShare => {
+            "CAST(r.in_runs AS DOUBLE) / nullif(CAST(r.of_runs AS DOUBLE), 0)".into()
+        }
         Metric::ErrorRate => "CAST(g.errors AS DOUBLE) / g.requests".into(),
         Metric::LatencyP50Ms => percentile("l.millis", 50),
         Metric::LatencyP99Ms => percentile("l.millis", 99),
