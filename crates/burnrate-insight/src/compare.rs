@@ -99,7 +99,7 @@ fn number(cell: Option<&Cell>) -> Option<f64> {
     match cell? {
         Cell::Count(count) => Some(*count as f64),
         Cell::Number(number) => Some(*number),
-        Cell::Money(money) => money.to_string().parse().ok(),
+        Cell::Money(money) => rust_decimal::prelude::ToPrimitive::to_f64(&money.as_decimal()),
         Cell::Null | Cell::Text(_) => None,
     }
 }

@@ -69,11 +69,8 @@ pub fn agent_roles(
             .or_default()
             .push((run.clone(), cost.as_decimal()));
     }
-    let ratio = |part: Decimal, whole: Decimal| -> Option<f64> {
-        (whole > Decimal::ZERO)
-            .then(|| (part / whole).to_string().parse().ok())
-            .flatten()
-    };
+    let ratio =
+        |part: Decimal, whole: Decimal| Money::from_decimal(part).ratio(Money::from_decimal(whole));
     let mut roles: Vec<RoleShare> = parts
         .into_iter()
         .map(|((agent_name, depth), runs)| {

@@ -369,32 +369,7 @@ impl RawConfig {
         if self.server.max_body_bytes == 0 {
             problems.push("server.max_body_bytes: must be above zero".into());
         }
-        let clickhouse = match self.store.kind.as_str() {
-            "duckdb" => {
-                if self.store.url.is_some() || self.store.url_env.is_some() {
-                    problems.push(
-                        "store.url: only a clickhouse store has a URL (the duckdb store is \
-                         `path`)"
-                            .into(),
-                    );
-                }
-                None
-            }
-            "clickhouse" => resolve_url(
-                "store",
-                self.store.url.take(),
-                self.store.url_env.take(),
-                &["clickhouse://", "http://"],
-                &env,
-                &mut problems,
-            ),
-            other => {
-                problems.push(format!(
-                    "store.kind: `{other}` must be \"duckdb\" or \"clickhouse\""
-                ));
-                None
-            }
-        };
+        let clickhouse = clickhouse_url(&mut self.store, &env, &mut problems);
         if self.prices.update_interval_h == 0 {
             problems.push("prices.update_interval_h: must be at least 1".into());
         }
@@ -525,21 +500,13 @@ impl Storage {
         if let Err(audit_problems) = raw.audit.compile() {
             problems.extend(audit_problems);
         }
-        let clickhouse = match raw.store.kind.as_str() {
-            "clickhouse" => resolve_url(
-                "store",
-                raw.store.url,
-                raw.store.url_env,
-                &["clickhouse://", "http://"],
-                &|name: &str| std::env::var(name).ok(),
-                &mut problems,
-            ),
-            _ => None,
-        };
+        let mut store = raw.store;
+        let env = |name: &str| std::env::var(name).ok();
+        let clickhouse = clickhouse_url(&mut store, &env, &mut problems);
         if !problems.is_empty() {
             return Err(fail(problems));
         }
-        let mut storage = Storage::resolve(&raw.store.path, raw.audit, raw.retention);
+        let mut storage = Storage::resolve(&store.path, raw.audit, raw.retention);
         storage.clickhouse = clickhouse;
         Ok(storage)
     }
@@ -602,6 +569,40 @@ fn validate_state(
                 "state.kind: `{other}` must be \"memory\" or \"redis\""
             ));
             StateConfig::Memory
+        }
+    }
+}
+
+/// The ClickHouse ledger's URL of a `[store]` table (`None` for a DuckDB store), with the
+/// problems of its `kind`, `url` and `url_env` noted.
+fn clickhouse_url(
+    store: &mut RawStore,
+    env: &impl Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) -> Option<String> {
+    match store.kind.as_str() {
+        "duckdb" => {
+            if store.url.is_some() || store.url_env.is_some() {
+                problems.push(
+                    "store.url: only a clickhouse store has a URL (the duckdb store is `path`)"
+                        .into(),
+                );
+            }
+            None
+        }
+        "clickhouse" => resolve_url(
+            "store",
+            store.url.take(),
+            store.url_env.take(),
+            &["clickhouse://", "http://"],
+            env,
+            problems,
+        ),
+        other => {
+            problems.push(format!(
+                "store.kind: `{other}` must be \"duckdb\" or \"clickhouse\""
+            ));
+            None
         }
     }
 }

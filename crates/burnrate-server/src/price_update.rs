@@ -35,23 +35,31 @@ pub fn spawn_scheduler(state: Arc<AppState>) {
     });
 }
 
+/// Reads a price table from an `http(s)://` URL or a file (blocking).
+pub fn read_table(from: &str) -> Result<String, String> {
+    if !(from.starts_with("http://") || from.starts_with("https://")) {
+        return std::fs::read_to_string(from).map_err(|e| format!("cannot read {from}: {e}"));
+    }
+    let response = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .map_err(|e| e.to_string())?
+        .get(from)
+        .send()
+        .map_err(|e| format!("fetching {from}: {e}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("fetching {from}: the server answered {status}"));
+    }
+    response.text().map_err(|e| format!("reading {from}: {e}"))
+}
+
 /// Reads the table and records it when it changes a price; returns how many models changed.
 pub async fn update_once(state: &AppState, from: &str) -> Result<usize, String> {
-    let text = if from.starts_with("http://") || from.starts_with("https://") {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let response = client.get(from).send().await.map_err(|e| e.to_string())?;
-        if !response.status().is_success() {
-            return Err(format!("the server answered {}", response.status()));
-        }
-        response.text().await.map_err(|e| e.to_string())?
-    } else {
-        tokio::fs::read_to_string(from)
-            .await
-            .map_err(|e| e.to_string())?
-    };
+    let source = from.to_owned();
+    let text = tokio::task::spawn_blocking(move || read_table(&source))
+        .await
+        .map_err(|e| e.to_string())??;
     let today = Utc::now().date_naive();
     let source = format!("{from}@{today}");
     let recorded = state

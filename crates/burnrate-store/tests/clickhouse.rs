@@ -7,6 +7,7 @@
 mod clickhouse_server;
 
 use burnrate_model::UsageEvent;
+use burnrate_store::Store;
 use burnrate_store::clickhouse::{ClickHouse, MIGRATIONS};
 use clickhouse_server::{free_port, start};
 

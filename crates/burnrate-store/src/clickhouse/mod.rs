@@ -26,7 +26,6 @@ use std::time::Duration;
 use burnrate_model::{PriceBook, UsageEvent};
 use chrono::NaiveDate;
 
-use crate::duck::AppendOutcome;
 use crate::error::StoreError;
 use crate::query::result::{QueryResult, Unpriced, column_kinds};
 use crate::query::spec::QuerySpec;
@@ -117,11 +116,6 @@ impl ClickHouse {
         store.migrate()?;
         store.load_prices()?;
         Ok(store)
-    }
-
-    /// The database's name.
-    pub fn database(&self) -> &str {
-        &self.database
     }
 
     /// Runs one statement and returns what ClickHouse answered (its error text on failure).
@@ -266,19 +260,10 @@ impl ClickHouse {
     }
 
     /// Appends events (each must carry an id), skipping ids the table holds and ids repeated
-    /// in `events` (the first wins). A batch retried after a lost answer inserts nothing.
-    pub fn append(&mut self, events: &[UsageEvent]) -> Result<AppendOutcome, StoreError> {
-        let fresh = self.append_new(events)?;
-        let inserted = fresh.iter().filter(|new| **new).count() as u64;
-        Ok(AppendOutcome {
-            inserted,
-            duplicates: events.len() as u64 - inserted,
-        })
-    }
-
-    /// Appends events like [`ClickHouse::append`] and says, event by event, whether it was
-    /// new. New provider + model pairs are recorded first, so no stored event has a model
-    /// queries cannot price.
+    /// in `events` (the first wins), and says, event by event, whether it was new; a batch
+    /// retried after a lost answer inserts nothing ([`crate::Store::append`] counts it). New
+    /// provider + model pairs are recorded first, so no stored event has a model queries
+    /// cannot price.
     pub fn append_new(&mut self, events: &[UsageEvent]) -> Result<Vec<bool>, StoreError> {
         let (Some(first), Some(last)) = (
             events.iter().map(|e| e.ts).min(),

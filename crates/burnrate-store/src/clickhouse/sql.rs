@@ -416,20 +416,12 @@ pub fn render(spec: &QuerySpec, pricing: &Pricing<'_>) -> Rendered {
         "0".to_owned()
     };
 
-    let mut columns = Vec::new();
-    let mut select = Vec::new();
-    for (i, dimension) in spec.group_by.iter().enumerate() {
-        columns.push(dimension.to_string());
-        select.push(format!("toString(g{i})"));
-    }
-    if spec.bucket.is_some() {
-        columns.push("bucket".to_owned());
-        select.push("bucket".to_owned());
-    }
-    for metric in &spec.metrics {
-        columns.push(metric.as_str().to_owned());
-        select.push(metric_expr(*metric, &total_cost));
-    }
+    let (columns, select) = crate::query::sql::output_columns(
+        spec,
+        |i| format!("toString(g{i})"),
+        "bucket",
+        |metric| metric_expr(metric, &total_cost),
+    );
     // 18.16 sorts a `Decimal` key among others very slowly (minutes for 171k rows where a
     // string key takes a second), so money sorts as its zero-padded text.
     let order_by = crate::query::sql::order_by(spec, &names, "", |metric| {

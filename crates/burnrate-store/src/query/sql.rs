@@ -209,20 +209,12 @@ pub fn render(spec: &QuerySpec, thresholds: &[u64]) -> Rendered {
                 .join(" AND ")
         }
     };
-    let mut columns = Vec::new();
-    let mut select = Vec::new();
-    for (i, dimension) in spec.group_by.iter().enumerate() {
-        columns.push(dimension.to_string());
-        select.push(format!("CAST(g.g{i} AS VARCHAR)"));
-    }
-    if spec.bucket.is_some() {
-        columns.push("bucket".to_owned());
-        select.push("strftime(g.bucket, '%Y-%m-%dT%H:%M:%SZ')".to_owned());
-    }
-    for metric in &spec.metrics {
-        columns.push(metric.as_str().to_owned());
-        select.push(format!("CAST({} AS VARCHAR)", metric_expr(*metric)));
-    }
+    let (columns, select) = output_columns(
+        spec,
+        |i| format!("CAST(g.g{i} AS VARCHAR)"),
+        "strftime(g.bucket, '%Y-%m-%dT%H:%M:%SZ')",
+        |metric| format!("CAST({} AS VARCHAR)", metric_expr(metric)),
+    );
     let order_by = order_by(spec, &key_names, "g.", metric_expr);
     let mut from = "groups g".to_owned();
     if needs_runs {
@@ -259,6 +251,31 @@ pub fn render(spec: &QuerySpec, thresholds: &[u64]) -> Rendered {
         params,
         columns,
     }
+}
+
+/// A spec's output column names and their SQL, in order: dimension `i` as `dimension(i)`,
+/// the bucket as `bucket`, each metric as `metric_sql` gives.
+pub(crate) fn output_columns(
+    spec: &QuerySpec,
+    dimension: impl Fn(usize) -> String,
+    bucket: &str,
+    metric_sql: impl Fn(Metric) -> String,
+) -> (Vec<String>, Vec<String>) {
+    let mut columns = Vec::new();
+    let mut select = Vec::new();
+    for (i, name) in spec.group_by.iter().enumerate() {
+        columns.push(name.to_string());
+        select.push(dimension(i));
+    }
+    if spec.bucket.is_some() {
+        columns.push("bucket".to_owned());
+        select.push(bucket.to_owned());
+    }
+    for metric in &spec.metrics {
+        columns.push(metric.as_str().to_owned());
+        select.push(metric_sql(*metric));
+    }
+    (columns, select)
 }
 
 /// The `ORDER BY` clause of a spec whose group keys are `keys` (read as `{prefix}{key}`;

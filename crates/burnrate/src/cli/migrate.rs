@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow};
 use burnrate_model::UsageEvent;
 use burnrate_store::clickhouse::ClickHouse;
-use burnrate_store::{Metric, QueryResult, QuerySpec, StoreError};
+use burnrate_store::{Metric, QueryResult, QuerySpec, Store, StoreError};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::output::print_result;

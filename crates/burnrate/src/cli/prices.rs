@@ -111,25 +111,6 @@ fn open_for_prices(db: &Path) -> anyhow::Result<Box<dyn Store>> {
     })
 }
 
-/// Reads a price table from a URL or a file.
-pub fn fetch_table(from: &str) -> anyhow::Result<String> {
-    if from.starts_with("http://") || from.starts_with("https://") {
-        let response = reqwest::blocking::Client::builder()
-            .timeout(std::time::Duration::from_secs(120))
-            .build()?
-            .get(from)
-            .send()
-            .with_context(|| format!("fetching {from}"))?;
-        let status = response.status();
-        if !status.is_success() {
-            bail!("fetching {from}: the server answered {status}");
-        }
-        Ok(response.text().with_context(|| format!("reading {from}"))?)
-    } else {
-        std::fs::read_to_string(from).with_context(|| format!("cannot read {from}"))
-    }
-}
-
 fn update(
     db: &Path,
     from: &str,
@@ -137,7 +118,7 @@ fn update(
     dry_run: bool,
     format: &str,
 ) -> anyhow::Result<ExitCode> {
-    let text = fetch_table(from)?;
+    let text = burnrate_server::price_update::read_table(from).map_err(anyhow::Error::msg)?;
     let table = burnrate_model::prices::litellm::parse(&text)
         .map_err(|error| anyhow!("{from} is not a LiteLLM price table: {error}"))?;
     let today = Utc::now().date_naive();
