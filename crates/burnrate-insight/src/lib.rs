@@ -19,3 +19,4 @@ pub mod roles;
 mod series;
 
 pub use detectors::{Finding, Severity};
+pub use series::dollars;

@@ -3,11 +3,15 @@
 
 use burnrate_model::Money;
 use burnrate_model::dimension::Dimension;
-use burnrate_store::{Cell, Metric, QuerySpec, Store, StoreError};
+use burnrate_store::{Cell, Filter, Metric, QuerySpec, Store, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::series::dollars;
+
+/// The member that stands for calls without the dimension set: their spend is part of
+/// the tail too.
+pub const NOT_SET: &str = "(not set)";
 
 /// One member's spend.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -127,14 +131,17 @@ fn gini(members: &[Member]) -> f64 {
     (2.0 * weighted) / (n * total) - (n + 1.0) / n
 }
 
-/// The long tail of `dimension` over `[since, until)`, from the store.
+/// The long tail of `dimension` over `[since, until)` among the calls matching `filters`,
+/// from the store.
 pub fn long_tail(
     store: &dyn Store,
     dimension: &Dimension,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
+    filters: &[Filter],
 ) -> Result<LongTail, StoreError> {
     let mut spec = QuerySpec::new(since, until);
+    spec.filters = filters.to_vec();
     spec.group_by = vec![dimension.clone()];
     spec.metrics = vec![Metric::CostUsd];
     let result = store.query(&spec)?;
@@ -143,6 +150,7 @@ pub fn long_tail(
         .iter()
         .filter_map(|row| match (row.first(), row.get(1)) {
             (Some(Cell::Text(name)), Some(Cell::Money(cost))) => Some((name.clone(), *cost)),
+            (Some(Cell::Null), Some(Cell::Money(cost))) => Some((NOT_SET.to_owned(), *cost)),
             _ => None,
         })
         .collect();

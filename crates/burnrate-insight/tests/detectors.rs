@@ -351,7 +351,7 @@ fn all_detectors_together_and_the_economics() {
     );
     let since = detectors_day_start();
     let until = since + chrono::Duration::days(1);
-    let tail = long_tail(&store, &Dimension::Field(Field::Tenant), since, until).unwrap();
+    let tail = long_tail(&store, &Dimension::Field(Field::Tenant), since, until, &[]).unwrap();
     assert_eq!(tail.members.len(), 4);
     assert_eq!(tail.members[0].name, "a");
     assert_eq!(tail.members_for_half, 1);

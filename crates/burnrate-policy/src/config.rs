@@ -20,7 +20,7 @@ pub enum Mode {
 }
 
 /// Whose calls a rule counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// The call's tenant.

@@ -1060,7 +1060,7 @@ fn seconds_up(us: i64) -> u64 {
 
 /// The state id of a rule's subject: user ids are the tenant's own, so they are scoped by
 /// tenant (two tenants' user `1` are two users); tenants, features and keys are global.
-fn state_id(scope: Scope, tenant: &str, id: &str) -> String {
+pub(crate) fn state_id(scope: Scope, tenant: &str, id: &str) -> String {
     match scope {
         Scope::User => scoped(tenant, id),
         Scope::Tenant | Scope::Feature | Scope::Key => id.to_string(),
@@ -1082,7 +1082,7 @@ fn subject<'a>(scope: Scope, call: &CallFacts<'a>) -> Option<&'a str> {
     }
 }
 
-fn rule_covers(rule: &BudgetRule, id: &str) -> bool {
+pub(crate) fn rule_covers(rule: &BudgetRule, id: &str) -> bool {
     rule.id == "*" || rule.id == id
 }
 

@@ -7,6 +7,7 @@
 //! state and pauses. The server calls [`Policy::admit`] before forwarding a call and
 //! [`Policy::settle`] when its usage is known.
 
+mod budgets;
 pub mod cache;
 pub mod config;
 pub mod cost;
@@ -17,6 +18,7 @@ pub mod killswitch;
 pub mod period;
 pub mod state;
 
+pub use budgets::BudgetState;
 pub use cache::request_key;
 pub use config::{Mode, PolicyConfig};
 pub use engine::{

@@ -111,8 +111,8 @@ fn parse_filters(filters: &[String]) -> Result<Vec<Filter>, String> {
 /// The admin routes.
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/api/query", post(query))
-        .route("/api/reports/{name}", post(report))
+        .route("/api/v1/query", post(query))
+        .route("/api/v1/reports/{name}", post(report))
         .route("/api/v1/admin/tenants/paused", get(paused))
         .route("/api/v1/admin/tenants/{id}/pause", post(pause))
         .route("/api/v1/admin/tenants/{id}/resume", post(resume))
@@ -319,20 +319,47 @@ async fn pause(
     let reason = request
         .reason
         .unwrap_or_else(|| "paused by an operator".into());
-    match state.policy.state().pause(&tenant, &reason).await {
+    match pause_tenant(&state, &tenant, &reason).await {
         Ok(newly) => {
-            tracing::warn!(%tenant, %reason, "tenant paused by an operator");
-            if newly {
-                state.ledger.audit(crate::audit::decision(
-                    Kind::Pause,
-                    Some(&tenant),
-                    format!("paused by an operator: {reason}"),
-                ));
-            }
             Json(json!({"tenant_id": tenant, "paused": true, "changed": newly})).into_response()
         }
         Err(error) => problem(StatusCode::SERVICE_UNAVAILABLE, &error.to_string()),
     }
+}
+
+/// Pauses a tenant and records it in the audit trail when it was not paused already.
+pub(crate) async fn pause_tenant(
+    state: &AppState,
+    tenant: &str,
+    reason: &str,
+) -> Result<bool, burnrate_policy::StateError> {
+    let newly = state.policy.state().pause(tenant, reason).await?;
+    tracing::warn!(%tenant, %reason, "tenant paused by an operator");
+    if newly {
+        state.ledger.audit(crate::audit::decision(
+            Kind::Pause,
+            Some(tenant),
+            format!("paused by an operator: {reason}"),
+        ));
+    }
+    Ok(newly)
+}
+
+/// Resumes a tenant and records it in the audit trail when it was paused.
+pub(crate) async fn resume_tenant(
+    state: &AppState,
+    tenant: &str,
+) -> Result<bool, burnrate_policy::StateError> {
+    let changed = state.policy.state().resume(tenant).await?;
+    tracing::info!(%tenant, changed, "tenant resumed");
+    if changed {
+        state.ledger.audit(crate::audit::decision(
+            Kind::Resume,
+            Some(tenant),
+            "resumed by an operator",
+        ));
+    }
+    Ok(changed)
 }
 
 /// `POST /api/v1/admin/tenants/{id}/resume`: let a paused tenant's calls through again.
@@ -344,16 +371,8 @@ async fn resume(
     if let Err((status, message)) = authorised(&state, &headers) {
         return problem(status, message);
     }
-    match state.policy.state().resume(&tenant).await {
+    match resume_tenant(&state, &tenant).await {
         Ok(changed) => {
-            tracing::info!(%tenant, changed, "tenant resumed");
-            if changed {
-                state.ledger.audit(crate::audit::decision(
-                    Kind::Resume,
-                    Some(&tenant),
-                    "resumed by an operator",
-                ));
-            }
             Json(json!({"tenant_id": tenant, "paused": false, "changed": changed})).into_response()
         }
         Err(error) => problem(StatusCode::SERVICE_UNAVAILABLE, &error.to_string()),
@@ -378,7 +397,10 @@ async fn reload(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
 }
 
 /// Checks the admin token; the refusal is a status and a message for [`problem`].
-fn authorised(state: &AppState, headers: &HeaderMap) -> Result<(), (StatusCode, &'static str)> {
+pub(crate) fn authorised(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(), (StatusCode, &'static str)> {
     let config = state.config();
     let Some(expected) = config.admin_token.as_deref() else {
         return Err((

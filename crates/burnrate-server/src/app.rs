@@ -20,7 +20,7 @@ use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::notify::Notifiers;
 use crate::proxy;
-use crate::{api, ingest};
+use crate::{api, dashboard, ingest};
 
 /// Everything a request handler needs.
 pub struct AppState {
@@ -128,6 +128,8 @@ impl LivePrices {
 ///    `/v1/messages`, `GET /v1/models`): every one authenticates a virtual key first, in
 ///    the handler, so the refusal speaks the endpoint's dialect and is recorded.
 /// 3. Admin API (`/api/...`): the admin token, checked per handler.
+/// 4. Dashboard (`/ui/...`): a session cookie from its login form, checked per handler
+///    (the login page and the stylesheet are open).
 ///
 /// There is no request-wide middleware on purpose: each added layer costs latency on every
 /// call, and the proxy handler bounds its own body read and times its own upstream call.
@@ -154,6 +156,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/models", get(proxy::models))
         .merge(api::routes())
+        .merge(dashboard::routes())
         .merge(ingest::routes())
         .with_state(state)
 }

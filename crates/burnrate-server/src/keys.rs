@@ -87,7 +87,13 @@ impl VirtualKeys {
 /// Whether `headers` present `secret` (as a bearer token or `x-api-key`). Compared by hash, so
 /// the time taken does not depend on how much of a guess is right.
 pub fn presents(headers: &HeaderMap, secret: &str) -> bool {
-    presented_key(headers).is_some_and(|presented| hash_key(presented) == hash_key(secret))
+    presented_key(headers).is_some_and(|presented| same_secret(presented, secret))
+}
+
+/// Whether two secrets are equal, compared by hash so the time taken does not depend on
+/// how much of a guess is right.
+pub fn same_secret(presented: &str, secret: &str) -> bool {
+    hash_key(presented) == hash_key(secret)
 }
 
 /// SHA-256 of a key, as the configuration stores it.

@@ -1,11 +1,12 @@
 //! The burnrate gateway: an OpenAI- and Anthropic-compatible proxy that attributes, meters
-//! and journals every call, plus the admin query API and Prometheus metrics.
+//! and journals every call, plus the admin query API, the dashboard and Prometheus metrics.
 
 pub mod api;
 pub mod app;
 pub mod attribution;
 pub mod audit;
 pub mod config;
+pub mod dashboard;
 pub mod enforce;
 pub mod error;
 pub mod ingest;

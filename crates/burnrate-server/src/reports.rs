@@ -169,12 +169,9 @@ pub fn spawn_scheduler(state: Arc<AppState>) {
     });
 }
 
-async fn make(
-    state: &AppState,
-    kind: &'static str,
-    day: NaiveDate,
-    folder: &Path,
-) -> Result<(), String> {
+/// Builds the `kind` report for `day` from the ledger, with the configured contracts and
+/// budgets and the stale-prices warning.
+pub async fn build(state: &AppState, kind: &str, day: NaiveDate) -> Result<Report, String> {
     let config = state.config();
     let context = Context {
         contracts: config.contracts.clone(),
@@ -182,7 +179,8 @@ async fn make(
         ..Context::default()
     };
     let max_age = config.max_price_age_days;
-    let report = state
+    let kind = kind.to_owned();
+    state
         .ledger
         .with_store(move |store| {
             let mut context = context;
@@ -190,12 +188,21 @@ async fn make(
                 .stale_warning(max_age, Utc::now().date_naive())
                 .into_iter()
                 .collect();
-            report::build(store, kind, day, &context)
+            report::build(store, &kind, day, &context).ok_or_else(|| format!("no report `{kind}`"))
         })
         .await
         .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no report `{kind}`"))?
-        .map_err(|e| e.to_string())?;
+        .and_then(|built| built.map_err(|e| e.to_string()))
+}
+
+async fn make(
+    state: &AppState,
+    kind: &'static str,
+    day: NaiveDate,
+    folder: &Path,
+) -> Result<(), String> {
+    let config = state.config();
+    let report = build(state, kind, day).await?;
     let folder = folder.to_path_buf();
     let page = tokio::task::spawn_blocking(move || write(&folder, &report).map(|p| (p, report)))
         .await

@@ -78,6 +78,15 @@ pub trait Store: Send {
         min_calls: u64,
     ) -> Result<Vec<ToolRepeat>, StoreError>;
 
+    /// The calls in `[since, until)` of the runs in `runs` and of their direct sub-agent runs
+    /// (events whose `agent_run_id` or `parent_run_id` is one of them), oldest first.
+    fn run_events(
+        &self,
+        runs: &[String],
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<UsageEvent>, StoreError>;
+
     /// Moves every month before `cutoff` (a first day) to `<dir>/ledger/YYYY-MM.parquet`,
     /// each checked against the ledger before its events leave it.
     fn archive_before(
@@ -174,6 +183,14 @@ macro_rules! store_by_inherent_methods {
                 min_calls: u64,
             ) -> Result<Vec<ToolRepeat>, StoreError> {
                 <$type>::tool_repeats(self, since, until, min_calls)
+            }
+            fn run_events(
+                &self,
+                runs: &[String],
+                since: DateTime<Utc>,
+                until: DateTime<Utc>,
+            ) -> Result<Vec<UsageEvent>, StoreError> {
+                <$type>::run_events(self, runs, since, until)
             }
             fn archive_before(
                 &mut self,

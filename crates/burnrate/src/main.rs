@@ -209,6 +209,9 @@ struct LongtailArgs {
     /// End (exclusive).
     #[arg(long, default_value = "now")]
     until: String,
+    /// Only calls matching `key=value` or `key!=value` (repeatable).
+    #[arg(long = "filter")]
+    filters: Vec<String>,
     /// Rows of the table (the sentence and shares always cover every member).
     #[arg(long, default_value_t = 20)]
     top: usize,

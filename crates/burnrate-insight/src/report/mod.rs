@@ -165,7 +165,7 @@ fn tail_section(
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<(Section, serde_json::Value), StoreError> {
-    let tail = long_tail(store, &tenant(), since, until)?;
+    let tail = long_tail(store, &tenant(), since, until, &[])?;
     let section = Section {
         title: "Who holds the spend".into(),
         lead: Some(format!(

@@ -43,15 +43,7 @@ impl ClickHouse {
             ))?;
             let events = text
                 .lines()
-                .map(|line| {
-                    serde_json::from_str::<schema::StoredRow>(line)
-                        .and_then(schema::StoredRow::into_event)
-                        .map_err(|error| {
-                            StoreError::Corrupt(format!(
-                                "a stored event does not read back: {error}"
-                            ))
-                        })
-                })
+                .map(stored_event)
                 .collect::<Result<Vec<_>, _>>()?;
             count += events.len() as u64;
             if !events.is_empty() {
@@ -60,6 +52,37 @@ impl ClickHouse {
             start = end;
         }
         Ok(count)
+    }
+
+    /// The calls in `[since, until)` whose `agent_run_id` or `parent_run_id` is in `runs`,
+    /// oldest first.
+    pub fn run_events(
+        &self,
+        runs: &[String],
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<UsageEvent>, StoreError> {
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let set = runs
+            .iter()
+            .map(|run| super::sql::quote(run))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let text = self.execute(&format!(
+            "SELECT {columns} FROM {db}.events FINAL WHERE ts >= toDateTime({from}) \
+             AND ts <= toDateTime({to}) AND ts_us >= {since_us} AND ts_us < {until_us} \
+             AND (agent_run_id IN ({set}) OR parent_run_id IN ({set})) \
+             ORDER BY ts_us, id FORMAT JSONEachRow",
+            columns = schema::STORED_COLUMNS,
+            db = self.database,
+            from = since.timestamp(),
+            to = until.timestamp(),
+            since_us = since.timestamp_micros(),
+            until_us = until.timestamp_micros(),
+        ))?;
+        text.lines().map(stored_event).collect()
     }
 
     /// Moves every month before `cutoff` (the first day of a month) to
@@ -153,4 +176,11 @@ fn remove_scratch(path: &Path) {
     let mut wal: PathBuf = path.to_path_buf();
     wal.as_mut_os_string().push(".wal");
     let _ = std::fs::remove_file(wal);
+}
+
+/// An event from one `JSONEachRow` line of [`schema::STORED_COLUMNS`].
+fn stored_event(line: &str) -> Result<UsageEvent, StoreError> {
+    serde_json::from_str::<schema::StoredRow>(line)
+        .and_then(schema::StoredRow::into_event)
+        .map_err(|error| StoreError::Corrupt(format!("a stored event does not read back: {error}")))
 }

@@ -60,6 +60,36 @@ impl DuckStore {
         Ok(count)
     }
 
+    /// The calls in `[since, until)` whose `agent_run_id` or `parent_run_id` is in `runs`,
+    /// oldest first.
+    pub fn run_events(
+        &self,
+        runs: &[String],
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<UsageEvent>, StoreError> {
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; runs.len()].join(", ");
+        let sql = format!(
+            "SELECT {EVENT_JSON} FROM events WHERE ts >= ?::TIMESTAMPTZ::TIMESTAMP \
+             AND ts < ?::TIMESTAMPTZ::TIMESTAMP \
+             AND (agent_run_id IN ({marks}) OR parent_run_id IN ({marks})) ORDER BY ts, id"
+        );
+        let mut params = vec![since.to_rfc3339(), until.to_rfc3339()];
+        params.extend(runs.iter().cloned());
+        params.extend(runs.iter().cloned());
+        let mut statement = self.conn.prepare(&sql)?;
+        let mut rows = statement.query(duckdb::params_from_iter(params))?;
+        let mut events = Vec::new();
+        while let Some(row) = rows.next()? {
+            let text: String = row.get(0)?;
+            events.push(read_back(&text)?);
+        }
+        Ok(events)
+    }
+
     /// The first and last event's times, `None` for an empty ledger.
     pub fn time_span(&self) -> Result<Option<TimeSpan>, StoreError> {
         let (first, last): (Option<i64>, Option<i64>) = self.conn.query_row(
@@ -87,14 +117,18 @@ impl DuckStore {
     pub fn events(&self) -> Result<Vec<UsageEvent>, StoreError> {
         let mut events = Vec::new();
         self.export_all_events(|text| {
-            let event = serde_json::from_str(text).map_err(|error| {
-                StoreError::Corrupt(format!("an exported event does not read back: {error}"))
-            })?;
-            events.push(event);
+            events.push(read_back(text)?);
             Ok(())
         })?;
         Ok(events)
     }
+}
+
+/// An event from its exported JSON.
+fn read_back(text: &str) -> Result<UsageEvent, StoreError> {
+    serde_json::from_str(text).map_err(|error| {
+        StoreError::Corrupt(format!("an exported event does not read back: {error}"))
+    })
 }
 
 /// An end for "all time" that DuckDB's timestamps can hold.

@@ -56,16 +56,15 @@ pub fn anomalies(args: &AnomaliesArgs) -> anyhow::Result<ExitCode> {
 
 /// Prints the Pareto table of one dimension and its sentence.
 pub fn longtail(args: &LongtailArgs) -> anyhow::Result<ExitCode> {
-    let now = Utc::now();
-    let since = parse_time(&args.since, now)?;
-    let until = parse_time(&args.until, now)?;
+    let (since, until, filters) =
+        super::query::time_and_filters(&args.since, &args.until, &args.filters)?;
     let json = output_is_json(&args.format)?;
     let dimension: Dimension = args
         .by
         .parse()
         .map_err(|error| anyhow::anyhow!("--by: {error}"))?;
     let store = open(&args.db.db)?;
-    let tail = long_tail(store.as_ref(), &dimension, since, until)?;
+    let tail = long_tail(store.as_ref(), &dimension, since, until, &filters)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&tail)?);
         return Ok(ExitCode::SUCCESS);

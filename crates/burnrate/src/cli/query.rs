@@ -59,7 +59,7 @@ pub fn run_query(args: QueryArgs) -> anyhow::Result<ExitCode> {
             remote::post(
                 server,
                 args.range.admin_token.as_deref(),
-                "/api/query",
+                "/api/v1/query",
                 &request,
             )?
         }
@@ -98,7 +98,7 @@ pub fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
                 "since": since, "until": until, "filters": args.range.filters,
                 "top": args.range.top,
             });
-            let path = format!("/api/reports/{}", report.as_str());
+            let path = format!("/api/v1/reports/{}", report.as_str());
             remote::post(server, args.range.admin_token.as_deref(), &path, &request)?
         }
         None => {

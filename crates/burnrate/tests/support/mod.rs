@@ -167,6 +167,11 @@ require = ["tenant_id", "user_id", "feature"]
 
 /// Starts `burnrate serve --config PATH` with the upstream keys in its environment.
 pub fn serve(config: &Path) -> Server {
+    serve_logging(config, "warn")
+}
+
+/// [`serve`] logging at `level` (`RUST_LOG`).
+pub fn serve_logging(config: &Path, level: &str) -> Server {
     let mut command = burnrate();
     command
         .args(["serve", "--config"])
@@ -174,7 +179,7 @@ pub fn serve(config: &Path) -> Server {
         .env("BLACKBOX_OPENAI_KEY", "sk-blackbox-openai")
         .env("BLACKBOX_ANTHROPIC_KEY", "sk-blackbox-anthropic")
         .env("BURNRATE_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("RUST_LOG", "warn");
+        .env("RUST_LOG", level);
     Server::start(command)
 }
 
