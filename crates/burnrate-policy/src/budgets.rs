@@ -88,3 +88,81 @@ impl Policy {
         Ok(states)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+    use crate::State;
+    use crate::state::memory::MemoryState;
+
+    #[tokio::test]
+    async fn states_show_the_seeded_spend_against_each_covering_rule() {
+        let config: PolicyConfig = toml::from_str(
+            r#"
+            mode = "shadow"
+            [[budgets]]
+            scope = "tenant"
+            period = "day"
+            limit_usd = "10"
+            [[budgets]]
+            scope = "tenant"
+            id = "acme"
+            period = "month"
+            limit_usd = "100"
+            [[budgets]]
+            scope = "user"
+            period = "day"
+            limit_usd = "1"
+            "#,
+        )
+        .unwrap();
+        let policy = Policy::new(State::Memory(MemoryState::new()), &config);
+        let now = Utc::now();
+        let money = |text: &str| text.parse::<Money>().unwrap();
+        let spent = [
+            ("acme".to_string(), "acme".to_string(), money("7.5")),
+            ("beta".to_string(), "beta".to_string(), money("1")),
+        ];
+        for period in [crate::config::Period::Day, crate::config::Period::Month] {
+            policy
+                .seed_budgets(&config, now, Scope::Tenant, period, &spent)
+                .await
+                .unwrap();
+        }
+        let subjects = [
+            (Scope::Tenant, "acme".to_string(), "acme".to_string()),
+            (Scope::Tenant, "beta".to_string(), "beta".to_string()),
+            (Scope::User, "acme".to_string(), "u1".to_string()),
+            (Scope::Feature, String::new(), "triage".to_string()),
+        ];
+        let states = policy.budget_states(&config, now, &subjects).await.unwrap();
+        let summary: Vec<(&str, &str, &str, String, String)> = states
+            .iter()
+            .map(|s| {
+                (
+                    s.scope,
+                    s.id.as_str(),
+                    s.period,
+                    s.spent_usd.to_string(),
+                    format!("{:.3}", s.used),
+                )
+            })
+            .collect();
+        // Fullest first; the feature has no rule; the user's budget is untouched.
+        assert_eq!(
+            summary,
+            [
+                ("tenant", "acme", "day", "7.5".into(), "0.750".into()),
+                ("tenant", "beta", "day", "1".into(), "0.100".into()),
+                ("tenant", "acme", "month", "7.5".into(), "0.075".into()),
+                ("user", "u1", "day", "0".into(), "0.000".into()),
+            ]
+        );
+        assert!(
+            states.iter().all(|s| !s.enforced),
+            "shadow mode enforces nothing"
+        );
+    }
+}

@@ -366,6 +366,31 @@ fn the_query_suite_returns_the_same_rows_on_duckdb_and_clickhouse() {
     );
     assert!(!click.unpriced_models().unwrap().is_empty());
 
+    // A run page's calls: the same events, in the same order, from both.
+    let runs: Vec<String> = events
+        .iter()
+        .filter_map(|e| e.agent_run_id.clone())
+        .take(3)
+        .collect();
+    assert!(!runs.is_empty());
+    let calls = |store: &dyn Store| store.run_events(&runs, since, until).unwrap();
+    let expected: Vec<_> = events
+        .iter()
+        .filter(|e| {
+            [&e.agent_run_id, &e.parent_run_id]
+                .iter()
+                .any(|id| id.as_ref().is_some_and(|id| runs.contains(id)))
+        })
+        .map(|e| e.id)
+        .collect();
+    let from_duck: Vec<_> = calls(&duck).iter().map(|e| e.id).collect();
+    assert_eq!(from_duck.len(), expected.len());
+    assert_eq!(
+        calls(&duck),
+        calls(&click),
+        "run events differ between the backends"
+    );
+
     let params = ReportParams {
         since: at("2026-10-01"),
         until: at("2026-12-01"),

@@ -309,9 +309,10 @@ async fn overview_view(state: &AppState, scope: Scope) -> Result<views::Overview
     let max_age = config.max_price_age_days;
     let now = Utc::now();
     let tenant = scope.filter(Field::Tenant).map(str::to_owned);
+    let policy = config.policy.clone();
     let (mut view, subjects) = on_store(state, move |store| {
         let view = views::overview(store, &scope, max_age, now.date_naive())?;
-        let subjects = views::budget_subjects(store, now, tenant.as_deref())?;
+        let subjects = views::budget_subjects(store, &policy, now, tenant.as_deref())?;
         Ok((view, subjects))
     })
     .await?;
@@ -330,9 +331,10 @@ async fn tenant_view(
     let config = state.config();
     let contracts = config.contracts.clone();
     let now = Utc::now();
+    let policy = config.policy.clone();
     let (mut view, subjects) = on_store(state, move |store| {
         let view = views::tenant(store, &scope, &tenant, &contracts)?;
-        let subjects = views::budget_subjects(store, now, Some(&tenant))?;
+        let subjects = views::budget_subjects(store, &policy, now, Some(&tenant))?;
         Ok((view, subjects))
     })
     .await?;
@@ -772,9 +774,10 @@ async fn budgets_api(
     let config = state.config();
     let now = Utc::now();
     let tenant = scope.filter(Field::Tenant).map(str::to_owned);
+    let policy = config.policy.clone();
     let result = async {
         let subjects = on_store(&state, move |store| {
-            views::budget_subjects(store, now, tenant.as_deref())
+            views::budget_subjects(store, &policy, now, tenant.as_deref())
         })
         .await?;
         let budgets = state

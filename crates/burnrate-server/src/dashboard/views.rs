@@ -10,7 +10,8 @@ use burnrate_insight::margins::{Contract, SegmentRules, TenantMargin, margins};
 use burnrate_model::dimension::{Dimension, Field};
 use burnrate_model::prices::ServiceTier;
 use burnrate_model::{Money, PriceBook, Status, UsageEvent};
-use burnrate_policy::BudgetState;
+use burnrate_policy::config::Scope as Rule;
+use burnrate_policy::{BudgetState, PolicyConfig};
 use burnrate_store::reports::{Report, ReportParams};
 use burnrate_store::{
     Bucket, Cell, Filter, Metric, Order, QueryResult, QuerySpec, Store, StoreError,
@@ -746,11 +747,23 @@ pub fn run(store: &dyn Store, scope: &Scope, run_id: &str) -> Result<Option<RunV
     let mut seen_runs: HashSet<String> = HashSet::from([run_id.to_owned()]);
     let mut seen_events: HashSet<uuid::Uuid> = HashSet::new();
     let mut frontier = vec![run_id.to_owned()];
-    for _ in 0..MAX_RUN_DEPTH {
+    let (mut since, mut until) = (scope.since, scope.until);
+    for level in 0..MAX_RUN_DEPTH {
         if frontier.is_empty() {
             break;
         }
-        let found = store.run_events(&frontier, scope.since, scope.until)?;
+        let found = store.run_events(&frontier, since, until)?;
+        if level == 0 {
+            // Sub-agents run inside their parent's span: later levels read only that
+            // (and an hour after it), not the whole range.
+            if let (Some(first), Some(last)) = (
+                found.iter().map(|e| e.ts).min(),
+                found.iter().map(|e| e.ts).max(),
+            ) {
+                since = first.max(scope.since);
+                until = (last + Duration::hours(1)).min(scope.until);
+            }
+        }
         frontier.clear();
         for event in found {
             if event.id.is_some_and(|id| !seen_events.insert(id)) {
@@ -925,40 +938,86 @@ pub fn anomalies(store: &dyn Store, day: NaiveDate) -> Result<AnomaliesView, Sto
 }
 
 /// The subjects whose budgets the dashboard shows: every tenant, user and feature with
-/// spend in the current day or month (and the ones rules name), from the ledger.
+/// spend in the current period of a rule that covers them, from the ledger. Only the scopes
+/// and periods the rules use are queried.
 pub fn budget_subjects(
     store: &dyn Store,
+    policy: &PolicyConfig,
     now: DateTime<Utc>,
     tenant: Option<&str>,
-) -> Result<Vec<(burnrate_policy::config::Scope, String, String)>, StoreError> {
-    use burnrate_policy::config::Scope as Rule;
-    // A month in any time zone starts within the last 32 days.
-    let mut spec = QuerySpec::new(now - Duration::days(32), now + Duration::seconds(1));
-    spec.group_by = vec![
-        Dimension::Field(Field::Tenant),
-        Dimension::Field(Field::User),
-        Dimension::Field(Field::Feature),
-    ];
-    spec.metrics = vec![Metric::Requests];
-    if let Some(tenant) = tenant {
-        spec.filters.push(Filter {
-            dimension: Dimension::Field(Field::Tenant),
-            negate: false,
-            values: vec![tenant.to_owned()],
-        });
-    }
+) -> Result<Vec<(Rule, String, String)>, StoreError> {
     let mut subjects = std::collections::BTreeSet::new();
-    for row in &store.query(&spec)?.rows {
-        let Some(tenant) = text(row.first()) else {
+    let scopes = [
+        (Rule::Tenant, None),
+        (Rule::User, Some(Field::User)),
+        (Rule::Feature, Some(Field::Feature)),
+    ];
+    for (scope, field) in scopes {
+        let Some(since) = policy
+            .budgets
+            .iter()
+            .filter(|rule| rule.scope == scope)
+            .map(|rule| burnrate_policy::period::span(rule.period, now, policy.timezone).start)
+            .min()
+        else {
             continue;
         };
-        subjects.insert((Rule::Tenant, tenant.clone(), tenant.clone()));
-        if let Some(user) = text(row.get(1)) {
-            subjects.insert((Rule::User, tenant.clone(), user));
+        let mut spec = QuerySpec::new(since, now + Duration::seconds(1));
+        spec.group_by = vec![Dimension::Field(Field::Tenant)];
+        spec.group_by.extend(field.map(Dimension::Field));
+        spec.metrics = vec![Metric::Requests];
+        if let Some(tenant) = tenant {
+            spec.filters.push(Filter {
+                dimension: Dimension::Field(Field::Tenant),
+                negate: false,
+                values: vec![tenant.to_owned()],
+            });
         }
-        if let Some(feature) = text(row.get(2)) {
-            subjects.insert((Rule::Feature, String::new(), feature));
+        for row in &store.query(&spec)?.rows {
+            let owner = text(row.first()).unwrap_or_default();
+            match (scope, text(row.get(1))) {
+                (Rule::Tenant, _) if !owner.is_empty() => {
+                    subjects.insert((scope, owner.clone(), owner));
+                }
+                (Rule::User, Some(user)) if !owner.is_empty() => {
+                    subjects.insert((scope, owner, user));
+                }
+                (Rule::Feature, Some(feature)) => {
+                    subjects.insert((scope, String::new(), feature));
+                }
+                _ => {}
+            }
         }
     }
     Ok(subjects.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    #[test]
+    fn the_histogram_counts_every_run_in_quarter_decade_bins() {
+        let money = |text: &str| text.parse::<Money>().unwrap();
+        let costs = [
+            money("0"),
+            money("0.01"),
+            money("0.011"),
+            money("0.5"),
+            money("2.5"),
+        ];
+        let bins = histogram(&costs);
+        assert_eq!(bins.iter().map(|b| b.runs).sum::<u64>(), 5);
+        // From the $0.01 bin to the bin holding $2.50: 10^(k/4) edges.
+        assert!((bins[0].from_usd - 0.01).abs() < 1e-12);
+        assert_eq!(bins[0].runs, 3, "nothing-cost runs go in the first bin");
+        let last = bins.last().unwrap();
+        assert!(last.from_usd <= 2.5 && 2.5 < last.to_usd);
+        assert_eq!(last.runs, 1);
+        assert_eq!(bins.len(), 10);
+        assert!(histogram(&[]).is_empty());
+        assert_eq!(histogram(&[Money::ZERO])[0].runs, 1);
+    }
 }
