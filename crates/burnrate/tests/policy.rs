@@ -1212,35 +1212,101 @@ fn an_image_reserves_the_models_context_window_not_the_bodys_bytes() {
 
 #[test]
 fn an_adaptive_run_limit_stops_a_runaway_run_and_leaves_normal_runs_alone() {
-    let mock = mock_provider();
-    let dir = tempfile::tempdir().unwrap();
-    // A week of history: 25 runs of `triage`, each one call of 1,000 input tokens on
-    // gpt-4o ($2.50 a million: $0.0025 a run, the median).
-    let now = chrono::Utc::now();
-    let lines: Vec<String> = (0..25)
-        .map(|n| {
-            json!({"ts": (now - chrono::Duration::hours(2 + n)).to_rfc3339(),
-                   "provider": "openai", "model": "gpt-4o", "tenant_id": "blackbox-tenant",
-                   "feature": "triage", "agent_run_id": format!("past-{n}"),
-                   "usage": {"input_tokens": 1_000, "output_tokens": 0}})
-            .to_string()
-        })
+    let adaptive = AdaptiveLimit::start("");
+    // A normal run: two small calls ($0.001 of output each), well under 3 × $0.0025.
+    for n in 0..2 {
+        let (status, body) = adaptive.call("normal", 100, n);
+        assert_eq!(status, 200, "{body}");
+    }
+    // A runaway: its first call costs $0.01 of output, past the $0.0075 limit; the run
+    // is stopped from its next call on.
+    let (status, body) = adaptive.call("runaway", 1_000, 0);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = adaptive.call("runaway", 1_000, 1);
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "run_limit_exceeded", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("adaptive cost limit (3×"), "{message}");
+    // Other runs of the feature go on.
+    let (status, body) = adaptive.call("normal-2", 100, 0);
+    assert_eq!(status, 200, "{body}");
+    assert!(adaptive.gateway.terminate().success());
+}
+
+#[test]
+fn in_shadow_mode_the_adaptive_run_limit_records_the_stop_and_refuses_nothing() {
+    let adaptive = AdaptiveLimit::start("mode = \"shadow\"\n");
+    for n in 0..3 {
+        let (status, body) = adaptive.call("runaway", 1_000, n);
+        assert_eq!(status, 200, "call {n}: {body}");
+    }
+    let db = adaptive.dir.path().join("ledger.duckdb");
+    assert!(adaptive.gateway.terminate().success());
+    let shadowed: Vec<String> = export(&db)
+        .iter()
+        .filter(|e| e["agent_run_id"] == "runaway")
+        .filter_map(|e| e["labels"]["burnrate.shadow"].as_str().map(str::to_owned))
         .collect();
-    let history = dir.path().join("history.jsonl");
-    std::fs::write(&history, lines.join("\n")).unwrap();
-    let imported = burnrate()
-        .args(["import", "--db"])
-        .arg(dir.path().join("ledger.duckdb"))
-        .arg(&history)
-        .output()
-        .unwrap();
-    assert!(imported.status.success());
-    let extra = "[policy.runs]\nadaptive_multiple = 3.0\nadaptive_min_runs = 20\n";
-    let gateway = serve(&write_config(dir.path(), &mock.url, extra));
-    let client = reqwest::blocking::Client::new();
-    let call = |run: &str, output_tokens: u32, n: usize| {
-        let response = client
-            .post(format!("{}/v1/chat/completions", gateway.url))
+    // The first call passes (the run had cost nothing yet); the next two would have been
+    // refused, and say why.
+    assert_eq!(shadowed.len(), 2, "{shadowed:?}");
+    assert!(
+        shadowed
+            .iter()
+            .all(|s| s.contains("adaptive cost limit (3×")),
+        "{shadowed:?}"
+    );
+}
+
+/// A gateway whose `triage` feature has a week of history (25 one-call runs of $0.0025,
+/// the median) and an adaptive run limit of 3× it; `policy` goes into `[policy]`.
+struct AdaptiveLimit {
+    _mock: support::Server,
+    dir: tempfile::TempDir,
+    gateway: support::Server,
+    client: reqwest::blocking::Client,
+}
+
+impl AdaptiveLimit {
+    fn start(policy: &str) -> AdaptiveLimit {
+        let mock = mock_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let now = chrono::Utc::now();
+        let lines: Vec<String> = (0..25)
+            .map(|n| {
+                json!({"ts": (now - chrono::Duration::hours(2 + n)).to_rfc3339(),
+                       "provider": "openai", "model": "gpt-4o", "tenant_id": "blackbox-tenant",
+                       "feature": "triage", "agent_run_id": format!("past-{n}"),
+                       "usage": {"input_tokens": 1_000, "output_tokens": 0}})
+                .to_string()
+            })
+            .collect();
+        let history = dir.path().join("history.jsonl");
+        std::fs::write(&history, lines.join("\n")).unwrap();
+        let imported = burnrate()
+            .args(["import", "--db"])
+            .arg(dir.path().join("ledger.duckdb"))
+            .arg(&history)
+            .output()
+            .unwrap();
+        assert!(imported.status.success());
+        let extra = format!(
+            "[policy]\n{policy}[policy.runs]\nadaptive_multiple = 3.0\nadaptive_min_runs = 20\n"
+        );
+        let gateway = serve(&write_config(dir.path(), &mock.url, &extra));
+        AdaptiveLimit {
+            _mock: mock,
+            dir,
+            gateway,
+            client: reqwest::blocking::Client::new(),
+        }
+    }
+
+    /// Call `n` of `run`, with `output_tokens` of output.
+    fn call(&self, run: &str, output_tokens: u32, n: usize) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}/v1/chat/completions", self.gateway.url))
             .bearer_auth(KEY)
             .header("X-Attribution-User-ID", "u1")
             .header("X-Attribution-Feature", "triage")
@@ -1252,23 +1318,5 @@ fn an_adaptive_run_limit_stops_a_runaway_run_and_leaves_normal_runs_alone() {
             .unwrap();
         let status = response.status().as_u16();
         (status, response.json::<Value>().unwrap())
-    };
-    // A normal run: two small calls ($0.001 of output each), well under 3 × $0.0025.
-    for n in 0..2 {
-        let (status, body) = call("normal", 100, n);
-        assert_eq!(status, 200, "{body}");
     }
-    // A runaway: its first call costs $0.01 of output, past the $0.0075 limit; the run
-    // is stopped from its next call on.
-    let (status, body) = call("runaway", 1_000, 0);
-    assert_eq!(status, 200, "{body}");
-    let (status, body) = call("runaway", 1_000, 1);
-    assert_eq!(status, 403, "{body}");
-    assert_eq!(body["error"]["code"], "run_limit_exceeded", "{body}");
-    let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("adaptive cost limit (3×"), "{message}");
-    // Other runs of the feature go on.
-    let (status, body) = call("normal-2", 100, 0);
-    assert_eq!(status, 200, "{body}");
-    assert!(gateway.terminate().success());
 }

@@ -504,7 +504,7 @@ pub fn tenant(scope: &Scope, view: &TenantView) -> Markup {
             }
         }
         @if let Some(contract) = &view.contract {
-            p class="contract" { "Contract: " (format!("{:?}", contract.kind).to_lowercase()) @if let Some(tier) = &contract.tier { ", tier " (tier) } "." }
+            p class="contract" { "Contract: " (serde_json::to_value(contract.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()) @if let Some(tier) = &contract.tier { ", tier " (tier) } "." }
         }
         section aria-labelledby="budget-title" {
             h2 id="budget-title" { "Budgets" }
