@@ -81,10 +81,7 @@ pub fn invoice(
         }];
     }
     let result = store.query(&spec)?;
-    let count = |cell: &Cell| match cell {
-        Cell::Count(n) => u64::try_from(*n).unwrap_or(0),
-        _ => 0,
-    };
+    let count = |cell: &Cell| cell.as_count().unwrap_or(0);
     let mut usage: BTreeMap<String, Usage> = BTreeMap::new();
     for row in &result.rows {
         if let [Cell::Text(name), calls, input, output, cost, outcomes] = row.as_slice() {
@@ -94,10 +91,7 @@ pub fn invoice(
                     calls: count(calls),
                     input_tokens: count(input),
                     output_tokens: count(output),
-                    cost: match cost {
-                        Cell::Money(money) => *money,
-                        _ => Money::ZERO,
-                    },
+                    cost: cost.as_money().unwrap_or(Money::ZERO),
                     outcomes: count(outcomes),
                 },
             );

@@ -226,14 +226,8 @@ pub fn margins(
     let mut usage: BTreeMap<String, (Money, u64, u64)> = BTreeMap::new();
     for row in &result.rows {
         if let [Cell::Text(tenant), cost, requests, outcomes] = row.as_slice() {
-            let count = |cell: &Cell| match cell {
-                Cell::Count(n) => u64::try_from(*n).unwrap_or(0),
-                _ => 0,
-            };
-            let cost = match cost {
-                Cell::Money(money) => *money,
-                _ => Money::ZERO,
-            };
+            let count = |cell: &Cell| cell.as_count().unwrap_or(0);
+            let cost = cost.as_money().unwrap_or(Money::ZERO);
             usage.insert(tenant.clone(), (cost, count(requests), count(outcomes)));
         }
     }

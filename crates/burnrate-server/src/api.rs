@@ -429,7 +429,8 @@ fn admin_request<T: serde::de::DeserializeOwned>(
         .map_err(|error| Box::new(problem(StatusCode::BAD_REQUEST, &error.to_string())))
 }
 
-fn problem(status: StatusCode, message: &str) -> Response {
+/// An error answer: `{"error": message}` with `status`.
+pub(crate) fn problem(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({"error": message}))).into_response()
 }
 

@@ -5,6 +5,8 @@
 
 mod render;
 
+pub use render::is_numeric_cell;
+
 use std::collections::BTreeMap;
 
 use burnrate_model::Money;
@@ -76,11 +78,16 @@ pub struct Chart {
 
 impl Chart {
     fn format(&self, value: f64) -> String {
-        match self.unit {
-            "$" => usd(value),
-            "%" => format!("{:.1}%", value * 100.0),
-            _ => format!("{value:.2}"),
-        }
+        bar_caption(self.unit, value)
+    }
+}
+
+/// A bar's value as its chart's unit (`$` dollars, `%` a share) shows it.
+pub fn bar_caption(unit: &str, value: f64) -> String {
+    match unit {
+        "$" => usd(value),
+        "%" => format!("{:.1}%", value * 100.0),
+        _ => format!("{value:.2}"),
     }
 }
 

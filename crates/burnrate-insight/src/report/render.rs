@@ -32,11 +32,15 @@ fn cell(text: &str) -> String {
 /// Whether a column holds numbers (right-aligned): every non-empty cell starts like one.
 fn numeric(rows: &[Vec<String>], column: usize) -> bool {
     rows.iter().all(|row| {
-        row.get(column).is_none_or(|text| {
-            let text = text.trim_start_matches(['$', '+', '-', '−']);
-            text.is_empty() || text.starts_with(|c: char| c.is_ascii_digit()) || text == "—"
-        })
+        row.get(column)
+            .is_none_or(|text| text.is_empty() || is_numeric_cell(text))
     })
+}
+
+/// Whether a table cell reads as a number (`$12.50`, `-3%`, `1,024`, `—`).
+pub fn is_numeric_cell(text: &str) -> bool {
+    let text = text.trim_start_matches(['$', '+', '-', '−']);
+    text.starts_with(|c: char| c.is_ascii_digit()) || text == "—"
 }
 
 impl Report {

@@ -50,8 +50,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/ui/", get(|| async { Redirect::to("/ui") }))
         .route("/ui/longtail", get(longtail_page))
         .route("/ui/tenants/{id}", get(tenant_page))
-        .route("/ui/tenants/{id}/pause", post(pause_from_page))
-        .route("/ui/tenants/{id}/resume", post(resume_from_page))
+        .route("/ui/tenants/{id}/{action}", post(tenant_action))
         .route("/ui/runs", get(runs_page))
         .route("/ui/runs/{id}", get(run_page))
         .route("/ui/anomalies", get(anomalies_page))
@@ -257,7 +256,7 @@ impl ViewError {
     }
 
     fn json(&self) -> Response {
-        (self.status(), Json(json!({"error": self.message()}))).into_response()
+        crate::api::problem(self.status(), self.message())
     }
 
     fn page(&self, page: Page) -> Response {
@@ -299,7 +298,7 @@ async fn on_store<T: Send + 'static>(
 fn api_guard(state: &AppState, headers: &HeaderMap) -> Option<Response> {
     crate::api::authorised(state, headers)
         .err()
-        .map(|(status, message)| (status, Json(json!({"error": message}))).into_response())
+        .map(|(status, message)| crate::api::problem(status, message))
 }
 
 // ---- views (shared by pages and the API) ----
@@ -381,6 +380,27 @@ macro_rules! page_scope {
     }};
 }
 
+/// A page in the frame with its range and filter bar, or the error page: `render` gives
+/// the title and the body of a view that was built.
+fn framed<T>(
+    page: Page,
+    scope: &Scope,
+    action: &str,
+    view: Result<T, ViewError>,
+    render: impl FnOnce(&T) -> (String, Markup),
+) -> Response {
+    match view {
+        Ok(view) => {
+            let (title, body) = render(&view);
+            html_response(
+                StatusCode::OK,
+                pages::layout(page, &title, Some(scope), action, body),
+            )
+        }
+        Err(error) => error.page(page),
+    }
+}
+
 async fn overview_page(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -388,19 +408,10 @@ async fn overview_page(
     query: PageQueryResult,
 ) -> Response {
     let scope = page_scope!(state, headers, "/ui", raw, query, Page::Overview);
-    match overview_view(&state, scope.clone()).await {
-        Ok(view) => html_response(
-            StatusCode::OK,
-            pages::layout(
-                Page::Overview,
-                "Overview",
-                Some(&scope),
-                "/ui",
-                pages::overview(&scope, &view),
-            ),
-        ),
-        Err(error) => error.page(Page::Overview),
-    }
+    let view = overview_view(&state, scope.clone()).await;
+    framed(Page::Overview, &scope, "/ui", view, |view| {
+        ("Overview".into(), pages::overview(&scope, view))
+    })
 }
 
 async fn longtail_page(
@@ -411,19 +422,13 @@ async fn longtail_page(
 ) -> Response {
     let scope = page_scope!(state, headers, "/ui/longtail", raw, query, Page::LongTail);
     let wanted = scope.clone();
-    match on_store(&state, move |store| views::longtail(store, &wanted)).await {
-        Ok(tail) => html_response(
-            StatusCode::OK,
-            pages::layout(
-                Page::LongTail,
-                &format!("Long tail of spend by {}", tail.dimension),
-                Some(&scope),
-                "/ui/longtail",
-                pages::longtail(&scope, &tail),
-            ),
-        ),
-        Err(error) => error.page(Page::LongTail),
-    }
+    let view = on_store(&state, move |store| views::longtail(store, &wanted)).await;
+    framed(Page::LongTail, &scope, "/ui/longtail", view, |tail| {
+        (
+            format!("Long tail of spend by {}", tail.dimension),
+            pages::longtail(&scope, tail),
+        )
+    })
 }
 
 async fn tenant_page(
@@ -437,19 +442,10 @@ async fn tenant_page(
     let scope = page_scope!(state, headers, &path, raw, query, Page::Tenant);
     // The tenant is the page's subject, not a filter of the bar.
     let scope = scope.without_filter(Field::Tenant);
-    match tenant_view(&state, scope.clone(), tenant.clone()).await {
-        Ok(view) => html_response(
-            StatusCode::OK,
-            pages::layout(
-                Page::Tenant,
-                &format!("Tenant {tenant}"),
-                Some(&scope),
-                &path,
-                pages::tenant(&scope, &view),
-            ),
-        ),
-        Err(error) => error.page(Page::Tenant),
-    }
+    let view = tenant_view(&state, scope.clone(), tenant.clone()).await;
+    framed(Page::Tenant, &scope, &path, view, |view| {
+        (format!("Tenant {tenant}"), pages::tenant(&scope, view))
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -458,34 +454,32 @@ struct PauseForm {
     reason: Option<String>,
 }
 
-async fn pause_from_page(
+/// `POST /ui/tenants/{id}/pause` (with an optional `reason`) and `.../resume`, from the
+/// tenant page's buttons; back to the page after.
+async fn tenant_action(
     State(state): State<Arc<AppState>>,
-    Path(tenant): Path<String>,
+    Path((tenant, action)): Path<(String, String)>,
     headers: HeaderMap,
     Form(form): Form<PauseForm>,
 ) -> Response {
     if !signed_in(&state, &headers) {
         return (StatusCode::UNAUTHORIZED, "sign in at /ui/login first\n").into_response();
     }
-    let reason = form
-        .reason
-        .filter(|r| !r.trim().is_empty())
-        .unwrap_or_else(|| "paused from the dashboard".into());
-    match crate::api::pause_tenant(&state, &tenant, &reason).await {
-        Ok(_) => Redirect::to(&pages::tenant_path(&tenant)).into_response(),
-        Err(error) => ViewError::from(error).page(Page::Tenant),
-    }
-}
-
-async fn resume_from_page(
-    State(state): State<Arc<AppState>>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if !signed_in(&state, &headers) {
-        return (StatusCode::UNAUTHORIZED, "sign in at /ui/login first\n").into_response();
-    }
-    match crate::api::resume_tenant(&state, &tenant).await {
+    let done = match action.as_str() {
+        "pause" => {
+            let reason = form
+                .reason
+                .filter(|r| !r.trim().is_empty())
+                .unwrap_or_else(|| "paused from the dashboard".into());
+            crate::api::pause_tenant(&state, &tenant, &reason).await
+        }
+        "resume" => crate::api::resume_tenant(&state, &tenant).await,
+        other => {
+            return ViewError::NotFound(format!("no tenant action `{other}`: pause or resume"))
+                .page(Page::Tenant);
+        }
+    };
+    match done {
         Ok(_) => Redirect::to(&pages::tenant_path(&tenant)).into_response(),
         Err(error) => ViewError::from(error).page(Page::Tenant),
     }
@@ -499,19 +493,10 @@ async fn runs_page(
 ) -> Response {
     let scope = page_scope!(state, headers, "/ui/runs", raw, query, Page::Runs);
     let wanted = scope.clone();
-    match on_store(&state, move |store| views::runs(store, &wanted)).await {
-        Ok(view) => html_response(
-            StatusCode::OK,
-            pages::layout(
-                Page::Runs,
-                "Agent runs",
-                Some(&scope),
-                "/ui/runs",
-                pages::runs(&scope, &view),
-            ),
-        ),
-        Err(error) => error.page(Page::Runs),
-    }
+    let view = on_store(&state, move |store| views::runs(store, &wanted)).await;
+    framed(Page::Runs, &scope, "/ui/runs", view, |view| {
+        ("Agent runs".into(), pages::runs(&scope, view))
+    })
 }
 
 async fn run_page(
@@ -523,19 +508,10 @@ async fn run_page(
 ) -> Response {
     let path = pages::run_path(&run);
     let scope = page_scope!(state, headers, &path, raw, query, Page::Runs);
-    match run_view(&state, scope.clone(), run.clone()).await {
-        Ok(view) => html_response(
-            StatusCode::OK,
-            pages::layout(
-                Page::Runs,
-                &format!("Run {run}"),
-                Some(&scope),
-                &path,
-                pages::run(&scope, &view),
-            ),
-        ),
-        Err(error) => error.page(Page::Runs),
-    }
+    let view = run_view(&state, scope.clone(), run.clone()).await;
+    framed(Page::Runs, &scope, &path, view, |view| {
+        (format!("Run {run}"), pages::run(&scope, view))
+    })
 }
 
 async fn anomalies_page(
@@ -546,19 +522,13 @@ async fn anomalies_page(
 ) -> Response {
     let scope = page_scope!(state, headers, "/ui/anomalies", raw, query, Page::Anomalies);
     let day = anomaly_day(&scope);
-    match on_store(&state, move |store| views::anomalies(store, day)).await {
-        Ok(view) => html_response(
-            StatusCode::OK,
-            pages::layout(
-                Page::Anomalies,
-                &format!("Anomalies on {day}"),
-                Some(&scope),
-                "/ui/anomalies",
-                pages::anomalies(&scope, &view),
-            ),
-        ),
-        Err(error) => error.page(Page::Anomalies),
-    }
+    let view = on_store(&state, move |store| views::anomalies(store, day)).await;
+    framed(Page::Anomalies, &scope, "/ui/anomalies", view, |view| {
+        (
+            format!("Anomalies on {day}"),
+            pages::anomalies(&scope, view),
+        )
+    })
 }
 
 /// The reports the folder holds (newest first), then the latest of each kind that can be
@@ -647,7 +617,7 @@ async fn report_document(
     let config = state.config();
     if let Some(folder) = &config.reports.folder {
         let path = folder.join(format!("{kind}-{day}.json"));
-        if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Ok(text) = tokio::fs::read_to_string(&path).await {
             return serde_json::from_str(&text)
                 .map_err(|e| ViewError::Unavailable(format!("{}: {e}", path.display())));
         }

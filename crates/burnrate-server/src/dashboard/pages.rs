@@ -129,10 +129,11 @@ pub fn drill(scope: &Scope, dimension: &Dimension, member: &str) -> Option<Strin
         Dimension::Field(Field::Tenant) => Some(scope.link(&tenant_path(member), &[])),
         Dimension::Field(Field::AgentRun) => Some(scope.link(&run_path(member), &[])),
         Dimension::Field(field) if FILTER_FIELDS.contains(field) => {
-            let next = match field {
-                Field::Feature => "model",
-                Field::Model => "feature",
-                _ => "feature",
+            // A feature splits next by model; anything else by feature.
+            let next = if *field == Field::Feature {
+                "model"
+            } else {
+                "feature"
             };
             Some(
                 scope
@@ -452,7 +453,6 @@ pub fn longtail(scope: &Scope, tail: &LongTail) -> Markup {
 }
 
 fn slice_rows(
-    scope: &Scope,
     title: &str,
     id: &str,
     rows: &[Slice],
@@ -463,7 +463,6 @@ fn slice_rows(
         .take(12)
         .map(|s| (s.name.clone(), s.share, usd_text(s.cost_usd), link(&s.name)))
         .collect();
-    let _ = scope;
     html! {
         section aria-labelledby=(format!("{id}-title")) {
             h2 id=(format!("{id}-title")) { (title) }
@@ -518,9 +517,9 @@ pub fn tenant(scope: &Scope, view: &TenantView) -> Markup {
                 }
             }
         }
-        (slice_rows(scope, "Spend by feature", "features", &view.features, |name| (!not_set(name)).then(|| inner.with_filter(Field::Feature, name).link("/ui/runs", &[]))))
-        (slice_rows(scope, "Spend by model", "models", &view.models, |name| (!not_set(name)).then(|| inner.with_filter(Field::Model, name).link("/ui", &[("by", "feature")]))))
-        (slice_rows(scope, "Costliest users", "users", &view.users, |name| (!not_set(name)).then(|| inner.with_filter(Field::User, name).link("/ui", &[("by", "feature")]))))
+        (slice_rows("Spend by feature", "features", &view.features, |name| (!not_set(name)).then(|| inner.with_filter(Field::Feature, name).link("/ui/runs", &[]))))
+        (slice_rows("Spend by model", "models", &view.models, |name| (!not_set(name)).then(|| inner.with_filter(Field::Model, name).link("/ui", &[("by", "feature")]))))
+        (slice_rows("Costliest users", "users", &view.users, |name| (!not_set(name)).then(|| inner.with_filter(Field::User, name).link("/ui", &[("by", "feature")]))))
     }
 }
 
@@ -803,7 +802,7 @@ pub fn report(document: &serde_json::Value) -> Markup {
                     @let rows: Vec<(String, f64, String, Option<String>)> = bars.iter().filter_map(|bar| {
                         let label = bar[0].as_str()?.to_owned();
                         let value = bar[1].as_f64()?;
-                        let caption = match unit { "$" => format!("${value:.2}"), "%" => format!("{:.1}%", value * 100.0), _ => format!("{value:.2}") };
+                        let caption = burnrate_insight::report::bar_caption(unit, value);
                         Some((label, value, caption, None))
                     }).collect();
                     @if !rows.is_empty() { (svg::hbars(section["chart"]["title"].as_str().unwrap_or(""), &rows)) }
@@ -814,19 +813,13 @@ pub fn report(document: &serde_json::Value) -> Markup {
                     @if rows.is_empty() { p class="empty" { "none" } } @else {
                         table {
                             thead { tr { @for h in &headers { th { (h) } } } }
-                            tbody { @for row in &rows { tr { @for cell in row { td class=(if looks_numeric(cell) { "num" } else { "" }) { (cell) } } } } }
+                            tbody { @for row in &rows { tr { @for cell in row { td class=(if burnrate_insight::report::is_numeric_cell(cell) { "num" } else { "" }) { (cell) } } } } }
                         }
                     }
                 }
             }
         }
     }
-}
-
-/// Whether a report cell holds a number (right-aligned).
-fn looks_numeric(cell: &str) -> bool {
-    let text = cell.trim_start_matches(['$', '+', '-', '−']);
-    text.starts_with(|c: char| c.is_ascii_digit()) || text == "—"
 }
 
 #[cfg(test)]

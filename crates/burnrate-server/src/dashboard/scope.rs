@@ -306,7 +306,7 @@ mod tests {
         let scope = Scope::from_query(&dated, now()).unwrap();
         assert_eq!(scope.until - scope.since, Duration::days(2));
         let again = Scope::from_query(
-            &serde_urlencoded(&scope.with_filter(Field::Model, "gpt-5").query_string()),
+            &page_query(&scope.with_filter(Field::Model, "gpt-5").query_string()),
             now(),
         )
         .unwrap();
@@ -314,7 +314,8 @@ mod tests {
         assert_eq!(again.filter(Field::Model), Some("gpt-5"));
     }
 
-    fn serde_urlencoded(text: &str) -> PageQuery {
+    /// A query string read as the handlers read it.
+    fn page_query(text: &str) -> PageQuery {
         let pairs: Vec<(String, String)> = form_urlencoded::parse(text.as_bytes())
             .into_owned()
             .collect();

@@ -93,7 +93,7 @@ pub fn stacked_bars(
                         @let y = { base -= h; base };
                         @if h > 0.0 {
                             rect x=(x) y=(y) width=(bar) height=(h) fill=(colour(g)) {
-                                title { (groups.get(g).map(String::as_str).unwrap_or("")) " · " (labels[b]) ": " (axis_precise(*value)) }
+                                title { (groups.get(g).map(String::as_str).unwrap_or("")) " · " (labels[b]) ": " (dollars_label(*value)) }
                             }
                         }
                     }
@@ -105,10 +105,6 @@ pub fn stacked_bars(
             (legend(groups, links))
         }
     }
-}
-
-fn axis_precise(value: f64) -> String {
-    format!("${value:.2}")
 }
 
 /// The legend: a swatch and a name per group, linked when a link is given.
@@ -198,24 +194,25 @@ pub fn histogram(
             @for (i, (from, to, runs)) in bins.iter().enumerate() {
                 @let h = height * *runs as f64 / most;
                 rect x=(left + slot * i as f64 + 1.0) y=(TOP + height - h) width=((slot - 2.0).max(0.5)) height=(h) fill=(colour(0)) {
-                    title { (runs) " runs cost " (axis_precise_small(*from)) "–" (axis_precise_small(*to)) }
+                    title { (runs) " runs cost " (dollars_label(*from)) "–" (dollars_label(*to)) }
                 }
                 @if i % every == 0 {
-                    text class="tick" x=(left + slot * i as f64) y=(TOP + height + 16.0) text-anchor="middle" { (axis_precise_small(*from)) }
+                    text class="tick" x=(left + slot * i as f64) y=(TOP + height + 16.0) text-anchor="middle" { (dollars_label(*from)) }
                 }
             }
             @for (label, value, class) in [("median", p50, "p50"), ("p99", p99, "p99")] {
                 @if let Some(value) = value {
                     line class=(format!("marker {class}")) x1=(x(value)) x2=(x(value)) y1=(TOP) y2=(TOP + height) {}
                     @let right = x(value) > width / 2.0;
-                    text class=(format!("marker {class}")) x=(if right { x(value) - 3.0 } else { x(value) + 3.0 }) y=(TOP + height + if class == "p50" { 30.0 } else { 44.0 }) text-anchor=(if right { "end" } else { "start" }) { (label) " " (axis_precise_small(value)) }
+                    text class=(format!("marker {class}")) x=(if right { x(value) - 3.0 } else { x(value) + 3.0 }) y=(TOP + height + if class == "p50" { 30.0 } else { 44.0 }) text-anchor=(if right { "end" } else { "start" }) { (label) " " (dollars_label(value)) }
                 }
             }
         }
     }
 }
 
-fn axis_precise_small(value: f64) -> String {
+/// Dollars for a tooltip or a marker: cents from a dollar up, more places below.
+fn dollars_label(value: f64) -> String {
     if value >= 1.0 {
         format!("${value:.2}")
     } else if value >= 0.01 {

@@ -332,17 +332,11 @@ fn spec(scope: &Scope, group_by: Vec<Dimension>, metrics: Vec<Metric>) -> QueryS
 }
 
 fn count(cell: Option<&Cell>) -> u64 {
-    match cell {
-        Some(Cell::Count(n)) => u64::try_from(*n).unwrap_or(0),
-        _ => 0,
-    }
+    cell.and_then(Cell::as_count).unwrap_or(0)
 }
 
 fn money(cell: Option<&Cell>) -> Money {
-    match cell {
-        Some(Cell::Money(m)) => *m,
-        _ => Money::ZERO,
-    }
+    cell.and_then(Cell::as_money).unwrap_or(Money::ZERO)
 }
 
 fn number(cell: Option<&Cell>) -> Option<f64> {
@@ -641,15 +635,11 @@ pub fn runs(store: &dyn Store, scope: &Scope) -> Result<RunsView, StoreError> {
         .map(|row| {
             let feature = name(row.first());
             let histogram = histogram(costs.get(&feature).map(Vec::as_slice).unwrap_or(&[]));
-            let percentile = |cell: Option<&Cell>| match cell {
-                Some(Cell::Money(m)) => Some(*m),
-                _ => None,
-            };
             FeatureRuns {
                 runs: count(row.get(1)),
                 cost_usd: money(row.get(2)),
-                p50_usd: percentile(row.get(3)),
-                p99_usd: percentile(row.get(4)),
+                p50_usd: row.get(3).and_then(Cell::as_money),
+                p99_usd: row.get(4).and_then(Cell::as_money),
                 histogram,
                 feature,
             }

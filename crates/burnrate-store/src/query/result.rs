@@ -67,6 +67,22 @@ impl Cell {
         }
     }
 
+    /// A count cell as a count (`None` for anything else, or a negative count).
+    pub fn as_count(&self) -> Option<u64> {
+        match self {
+            Cell::Count(count) => u64::try_from(*count).ok(),
+            _ => None,
+        }
+    }
+
+    /// A money cell's amount (`None` for anything else).
+    pub fn as_money(&self) -> Option<Money> {
+        match self {
+            Cell::Money(money) => Some(*money),
+            _ => None,
+        }
+    }
+
     /// The cell as plain text, for tables and CSV.
     pub fn to_text(&self) -> String {
         match self {
