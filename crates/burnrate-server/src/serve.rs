@@ -169,6 +169,12 @@ impl Gateway {
         &self.replayed
     }
 
+    /// The state the handlers share, for a process that embeds the gateway (the demo reads
+    /// its ledger and reports through it while the gateway serves).
+    pub fn state(&self) -> Arc<AppState> {
+        Arc::clone(&self.state)
+    }
+
     /// Serves until `shutdown` resolves, then stops gracefully.
     pub async fn run(
         self,

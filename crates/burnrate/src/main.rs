@@ -1,6 +1,7 @@
 //! The `burnrate` command line.
 
 mod cli;
+mod demo;
 mod gen_events;
 mod reference;
 
@@ -19,6 +20,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Start the mock provider, the gateway and the dashboard, send a day of multi-tenant
+    /// agent traffic through the gateway, print the daily report and the tenants' margins,
+    /// and keep the dashboard up until Ctrl-C. Needs no keys and no network.
+    Demo(DemoArgs),
     /// Import usage events from JSONL files (`-` reads stdin) into the ledger.
     Import(ImportArgs),
     /// Query the ledger: any metrics, grouped by up to any dimensions, bucketed, filtered.
@@ -218,6 +223,21 @@ struct LongtailArgs {
     /// `table` or `json`.
     #[arg(long, default_value = "table")]
     format: String,
+}
+
+/// `burnrate demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The folder for the ledger, the journal, the audit trail and the configuration (an
+    /// earlier demo's folder is cleared first; any other non-empty folder is refused).
+    #[arg(long, default_value = "burnrate-demo")]
+    pub dir: PathBuf,
+    /// Where the gateway and the dashboard listen (a free port if this one is taken).
+    #[arg(long, default_value = "127.0.0.1:8790")]
+    pub listen: std::net::SocketAddr,
+    /// Seed of the history written before today's traffic.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Args)]
@@ -651,6 +671,7 @@ struct GenEventsArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => demo::run(&args),
         Command::Import(args) => cli::import::run(&args.db.db, &args.files),
         Command::Migrate(args) => cli::migrate::run(&args.from, &args.to),
         Command::Compare(args) => cli::compare::run(&args),

@@ -724,7 +724,8 @@ pub fn monthly(store: &dyn Store, day: NaiveDate, context: &Context) -> Result<R
     })
 }
 
-fn profitability(book: &Margins) -> Section {
+/// Profitability per tenant: revenue, cost and gross margin, lowest margin first.
+pub fn profitability(book: &Margins) -> Section {
     Section {
         title: "Profitability per tenant".into(),
         lead: Some(format!(

@@ -1,7 +1,8 @@
-//! Query results as a table, JSON or CSV.
+//! Query results as a table, JSON or CSV; reports for a terminal.
 
 use std::io::Write;
 
+use burnrate_insight::report::{self, Report};
 use burnrate_store::{Cell, ColumnKind, QueryResult};
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
@@ -49,11 +50,7 @@ pub fn print_result(
 
 /// A human table: money rounded to 6 decimals (JSON and CSV stay exact), rates as percents.
 pub fn table(result: &QueryResult) -> Table {
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(&result.columns);
+    let mut table = headed(&result.columns);
     for row in &result.rows {
         let cells = row.iter().zip(&result.kinds).map(|(cell, kind)| {
             let text = human(cell, *kind);
@@ -98,6 +95,81 @@ fn thousands(count: i64) -> String {
         grouped.insert(0, '-');
     }
     grouped
+}
+
+/// An empty table with these column headings, fitted to the terminal.
+fn headed(headers: &[String]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(headers);
+    table
+}
+
+/// A report for a terminal: each section's lead, its chart as bars of block characters, and
+/// its table (numbers right-aligned).
+pub fn terminal(report: &Report) -> String {
+    let mut out = format!(
+        "\n{}\n{}\n",
+        report.title,
+        "═".repeat(report.title.chars().count())
+    );
+    for warning in &report.warnings {
+        out.push_str(&format!("WARNING: {warning}\n"));
+    }
+    for section in &report.sections {
+        out.push_str(&format!("\n{}\n", section.title));
+        if let Some(lead) = &section.lead {
+            out.push_str(&format!("{lead}\n"));
+        }
+        if let Some(chart) = &section.chart {
+            out.push_str(&bars(chart));
+        }
+        if let Some(rows) = &section.table {
+            if rows.rows.is_empty() {
+                out.push_str("(none)\n");
+                continue;
+            }
+            let mut table = headed(&rows.headers);
+            for row in &rows.rows {
+                table.add_row(row.iter().map(|text| {
+                    let cell = comfy_table::Cell::new(text);
+                    match report::is_numeric_cell(text) {
+                        true => cell.set_alignment(CellAlignment::Right),
+                        false => cell,
+                    }
+                }));
+            }
+            out.push_str(&format!("{table}\n"));
+        }
+    }
+    out
+}
+
+/// A bar chart in text: the longest bar is 40 blocks wide (negative values get no bar).
+fn bars(chart: &report::Chart) -> String {
+    const WIDTH: f64 = 40.0;
+    let widest = chart.bars.iter().map(|(_, v)| *v).fold(0.0, f64::max);
+    let label_width = chart
+        .bars
+        .iter()
+        .map(|(label, _)| label.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for (label, value) in &chart.bars {
+        let blocks = match widest > 0.0 && *value > 0.0 {
+            true => ((value / widest) * WIDTH).round().max(1.0) as usize,
+            false => 0,
+        };
+        out.push_str(&format!(
+            "  {label:<label_width$}  {} {}\n",
+            "█".repeat(blocks),
+            report::bar_caption(chart.unit, *value)
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
