@@ -66,6 +66,7 @@ run bench/dashboard.sh "$work/ledger-$events.duckdb"
 
 section "OTLP decode and mapping, one core (issue 4)"
 run "$examples/otlp_map_bench"
+mkdir -p "$work/otlp"
 OTLP_BENCH_WRITE="$work/otlp" "$examples/otlp_map_bench" >/dev/null
 
 section "Gateway: the mock direct, a pass-through proxy, burnrate, LiteLLM; OTLP/HTTP ingest (issues 3, 4)"
