@@ -69,9 +69,7 @@ pub fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
 pub fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
     match command {
         KeysCommand::New { id, tenant } => {
-            let mut secret = [0u8; 24];
-            rand::rng().fill_bytes(&mut secret);
-            let key = format!("br-{}", hex::encode(secret));
+            let key = random_secret("br-");
             let hash = hex::encode(burnrate_server::keys::hash_key(&key));
             println!("# Give this key to the client; it is not stored anywhere:\n# {key}\n");
             println!("[[keys]]\nid = \"{id}\"\nsha256 = \"{hash}\"\ntenant_id = \"{tenant}\"");
@@ -94,6 +92,13 @@ pub fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A random secret for a key or a token: `prefix` and 24 random bytes in hex.
+pub fn random_secret(prefix: &str) -> String {
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{prefix}{}", hex::encode(bytes))
 }
 
 /// Runs the mock provider until Ctrl-C or SIGTERM.

@@ -25,9 +25,9 @@ use burnrate_server::{Config, Gateway};
 use burnrate_store::Store;
 use chrono::{Days, NaiveDate, Utc};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use rand::RngCore;
 
 use crate::DemoArgs;
+use crate::cli::serve::random_secret;
 use driver::Driver;
 use workload::{Keys, SCENARIOS, STARK_DAILY_CAP_USD, TENANTS};
 
@@ -64,8 +64,11 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     };
     tokio::spawn(burnrate_mock::serve(mock, mock_config));
 
-    let keys: Keys = TENANTS.iter().map(|t| (t.id, secret("br-"))).collect();
-    let admin_token = secret("");
+    let keys: Keys = TENANTS
+        .iter()
+        .map(|t| (t.id, random_secret("br-")))
+        .collect();
+    let admin_token = random_secret("");
     let listen = listen_address(args.listen)?;
     let text = config_text(&dir, listen, mock_addr, &keys);
     let config_path = dir.join("burnrate.toml");
@@ -201,13 +204,6 @@ fn listen_address(wanted: SocketAddr) -> anyhow::Result<SocketAddr> {
         }
         Err(error) => Err(error).with_context(|| format!("cannot listen on {wanted}")),
     }
-}
-
-/// A random secret: 24 bytes, hex.
-fn secret(prefix: &str) -> String {
-    let mut bytes = [0u8; 24];
-    rand::rng().fill_bytes(&mut bytes);
-    format!("{prefix}{}", hex::encode(bytes))
 }
 
 /// Writes the history into the ledger file before the gateway opens it.

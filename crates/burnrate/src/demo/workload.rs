@@ -215,10 +215,6 @@ pub async fn run(driver: &Driver, keys: &Keys, bars: Vec<ProgressBar>) -> anyhow
         driver,
         bar: bars.next().unwrap_or_else(ProgressBar::hidden),
     };
-    let finish = |lane: &Lane<'_>, note: &str| {
-        lane.bar.set_length(lane.bar.position());
-        lane.bar.finish_with_message(note.to_string());
-    };
     let (support, triage, research, review, ops, docs, chat, tail) = (
         lane(),
         lane(),
@@ -230,47 +226,55 @@ pub async fn run(driver: &Driver, keys: &Keys, bars: Vec<ProgressBar>) -> anyhow
         lane(),
     );
     tokio::try_join!(
-        async {
-            support_agent(&support, key("acme-corp")).await?;
-            finish(&support, "36 runs, each with sub-agents");
-            anyhow::Ok(())
-        },
-        async {
-            inbox_triage(&triage, key("acme-corp")).await?;
-            finish(&triage, "cached system prompt");
-            anyhow::Ok(())
-        },
-        async {
-            research_agent(&research, key("globex")).await?;
-            finish(&research, "24 runs");
-            anyhow::Ok(())
-        },
-        async {
-            code_review(&review, key("initech")).await?;
-            finish(&review, "outcomes reported");
-            anyhow::Ok(())
-        },
-        async {
-            ops_agent(&ops, key("umbrella")).await?;
-            finish(&ops, "looping runs stopped by the loop detector");
-            anyhow::Ok(())
-        },
-        async {
-            doc_qa(&docs, key("hooli")).await?;
-            finish(&docs, "v3.2 writes the cache on every call");
-            anyhow::Ok(())
-        },
-        async {
-            chat_assist(&chat, key("stark-labs")).await?;
-            finish(&chat, "fell back, answered from cache, then refused");
-            anyhow::Ok(())
-        },
-        async {
-            long_tail(&tail, keys).await?;
-            finish(&tail, "");
-            anyhow::Ok(())
-        },
+        scenario(
+            &support,
+            "36 runs, each with sub-agents",
+            support_agent(&support, key("acme-corp"))
+        ),
+        scenario(
+            &triage,
+            "cached system prompt",
+            inbox_triage(&triage, key("acme-corp"))
+        ),
+        scenario(
+            &research,
+            "24 runs",
+            research_agent(&research, key("globex"))
+        ),
+        scenario(
+            &review,
+            "outcomes reported",
+            code_review(&review, key("initech"))
+        ),
+        scenario(
+            &ops,
+            "looping runs stopped by the loop detector",
+            ops_agent(&ops, key("umbrella"))
+        ),
+        scenario(
+            &docs,
+            "v3.2 writes the cache on every call",
+            doc_qa(&docs, key("hooli"))
+        ),
+        scenario(
+            &chat,
+            "fell back, answered from cache, then refused",
+            chat_assist(&chat, key("stark-labs"))
+        ),
+        scenario(&tail, "", long_tail(&tail, keys)),
     )?;
+    Ok(())
+}
+
+/// Runs one scenario, then closes its progress bar with `note`.
+async fn scenario(
+    lane: &Lane<'_>,
+    note: &str,
+    work: impl Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    work.await?;
+    lane.bar.set_length(lane.bar.position());
+    lane.bar.finish_with_message(note.to_string());
     Ok(())
 }
 
