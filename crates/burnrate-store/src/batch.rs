@@ -122,6 +122,26 @@ fn text_builder(rows: usize) -> StringBuilder {
     StringBuilder::with_capacity(rows, rows * 12)
 }
 
+/// The text columns from `source` to `agent_name`, in [`EVENT_COLUMNS`] order.
+pub(crate) fn texts_before_depth(event: &UsageEvent) -> [Option<&str>; 14] {
+    [
+        event.source.as_deref(),
+        Some(event.provider.as_str()),
+        Some(event.model.as_str()),
+        event.requested_model.as_deref(),
+        event.operation.as_deref(),
+        event.service_tier.as_deref(),
+        event.tenant_id.as_deref(),
+        event.user_id.as_deref(),
+        event.feature.as_deref(),
+        event.task_id.as_deref(),
+        event.route.as_deref(),
+        event.agent_run_id.as_deref(),
+        event.parent_run_id.as_deref(),
+        event.agent_name.as_deref(),
+    ]
+}
+
 /// One Arrow builder per column of [`EVENT_COLUMNS`], in the same order.
 struct EventColumns {
     id: FixedSizeBinaryBuilder,
@@ -167,22 +187,7 @@ impl EventColumns {
         self.ts.append_value(event.ts.timestamp_micros());
         self.duration_ms
             .append_option(event.duration_ms.map(tokens));
-        let before_depth = [
-            event.source.as_deref(),
-            Some(event.provider.as_str()),
-            Some(event.model.as_str()),
-            event.requested_model.as_deref(),
-            event.operation.as_deref(),
-            event.service_tier.as_deref(),
-            event.tenant_id.as_deref(),
-            event.user_id.as_deref(),
-            event.feature.as_deref(),
-            event.task_id.as_deref(),
-            event.route.as_deref(),
-            event.agent_run_id.as_deref(),
-            event.parent_run_id.as_deref(),
-            event.agent_name.as_deref(),
-        ];
+        let before_depth = texts_before_depth(event);
         for (builder, value) in self.texts_before_depth.iter_mut().zip(before_depth) {
             builder.append_option(value);
         }

@@ -219,10 +219,18 @@ impl DuckStore {
     /// them (a call outside any run is its own run) and that cost per success.
     fn outcomes(&self, params: &ReportParams) -> Result<QueryResult, StoreError> {
         let spec = params.base_spec()?;
+        let rows = self.rows_for(&spec);
         let mut sql_params = Vec::new();
-        let filter = sql::where_clause(&spec, &mut sql_params);
+        let priced = sql::priced_ctes(
+            &[],
+            Some(rows.outcome_run_expr()),
+            &spec,
+            &mut sql_params,
+            self.thresholds(),
+            rows,
+        );
         let outcome_filter = sql::where_clause(&spec, &mut sql_params);
-        let run = "coalesce(agent_run_id, CAST(id AS VARCHAR))";
+        let run = sql::Rows::Events.outcome_run_expr();
         let limit = params
             .top
             .map(|n| format!(" LIMIT {n}"))
@@ -240,7 +248,6 @@ impl DuckStore {
              CAST(CAST(successes AS DOUBLE) / outcomes AS VARCHAR), CAST(cost AS VARCHAR), \
              CAST((cost * 2 + successes) // nullif(successes * 2, 0) AS VARCHAR) \
              FROM totals ORDER BY cost DESC, name, feature{limit}",
-            priced = sql::priced_ctes(&[], Some(run), &filter, self.thresholds()),
         );
         self.report_sql(&spec, &statement, &sql_params, Report::OUTCOME_COLUMNS)
     }
@@ -250,11 +257,12 @@ impl DuckStore {
     /// (the `burnrate.missing` label of OTLP events).
     fn coverage(&self, params: &ReportParams) -> Result<QueryResult, StoreError> {
         let spec = params.base_spec()?;
+        let rows = self.rows_for(&spec);
         let mut sql_params = Vec::new();
-        let filter = sql::where_clause(&spec, &mut sql_params);
         let missing = |what: &str| {
             format!(
-                "coalesce(list_contains(string_split(json_extract_string(labels,                  '$.\"burnrate.missing\"'), ','), '{what}'), false)"
+                "coalesce(list_contains(string_split({}, ','), '{what}'), false)",
+                rows.missing_expr()
             )
         };
         let keys = [
@@ -292,7 +300,7 @@ impl DuckStore {
             part("span_without_model", "mm"),
             part("span_without_usage", "mu"),
             part("span_without_cache_detail", "mc"),
-            priced = sql::priced_ctes(&keys, None, &filter, self.thresholds()),
+            priced = sql::priced_ctes(&keys, None, &spec, &mut sql_params, self.thresholds(), rows),
         );
         self.report_sql(&spec, &statement, &sql_params, Report::COVERAGE_COLUMNS)
     }

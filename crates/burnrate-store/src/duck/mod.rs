@@ -3,7 +3,8 @@
 //! Tables: `events` (one row per call, counters raw), `price_versions` (the whole price book
 //! with its history), `model_map` (each provider + model seen, resolved to a price key),
 //! `price_bands` (per-token prices in femtodollars of the keys in use, per tier, input band
-//! and validity period: what queries join to) and `meta`.
+//! and validity period: what queries join to), `rollup` (the events summed per hour and
+//! every dimension, kept at append: see [`rollup`]) and `meta`.
 
 mod export;
 mod loops;
@@ -14,6 +15,8 @@ mod prices;
 pub use prices::UnpricedModel;
 mod retention;
 pub use retention::{MonthArchive, expire_archives};
+mod rollup;
+pub use rollup::{CALL_ID_EXPR, MISSING_EXPR, input_class_expr, sums_sql};
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -23,6 +26,7 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 use burnrate_model::{PriceBook, UsageEvent};
+use chrono::Timelike;
 use duckdb::{Connection, params_from_iter};
 use uuid::Uuid;
 
@@ -37,6 +41,7 @@ pub struct EventBatch {
     batch: RecordBatch,
     ids: Vec<Uuid>,
     models: HashSet<(String, String)>,
+    groups: rollup::Groups,
 }
 
 impl EventBatch {
@@ -48,7 +53,13 @@ impl EventBatch {
             .iter()
             .map(|e| (e.provider.clone(), e.model.clone()))
             .collect();
-        Ok(EventBatch { batch, ids, models })
+        let groups = rollup::Groups::of(events);
+        Ok(EventBatch {
+            batch,
+            ids,
+            models,
+            groups,
+        })
     }
 
     /// Number of events in the batch.
@@ -79,6 +90,15 @@ pub struct DuckStore {
     known_models: HashSet<(String, String)>,
     /// The archive folder reads also see, once [`DuckStore::include_archive`] was called.
     archive: Option<PathBuf>,
+    /// The thresholds the roll-up's input classes count.
+    rollup_universe: Vec<u64>,
+    /// False when the roll-up may not match the events: queries then read the events.
+    rollup_valid: bool,
+    /// Whether queries may read the roll-up (see [`DuckStore::set_rollup_reads`]).
+    rollup_reads: bool,
+    /// Roll-up rows small appends added since the last compaction, and their earliest hour.
+    small_rows: usize,
+    dirty_from: Option<i64>,
 }
 
 impl DuckStore {
@@ -121,8 +141,10 @@ impl DuckStore {
                  valid_to DATE NOT NULL, input HUGEINT NOT NULL, cache_read HUGEINT NOT NULL,
                  cache_write_5m HUGEINT NOT NULL, cache_write_1h HUGEINT NOT NULL,
                  output HUGEINT NOT NULL, reasoning HUGEINT NOT NULL);
-             CREATE TEMP TABLE incoming_ids (id UUID NOT NULL);",
-            columns.join(", ")
+             CREATE TEMP TABLE incoming_ids (id UUID NOT NULL);
+             {rollup};",
+            columns.join(", "),
+            rollup = rollup::create_table_sql(),
         ))?;
         let mut store = DuckStore {
             conn,
@@ -130,8 +152,14 @@ impl DuckStore {
             thresholds: Vec::new(),
             known_models: HashSet::new(),
             archive: None,
+            rollup_universe: Vec::new(),
+            rollup_valid: false,
+            rollup_reads: true,
+            small_rows: 0,
+            dirty_from: None,
         };
         store.load_prices()?;
+        store.check_rollup()?;
         Ok(store)
     }
 
@@ -184,6 +212,7 @@ impl DuckStore {
         let mut seen = HashSet::with_capacity(all_ids.len());
         let mut fresh = Vec::with_capacity(all_ids.len());
         let mut new_models = HashSet::new();
+        let mut rollup_parts = Vec::with_capacity(batches.len());
         let mut appender = self.conn.appender("events")?;
         for batch in batches {
             let keep: BooleanArray = batch
@@ -195,14 +224,16 @@ impl DuckStore {
                     Some(new)
                 })
                 .collect();
-            let rows = if keep.true_count() == batch.ids.len() {
-                batch.batch
+            let all = keep.true_count() == batch.ids.len();
+            let rows = if all {
+                batch.batch.clone()
             } else {
                 filter_record_batch(&batch.batch, &keep)?
             };
             if rows.num_rows() > 0 {
                 appender.append_record_batch(rows)?;
             }
+            rollup_parts.push((batch.batch, batch.groups, (!all).then_some(keep)));
             new_models.extend(
                 batch
                     .models
@@ -212,10 +243,11 @@ impl DuckStore {
         }
         appender.flush()?;
         drop(appender);
+        let inserted = seen.len() as u64;
+        self.append_rollup(rollup_parts, seen.len())?;
         if !new_models.is_empty() {
             self.map_models(new_models.into_iter().collect())?;
         }
-        let inserted = seen.len() as u64;
         Ok((
             AppendOutcome {
                 inserted,
@@ -275,11 +307,57 @@ impl DuckStore {
     /// Runs a query spec.
     pub fn query(&self, spec: &QuerySpec) -> Result<QueryResult, StoreError> {
         spec.validate()?;
-        let rendered = sql::render(spec, &self.thresholds);
+        let rendered = sql::render(spec, &self.thresholds, self.rows_for(spec));
         let kinds = crate::query::result::column_kinds(spec);
         let mut result = self.run_sql(&rendered.sql, &rendered.params, rendered.columns, kinds)?;
         self.annotate_unpriced(spec, &mut result)?;
         Ok(result)
+    }
+
+    /// Where a query over `spec` reads its sums: the roll-up for the whole hours of the range
+    /// when it can answer (it is current, the store does not read the archive, no label is
+    /// grouped or filtered by, and the range holds a whole hour), else the events.
+    pub(crate) fn rows_for(&self, spec: &QuerySpec) -> sql::Rows<'_> {
+        let labels = spec
+            .group_by
+            .iter()
+            .chain(spec.filters.iter().map(|filter| &filter.dimension))
+            .any(|dimension| matches!(dimension, burnrate_model::Dimension::Label(_)));
+        let bands_known = self
+            .thresholds
+            .iter()
+            .all(|t| self.rollup_universe.contains(t));
+        if !self.rollup_reads
+            || !self.rollup_valid
+            || self.archive.is_some()
+            || labels
+            || !bands_known
+        {
+            return sql::Rows::Events;
+        }
+        let hour = chrono::TimeDelta::hours(1);
+        let since = spec.since.naive_utc();
+        let floor = |t: chrono::NaiveDateTime| t.date().and_hms_opt(t.hour(), 0, 0).unwrap_or(t);
+        let from = if floor(since) == since {
+            since
+        } else {
+            floor(since) + hour
+        };
+        let to = floor(spec.until.naive_utc());
+        if from >= to {
+            return sql::Rows::Events;
+        }
+        sql::Rows::Rollup {
+            universe: &self.rollup_universe,
+            from,
+            to,
+        }
+    }
+
+    /// Turns reading the roll-up on (the default) or off; with it off every query reads the
+    /// events, which answers the same (tests and benchmarks compare the two).
+    pub fn set_rollup_reads(&mut self, on: bool) {
+        self.rollup_reads = on;
     }
 
     /// Adds the count of unpriced calls in the spec's range, with a warning when there are any.
@@ -316,11 +394,21 @@ impl DuckStore {
 
     fn unpriced_in(&self, spec: &QuerySpec) -> Result<crate::query::result::Unpriced, StoreError> {
         let mut params = Vec::new();
-        let filter = sql::where_clause(spec, &mut params);
+        let parts = self.rows_for(spec).scan(spec, &mut params, |rollup| {
+            let requests = if rollup { "sum(requests)" } else { "count(*)" };
+            (
+                format!(
+                    "{requests} AS requests, sum(input_tokens) AS input_tokens, \
+                     sum(output_tokens) AS output_tokens"
+                ),
+                " AND (provider, model) IN (SELECT (provider, model) FROM model_map \
+                 WHERE price_key IS NULL)"
+                    .to_owned(),
+            )
+        });
         let statement_sql = format!(
-            "SELECT count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0) \
-             FROM events e SEMI JOIN (SELECT provider, model FROM model_map WHERE price_key IS NULL) m \
-             ON e.provider = m.provider AND e.model = m.model WHERE {filter}"
+            "SELECT CAST(coalesce(sum(requests), 0) AS BIGINT), coalesce(sum(input_tokens), 0), \
+             coalesce(sum(output_tokens), 0) FROM ({parts})"
         );
         let mut statement = self.conn.prepare(&statement_sql)?;
         let (requests, input_tokens, output_tokens) =

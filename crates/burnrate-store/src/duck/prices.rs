@@ -160,7 +160,7 @@ impl DuckStore {
         match result {
             Ok(()) => {
                 self.conn.execute_batch("COMMIT")?;
-                Ok(())
+                self.rollup_after_price_change()
             }
             Err(error) => {
                 let _ = self.conn.execute_batch("ROLLBACK");

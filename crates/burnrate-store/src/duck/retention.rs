@@ -36,7 +36,7 @@ impl MonthArchive {
 }
 
 /// The token columns whose sums must match between the ledger and a month's file.
-const TOKEN_COLUMNS: [&str; 6] = [
+pub(super) const TOKEN_COLUMNS: [&str; 6] = [
     "input_tokens",
     "cache_read_tokens",
     "cache_write_tokens",
@@ -396,7 +396,13 @@ impl DuckStore {
         self.conn.execute_batch("BEGIN TRANSACTION")?;
         let deleted = self
             .conn
-            .execute(&format!("DELETE FROM {table} WHERE {filter}"), []);
+            .execute(&format!("DELETE FROM {table} WHERE {filter}"), [])
+            .and_then(|n| {
+                // The roll-up's hours lie inside months, so the same filter takes its rows.
+                self.conn
+                    .execute(&format!("DELETE FROM rollup WHERE {filter}"), [])
+                    .map(|_| n)
+            });
         match deleted {
             Ok(n) if i64::try_from(n).ok() == Some(expected) => {
                 self.conn.execute_batch("COMMIT")?;

@@ -696,3 +696,216 @@ fn a_result_survives_the_wire_form_the_query_api_sends() {
         .to_string();
     assert!(error.contains("`requests`"), "{error}");
 }
+
+/// Calls with everything the roll-up keys on varying: runs and calls outside runs, users,
+/// errors, outcomes (in runs and outside), layer splits, the OTLP `burnrate.missing` label,
+/// tiers and inputs either side of the price bands' thresholds, over three days.
+fn rollup_events() -> impl Strategy<Value = Vec<UsageEvent>> {
+    let one = (
+        (0usize..4, 0usize..3, 0usize..4, 0usize..3, 0usize..6),
+        (0u64..300_000, 0u64..100, 0u64..5000),
+        (0usize..4, 0usize..5, any::<bool>(), 0usize..3),
+        0i64..(3 * 86_400_000),
+    )
+        .prop_map(
+            |(
+                (tenant, user, run, model, status),
+                (input, read_pct, output),
+                (tier, outcome, layered, missing),
+                offset,
+            )| {
+                let mut e = UsageEvent::from_json(
+                    r#"{"ts": "2026-11-20T00:00:00Z", "provider": "x", "model": "y", "usage": {}}"#,
+                )
+                .unwrap();
+                e.ts = ts("2026-11-20T00:00:00Z") + chrono::Duration::milliseconds(offset);
+                e.tenant_id = ["t1", "t2", "t3"].get(tenant).map(|s| (*s).to_owned());
+                e.user_id = ["u1", "u2"].get(user).map(|s| (*s).to_owned());
+                e.feature = e.tenant_id.as_ref().map(|t| format!("f-{t}"));
+                e.agent_run_id = ["r1", "r2", "r3"].get(run).map(|s| (*s).to_owned());
+                let (provider, name) = [
+                    ("anthropic", "claude-sonnet-4-5-20250929"),
+                    ("gemini", "gemini-2.5-pro"),
+                    ("openai", "mystery-model"),
+                ][model];
+                e.provider = provider.into();
+                e.model = name.into();
+                e.service_tier =
+                    [None, Some("batch"), Some("flex"), Some("priority")][tier].map(str::to_owned);
+                e.status = [
+                    Status::Ok,
+                    Status::Ok,
+                    Status::Ok,
+                    Status::Error,
+                    Status::Blocked,
+                    Status::Ok,
+                ][status];
+                if e.status != Status::Ok {
+                    e.error = Some("upstream 500".into());
+                }
+                let read = input * read_pct / 100;
+                e.usage = Usage {
+                    input_tokens: input,
+                    cache_read_tokens: read,
+                    cache_write_tokens: (input - read) / 3,
+                    cache_write_1h_tokens: (input - read) / 9,
+                    output_tokens: output,
+                    reasoning_tokens: output / 4,
+                };
+                if layered {
+                    e.layers = Some(burnrate_model::event::Layers {
+                        prompt: input / 2,
+                        tool: input / 4,
+                        memory: input - input / 2 - input / 4,
+                        response: output,
+                    });
+                }
+                e.tool_calls = u32::try_from(output % 4).unwrap();
+                e.duration_ms = Some(output);
+                e.outcome = match outcome {
+                    0 => Some(Outcome {
+                        name: "resolved".into(),
+                        success: true,
+                    }),
+                    1 => Some(Outcome {
+                        name: "resolved".into(),
+                        success: false,
+                    }),
+                    _ => None,
+                };
+                if missing > 0 {
+                    e.labels.insert(
+                        "burnrate.missing".into(),
+                        ["usage", "model,cache"][missing - 1].into(),
+                    );
+                }
+                e.id = Some(uuid::Uuid::now_v7());
+                e.validate().unwrap();
+                e
+            },
+        );
+    proptest::collection::vec(one, 1..120)
+}
+
+/// Every answer of `store` with the roll-up read and with only the events read.
+fn answers(store: &mut DuckStore, since: DateTime<Utc>, until: DateTime<Utc>) -> Vec<String> {
+    let mut specs = Vec::new();
+    let group_bys: [&[&str]; 7] = [
+        &[],
+        &["tenant_id"],
+        &["feature", "model"],
+        &["agent_run_id"],
+        &["user_id", "status"],
+        &["service_tier", "outcome_name"],
+        &["span_depth"],
+    ];
+    for (i, group_by) in group_bys.iter().enumerate() {
+        let mut spec = spec(group_by, Metric::ALL);
+        spec.since = since;
+        spec.until = until;
+        spec.bucket = [None, Some(Bucket::Hour), Some(Bucket::Day)][i % 3];
+        if i == 4 {
+            spec.filters = vec![
+                "tenant_id!=t2".parse().unwrap(),
+                "user_id=u1,".parse().unwrap(),
+            ];
+        }
+        specs.push(spec);
+    }
+    let params = crate::reports::ReportParams {
+        since,
+        until,
+        filters: Vec::new(),
+        top: None,
+    };
+    let mut out = Vec::new();
+    for reads in [true, false] {
+        store.set_rollup_reads(reads);
+        let mut text = String::new();
+        for spec in &specs {
+            let rollup = matches!(store.rows_for(spec), crate::query::sql::Rows::Rollup { .. });
+            assert_eq!(rollup, reads, "the roll-up is read exactly when it is on");
+            text.push_str(&format!("{:?}\n", store.query(spec).unwrap()));
+        }
+        for report in crate::reports::Report::ALL {
+            text.push_str(&format!("{:?}\n", store.report(report, &params).unwrap()));
+        }
+        out.push(text);
+    }
+    store.set_rollup_reads(true);
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(10))]
+    /// The roll-up answers every metric, report and range exactly as the events do: after
+    /// appends in pieces (with repeats), after compaction and after a rebuild.
+    #[test]
+    fn the_rollup_answers_what_the_events_answer(
+        events in rollup_events(),
+        cut in 0usize..120,
+        since_ms in 0i64..86_400_000,
+        until_ms in 0i64..86_400_000,
+    ) {
+        let mut store = DuckStore::open_in_memory().unwrap();
+        let cut = cut.min(events.len());
+        store.append(&events[..cut]).unwrap();
+        store.append(&events[cut / 2..]).unwrap();
+        prop_assert_eq!(store.event_count().unwrap(), events.len() as u64);
+        let since = ts("2026-11-20T00:00:00Z") + chrono::Duration::milliseconds(since_ms);
+        let until = ts("2026-11-22T00:00:00Z") + chrono::Duration::milliseconds(until_ms);
+        let [with, without] = answers(&mut store, since, until).try_into().unwrap();
+        prop_assert_eq!(&with, &without);
+        store.compact_rollup().unwrap();
+        let [compacted, _] = answers(&mut store, since, until).try_into().unwrap();
+        prop_assert_eq!(&compacted, &without);
+        store.rebuild_rollup().unwrap();
+        let [rebuilt, _] = answers(&mut store, since, until).try_into().unwrap();
+        prop_assert_eq!(&rebuilt, &without);
+    }
+}
+
+#[test]
+fn the_rollup_is_compacted_and_rebuilt_when_it_misses_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.duckdb");
+    let events = hand_built();
+    let expected = {
+        let mut store = DuckStore::open(&path).unwrap();
+        store.import_overrides(TEST_PRICES, "test").unwrap();
+        for event in &events {
+            store.append(std::slice::from_ref(event)).unwrap();
+        }
+        store.append(&events).unwrap();
+        let before = store.rollup_rows().unwrap();
+        store.compact_rollup().unwrap();
+        assert!(
+            store.rollup_rows().unwrap() < before,
+            "compaction merged nothing"
+        );
+        let [with, without] = answers(
+            &mut store,
+            ts("2026-11-01T00:00:00Z"),
+            ts("2026-12-01T00:00:00Z"),
+        )
+        .try_into()
+        .unwrap();
+        assert_eq!(with, without);
+        // A crash between the events' append and the roll-up's loses roll-up rows.
+        store
+            .conn
+            .execute_batch("DELETE FROM rollup WHERE tenant_id = 'A'")
+            .unwrap();
+        with
+    };
+    let mut store = DuckStore::open(&path).unwrap();
+    let [with, without] = answers(
+        &mut store,
+        ts("2026-11-01T00:00:00Z"),
+        ts("2026-12-01T00:00:00Z"),
+    )
+    .try_into()
+    .unwrap();
+    assert_eq!(with, without);
+    assert_eq!(with, expected);
+}

@@ -101,14 +101,117 @@ const COST_EXPR: &str = "(b.input_tokens - b.cache_read_tokens - b.cache_write_t
 
 const NAIVE_COST_EXPR: &str = "b.input_tokens * p.input + b.output_tokens * p.output";
 
-/// The `base` and `priced` common table expressions: events matching `filter`, summed per
-/// `keys` (alias, expression), optional `run` key, model, tier, band and day, then priced in
-/// femtodollars (`cost`, `naive_cost`; `unpriced` counts calls with no price).
+/// Where a query reads the sums it prices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rows<'a> {
+    /// The `events` table, one row per call.
+    Events,
+    /// The `rollup` table for the whole hours `[from, to)` of the range, and `events` for
+    /// the parts of hours at its ends. `universe` lists the thresholds the roll-up's input
+    /// classes count; it holds every threshold of the query's bands.
+    Rollup {
+        /// The roll-up's thresholds, ascending.
+        universe: &'a [u64],
+        /// The whole hours the roll-up answers for.
+        from: chrono::NaiveDateTime,
+        /// End of those hours, exclusive.
+        to: chrono::NaiveDateTime,
+    },
+}
+
+impl Rows<'_> {
+    /// SQL for the OTLP `burnrate.missing` label of a row.
+    pub fn missing_expr(&self) -> &'static str {
+        match self {
+            Rows::Events => crate::duck::MISSING_EXPR,
+            Rows::Rollup { .. } => "missing",
+        }
+    }
+
+    /// SQL for the run a call counts in when runs are reached outcomes: its agent run, else
+    /// the call itself (only calls outside runs that reached an outcome need their own).
+    pub fn outcome_run_expr(&self) -> &'static str {
+        match self {
+            Rows::Events => "coalesce(agent_run_id, CAST(id AS VARCHAR))",
+            Rows::Rollup { .. } => "coalesce(agent_run_id, CAST(call_id AS VARCHAR))",
+        }
+    }
+
+    /// The band of a row under `thresholds`: from the input for events, from the input class
+    /// for the roll-up (input > the k-th threshold of the universe exactly when the class
+    /// exceeds k).
+    fn band(&self, thresholds: &[u64]) -> String {
+        match self {
+            Rows::Events => band_expr(thresholds),
+            Rows::Rollup { universe, .. } => {
+                if thresholds.is_empty() {
+                    return "0".to_owned();
+                }
+                thresholds
+                    .iter()
+                    .map(|t| {
+                        let k = universe.iter().position(|u| u == t).unwrap_or(usize::MAX);
+                        format!("CAST(input_class > {k} AS INTEGER)")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" + ")
+            }
+        }
+    }
+
+    /// `FROM ... WHERE ...` over `rows` with the spec's range and filters, as one SELECT or
+    /// a UNION ALL of the roll-up's whole hours and the events at the ends; `select` renders
+    /// a part's select list and grouping from whether it reads the roll-up.
+    pub fn scan(
+        &self,
+        spec: &QuerySpec,
+        params: &mut Vec<String>,
+        select: impl Fn(bool) -> (String, String),
+    ) -> String {
+        match self {
+            Rows::Events => {
+                let (list, tail) = select(false);
+                let filter = where_clause(spec, params);
+                format!("SELECT {list} FROM events WHERE {filter}{tail}")
+            }
+            Rows::Rollup { universe, from, to } => {
+                let (list, tail) = select(true);
+                let filter = where_clause(spec, params);
+                let mut sql = format!(
+                    "SELECT {list} FROM rollup WHERE {filter} AND ts >= TIMESTAMP '{from}' \
+                     AND ts < TIMESTAMP '{to}'{tail}"
+                );
+                let since = spec.since.naive_utc();
+                let until = spec.until.naive_utc();
+                if since < *from || *to < until {
+                    let (list, tail) = select(false);
+                    let filter = where_clause(spec, params);
+                    sql.push_str(&format!(
+                        " UNION ALL SELECT {list} FROM (SELECT *, {class} AS input_class, \
+                         {missing} AS missing, {call_id} AS call_id FROM events) \
+                         WHERE {filter} AND (ts < TIMESTAMP '{from}' OR ts >= TIMESTAMP '{to}'){tail}",
+                        class = crate::duck::input_class_expr(universe),
+                        missing = crate::duck::MISSING_EXPR,
+                        call_id = crate::duck::CALL_ID_EXPR,
+                    ));
+                }
+                sql
+            }
+        }
+    }
+}
+
+/// The `base` and `priced` common table expressions: calls in the spec's range that match its
+/// filters, summed per `keys` (alias, expression), optional `run` key, model, tier, band and
+/// day, then priced in femtodollars (`cost`, `naive_cost`; `unpriced` counts calls with no
+/// price). Pushes the filters' parameters onto `params`.
 pub fn priced_ctes(
     keys: &[(String, String)],
     run: Option<&str>,
-    filter: &str,
+    spec: &QuerySpec,
+    params: &mut Vec<String>,
     thresholds: &[u64],
+    rows: Rows<'_>,
 ) -> String {
     let key_select: String = keys
         .iter()
@@ -117,32 +220,31 @@ pub fn priced_ctes(
     let run_select = run
         .map(|expr| format!("{expr} AS run, "))
         .unwrap_or_default();
+    let band = rows.band(thresholds);
+    let base = rows.scan(spec, params, |rollup| {
+        (
+            format!(
+                "{key_select}{run_select}provider, model, {TIER_EXPR} AS tier, {band} AS band, \
+                 CAST(ts AS DATE) AS day, {}",
+                crate::duck::sums_sql(rollup)
+            ),
+            " GROUP BY ALL".to_owned(),
+        )
+    });
     format!(
-        "WITH base AS (SELECT {key_select}{run_select}provider, model, {TIER_EXPR} AS tier, \
-         {band} AS band, CAST(ts AS DATE) AS day, count(*) AS requests, \
-         count(*) FILTER (WHERE status = 'error') AS errors, \
-         sum(input_tokens) AS input_tokens, sum(cache_read_tokens) AS cache_read_tokens, \
-         sum(cache_write_tokens) AS cache_write_tokens, \
-         sum(cache_write_1h_tokens) AS cache_write_1h_tokens, \
-         sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens, \
-         sum(tool_calls) AS tool_calls, sum(layer_prompt) AS layer_prompt, \
-         sum(layer_tool) AS layer_tool, sum(layer_memory) AS layer_memory, \
-         count(layer_prompt) AS layered, \
-         count(*) FILTER (WHERE outcome_success) AS successes \
-         FROM events WHERE {filter} GROUP BY ALL), \
+        "WITH base AS ({base}), \
          priced AS (SELECT b.*, {COST_EXPR} AS cost, {NAIVE_COST_EXPR} AS naive_cost, \
          CASE WHEN p.price_key IS NULL THEN b.requests ELSE 0 END AS unpriced \
          FROM base b LEFT JOIN model_map m ON m.provider = b.provider AND m.model = b.model \
          LEFT JOIN price_bands p ON p.price_key = m.price_key AND p.tier = b.tier \
          AND p.band = b.band AND b.day >= p.valid_from AND b.day < p.valid_to)",
-        band = band_expr(thresholds),
     )
 }
 
-/// Renders a validated spec; `thresholds` are the price book's input-size band thresholds.
-pub fn render(spec: &QuerySpec, thresholds: &[u64]) -> Rendered {
+/// Renders a validated spec; `thresholds` are the price book's input-size band thresholds,
+/// `rows` where the sums are read.
+pub fn render(spec: &QuerySpec, thresholds: &[u64], rows: Rows<'_>) -> Rendered {
     let mut params = Vec::new();
-    let filter = where_clause(spec, &mut params);
     let needs_runs = spec.metrics.iter().any(|m| m.needs_runs());
     let needs_latency = spec.metrics.iter().any(|m| m.needs_latency());
 
@@ -165,8 +267,10 @@ pub fn render(spec: &QuerySpec, thresholds: &[u64]) -> Rendered {
     let mut sql = priced_ctes(
         &keys,
         needs_runs.then_some("agent_run_id"),
-        &filter,
+        spec,
+        &mut params,
         thresholds,
+        rows,
     );
     sql.push_str(&format!(
         ", groups AS (SELECT {key_list}sum(requests) AS requests, sum(errors) AS errors, \
