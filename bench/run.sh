@@ -8,7 +8,7 @@
 #
 # Usage: bench/run.sh [--quick] [WORKDIR]
 #   --quick   a smoke run in minutes: 1M events, no 100M ledger, 3 s per rate, 1,000 streams,
-#             no LiteLLM (the full run takes several hours and about 12 GB of disk)
+#             no LiteLLM (the full run takes about an hour and needs about 35 GB of disk)
 #   WORKDIR   where the workloads and ledgers go (default: a new temp dir, kept for reuse)
 # Needs what .ci/run installs (redis-server, clickhouse-server, python3-venv, bc); LiteLLM is
 # installed from PyPI at the version bench/litellm/requirements.txt pins.
