@@ -26,7 +26,7 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 use burnrate_model::{PriceBook, UsageEvent};
-use chrono::Timelike;
+use chrono::DurationRound;
 use duckdb::{Connection, params_from_iter};
 use uuid::Uuid;
 
@@ -336,8 +336,8 @@ impl DuckStore {
             return sql::Rows::Events;
         }
         let hour = chrono::TimeDelta::hours(1);
+        let floor = |t: chrono::NaiveDateTime| t.duration_trunc(hour).unwrap_or(t);
         let since = spec.since.naive_utc();
-        let floor = |t: chrono::NaiveDateTime| t.date().and_hms_opt(t.hour(), 0, 0).unwrap_or(t);
         let from = if floor(since) == since {
             since
         } else {

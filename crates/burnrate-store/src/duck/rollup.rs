@@ -145,16 +145,13 @@ fn schema() -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// SQL for the input class of an `events` row under `universe` (ascending thresholds).
+/// SQL for the input class of an `events` row under `universe` (ascending thresholds): its
+/// band under the whole book's thresholds.
 pub fn input_class_expr(universe: &[u64]) -> String {
-    if universe.is_empty() {
-        return "CAST(0 AS UTINYINT)".to_owned();
-    }
-    let parts: Vec<String> = universe
-        .iter()
-        .map(|t| format!("CAST(input_tokens > {t} AS INTEGER)"))
-        .collect();
-    format!("CAST({} AS UTINYINT)", parts.join(" + "))
+    format!(
+        "CAST({} AS UTINYINT)",
+        crate::query::sql::band_expr(universe)
+    )
 }
 
 /// SQL for the `call_id` of an `events` row.
@@ -413,8 +410,8 @@ impl DuckStore {
     }
 
     /// Rebuilds the roll-up when it does not count every event or was built for other
-    /// thresholds; returns whether it did.
-    pub(super) fn check_rollup(&mut self) -> Result<bool, StoreError> {
+    /// thresholds.
+    pub(super) fn check_rollup(&mut self) -> Result<(), StoreError> {
         let universe = self.universe();
         let recorded: Option<String> = self
             .conn
@@ -437,10 +434,9 @@ impl DuckStore {
             && events == counted
         {
             self.rollup_valid = true;
-            return Ok(false);
+            return Ok(());
         }
-        self.rebuild_rollup()?;
-        Ok(true)
+        self.rebuild_rollup()
     }
 
     /// Builds the roll-up again from the events, in one transaction.
