@@ -133,31 +133,50 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    // Each target with the process whose CPU time it costs (LiteLLM's is a process tree).
     let mut targets = vec![
-        Target::new("mock, direct", &mock.url, "sk-direct", false)?,
-        Target::new("pass-through proxy", &floor.url, "sk-direct", false)?,
-        Target::new("burnrate", &gateway.url, KEY, true)?,
+        (
+            Target::new("mock, direct", &mock.url, "sk-direct", false)?,
+            Some(mock.pid()),
+        ),
+        (
+            Target::new("pass-through proxy", &floor.url, "sk-direct", false)?,
+            Some(floor.pid()),
+        ),
+        (
+            Target::new("burnrate", &gateway.url, KEY, true)?,
+            Some(gateway.pid()),
+        ),
     ];
     if let Some(litellm) = &litellm {
-        targets.push(Target::new(
-            "LiteLLM proxy",
-            &litellm.url,
-            LITELLM_KEY,
-            false,
-        )?);
+        targets.push((
+            Target::new("LiteLLM proxy", &litellm.url, LITELLM_KEY, false)?,
+            None,
+        ));
     }
 
     println!();
     println!(
-        "| mode | rate (req/s) | target | p50 | p90 | p99 | max | added p50 | added p99 | errors |"
+        "| mode | rate (req/s) | target | p50 | p90 | p99 | max | added p50 | added p99 | errors | CPU per call |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for stream in [false, true] {
         for &rate in &args.rates {
             let mut direct: Option<Stats> = None;
-            for target in &targets {
+            for (target, pid) in &targets {
                 runtime.block_on(load(target, rate, args.warmup, stream))?;
+                let cpu_before = pid.map(cpu_time).transpose()?;
                 let stats = runtime.block_on(load(target, rate, args.seconds, stream))?;
+                let cpu = match (pid, cpu_before) {
+                    (Some(pid), Some(before)) => {
+                        let calls = (stats.micros.len() + stats.errors).max(1) as f64;
+                        format!(
+                            "{:.0} µs",
+                            (cpu_time(*pid)? - before).as_secs_f64() * 1e6 / calls
+                        )
+                    }
+                    _ => "—".into(),
+                };
                 let added = direct.as_ref().map(|d| {
                     (
                         stats.percentile(0.50) as i64 - d.percentile(0.50) as i64,
@@ -165,7 +184,7 @@ fn main() -> Result<()> {
                     )
                 });
                 println!(
-                    "| {} | {rate} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {rate} | {} | {} | {} | {} | {} | {} | {} | {} | {cpu} |",
                     if stream { "stream" } else { "plain" },
                     target.name,
                     micros(stats.percentile(0.50)),
@@ -551,6 +570,18 @@ async fn open_streams(target: Target, count: usize, pid: u32) -> Result<(usize, 
         task.abort();
     }
     Ok((held, rss, peak))
+}
+
+/// CPU time (user and system, all threads) a process has used so far.
+fn cpu_time(pid: u32) -> Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) in parentheses; utime and stime
+    // are the 14th and 15th fields of the line, in clock ticks.
+    let rest = &stat[stat.rfind(')').context("malformed /proc stat")? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+    // Linux reports USER_HZ ticks, 100 per second on every architecture it runs on.
+    Ok(Duration::from_millis(ticks * 10))
 }
 
 /// VmRSS and VmHWM of a process, in bytes.

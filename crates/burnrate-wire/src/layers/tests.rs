@@ -428,6 +428,18 @@ proptest! {
         let text: String = words.iter().flat_map(|(w, s)| [w.as_str(), *s]).collect();
         prop_assert_eq!(tokenize(&text), tok(&text));
     }
+
+    /// The tokenizer counts what tiktoken counts, on any text (short enough for tiktoken's
+    /// regex; unchunked, as chunking may cut long runs).
+    #[test]
+    fn counts_equal_tiktokens(text in "\\PC{0,200}", mixed in prop::collection::vec(
+        prop_oneof![Just(" "), Just("  "), Just("\n"), Just("\r\n"), Just("\t"), Just("'s"), Just("'LL"),
+            Just("123456"), Just("日本語"), Just("😀"), Just("\u{a0}"), Just("İ"), Just("ﬁ"), Just("Ω"),
+            Just("ab"), Just("CD"), Just("-->"), Just("é")], 0..80)) {
+        prop_assert_eq!(TOKENIZER.count(text.as_str()) as u64, tok(&text));
+        let mixed: String = mixed.concat();
+        prop_assert_eq!(TOKENIZER.count(mixed.as_str()) as u64, tok(&mixed));
+    }
 }
 
 // --- Scaling ---------------------------------------------------------------------------------
