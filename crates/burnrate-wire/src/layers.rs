@@ -117,7 +117,7 @@ impl LayerEstimate {
 /// Builds the tokenizer now, so the first request does not pay for it (about a third of a second
 /// in a release build).
 pub fn warm_up() {
-    LazyLock::force(&TOKENIZER);
+    tokenizer();
     LazyLock::force(&CACHE);
 }
 
@@ -645,8 +645,11 @@ fn embeddings(tally: &mut Tally, request: &Map<String, Value>) -> Result<(), Wir
 // --- Tokenizer -------------------------------------------------------------------------------
 
 /// The o200k tokenizer (`bpe-openai`: OpenAI's o200k vocabulary and pre-tokeniser, the counts
-/// of tiktoken, which the tests check, at about four times its speed), loaded once.
-static TOKENIZER: LazyLock<&'static bpe_openai::Tokenizer> = LazyLock::new(bpe_openai::o200k_base);
+/// of tiktoken, which the tests check, at about four times its speed), loaded by the crate on
+/// first use.
+fn tokenizer() -> &'static bpe_openai::Tokenizer {
+    bpe_openai::o200k_base()
+}
 
 /// Texts shorter than this are tokenised every time: cheaper than hashing and locking.
 const CACHE_MIN_BYTES: usize = 64;
@@ -700,7 +703,7 @@ pub(crate) fn count_tokens(text: &str) -> u64 {
 
 /// Tokenises `text` chunk by chunk; see the module documentation.
 fn tokenize(text: &str) -> u64 {
-    let tokenizer = *TOKENIZER;
+    let tokenizer = tokenizer();
     let mut tokens: u64 = 0;
     for_each_chunk(text, |chunk| {
         let n = tokenizer.count(chunk);
