@@ -507,7 +507,7 @@ fn answer(
     >,
 ) -> Response {
     match result.and_then(|inner| inner) {
-        Ok(result) => Json(result.to_wire_json()).into_response(),
+        Ok(result) => Json(result.wire()).into_response(),
         Err(error) => problem(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
     }
 }

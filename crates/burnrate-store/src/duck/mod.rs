@@ -16,7 +16,7 @@ pub use prices::UnpricedModel;
 mod retention;
 pub use retention::{MonthArchive, expire_archives};
 mod rollup;
-pub use rollup::{CALL_ID_EXPR, MISSING_EXPR, input_class_expr, sums_sql};
+pub use rollup::{CALL_ID_EXPR, MISSING_EXPR, input_class_expr, row_values_sql};
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

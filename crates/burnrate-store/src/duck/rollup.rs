@@ -376,7 +376,7 @@ pub(super) fn rows(
 
 /// The roll-up's sums as named SQL aggregates (`requests`, `errors`, the token sums,
 /// `layered`, `successes`), over the `rollup` table (`rollup`) or over `events`.
-pub fn sums_sql(rollup: bool) -> String {
+fn sums_sql(rollup: bool) -> String {
     let (requests, errors, layered, successes) = if rollup {
         (
             "sum(requests)",
@@ -398,6 +398,28 @@ pub fn sums_sql(rollup: bool) -> String {
     format!(
         "{requests} AS requests, {errors} AS errors, {}, {layered} AS layered, \
          {successes} AS successes",
+        tokens.join(", ")
+    )
+}
+
+/// What [`sums_sql`] sums, one row at a time: the roll-up's columns as they are (`rollup`),
+/// or each event's contribution to them, under the same names.
+pub fn row_values_sql(rollup: bool) -> String {
+    if rollup {
+        let columns: Vec<&str> = ["requests", "errors"]
+            .into_iter()
+            .chain(summed_columns())
+            .chain(["layered", "successes"])
+            .collect();
+        return columns.join(", ");
+    }
+    let tokens: Vec<String> = summed_columns()
+        .map(|name| format!("CAST({name} AS BIGINT) AS {name}"))
+        .collect();
+    format!(
+        "1 AS requests, CAST(status = 'error' AS BIGINT) AS errors, {}, \
+         CAST(layer_prompt IS NOT NULL AS BIGINT) AS layered, \
+         CAST(coalesce(outcome_success, false) AS BIGINT) AS successes",
         tokens.join(", ")
     )
 }

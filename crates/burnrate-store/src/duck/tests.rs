@@ -324,7 +324,7 @@ fn json_rows_follow_the_contract() {
         &[Metric::Requests, Metric::CostUsd, Metric::ShareOfCost],
     );
     query.order = Some("tenant_id:asc".parse().unwrap());
-    let json = store.query(&query).unwrap().to_json();
+    let json = serde_json::to_value(store.query(&query).unwrap()).unwrap();
     assert_eq!(json["rows"][0]["tenant_id"], "A");
     assert_eq!(json["rows"][0]["requests"], 4);
     assert_eq!(json["rows"][0]["cost_usd"], "0.00935");
@@ -687,7 +687,7 @@ fn a_result_survives_the_wire_form_the_query_api_sends() {
         .rows
         .push(vec![Cell::Null, Cell::Count(0), Cell::Null, Cell::Null]);
     result.warnings.push("stale".into());
-    let wire = result.to_wire_json();
+    let wire = serde_json::to_value(result.wire()).unwrap();
     assert_eq!(QueryResult::from_wire_json(&wire).unwrap(), result);
     let mut broken = wire.clone();
     broken["rows"][0]["requests"] = serde_json::json!("three");

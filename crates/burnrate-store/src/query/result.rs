@@ -3,7 +3,8 @@
 use burnrate_model::Money;
 use burnrate_model::dimension::Dimension;
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::ser::{SerializeStruct, Serializer};
+use serde_json::Value;
 
 use super::spec::{MetricKind, QuerySpec};
 use crate::error::StoreError;
@@ -53,20 +54,22 @@ pub enum Cell {
     Number(f64),
 }
 
-impl Cell {
-    /// The cell as JSON: money as a decimal string, counts as integers.
-    pub fn to_json(&self) -> Value {
+/// The cell as JSON: money as a decimal string, counts as integers, a float that is not
+/// finite as `null`.
+impl Serialize for Cell {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            Cell::Null => Value::Null,
-            Cell::Text(text) => Value::String(text.clone()),
-            Cell::Count(count) => Value::from(*count),
-            Cell::Money(money) => Value::String(money.to_string()),
-            Cell::Number(number) => serde_json::Number::from_f64(*number)
-                .map(Value::Number)
-                .unwrap_or(Value::Null),
+            Cell::Null => serializer.serialize_none(),
+            Cell::Text(text) => serializer.serialize_str(text),
+            Cell::Count(count) => serializer.serialize_i64(*count),
+            Cell::Money(money) => serializer.collect_str(money),
+            Cell::Number(number) if number.is_finite() => serializer.serialize_f64(*number),
+            Cell::Number(_) => serializer.serialize_none(),
         }
     }
+}
 
+impl Cell {
     /// A count cell as a count (`None` for anything else, or a negative count).
     pub fn as_count(&self) -> Option<u64> {
         match self {
@@ -182,45 +185,14 @@ impl QueryResult {
         self.rows.get(row)?.get(index)
     }
 
-    /// `{"rows": [...], "warnings": [...], "unpriced": {...}}`.
-    pub fn to_json(&self) -> Value {
-        let rows: Vec<Value> = self
-            .rows
-            .iter()
-            .map(|row| {
-                let object: Map<String, Value> = self
-                    .columns
-                    .iter()
-                    .zip(row)
-                    .map(|(column, cell)| (column.clone(), cell.to_json()))
-                    .collect();
-                Value::Object(object)
-            })
-            .collect();
-        serde_json::json!({
-            "rows": rows,
-            "warnings": self.warnings,
-            "unpriced": self.unpriced,
-        })
-    }
-}
-
-impl QueryResult {
-    /// [`QueryResult::to_json`] plus `columns` and `kinds`, so a client (the CLI's
-    /// `--server`) can rebuild the typed result with [`QueryResult::from_wire_json`].
-    pub fn to_wire_json(&self) -> Value {
-        let mut json = self.to_json();
-        if let Value::Object(object) = &mut json {
-            object.insert("columns".into(), Value::from(self.columns.clone()));
-            object.insert(
-                "kinds".into(),
-                serde_json::to_value(&self.kinds).unwrap_or(Value::Null),
-            );
-        }
-        json
+    /// The result as its wire document: [`QueryResult`]'s JSON plus `columns` and `kinds`, so
+    /// a client (the CLI's `--server`) can rebuild the typed result with
+    /// [`QueryResult::from_wire_json`].
+    pub fn wire(&self) -> WireResult<'_> {
+        WireResult(self)
     }
 
-    /// Rebuilds a result from [`QueryResult::to_wire_json`]'s document.
+    /// Rebuilds a result from [`QueryResult::wire`]'s document.
     pub fn from_wire_json(json: &Value) -> Result<QueryResult, StoreError> {
         let bad = |what: &str| StoreError::Corrupt(format!("query answer: {what}"));
         let columns: Vec<String> = serde_json::from_value(json["columns"].clone())
@@ -254,7 +226,7 @@ impl QueryResult {
     }
 }
 
-/// A cell from its JSON form ([`Cell::to_json`]).
+/// A cell from its JSON form (as [`Cell`] serialises).
 fn json_cell(value: &Value, kind: ColumnKind) -> Option<Cell> {
     if value.is_null() {
         return Some(Cell::Null);
@@ -282,4 +254,51 @@ fn parse_cell(text: &str, kind: ColumnKind) -> Result<Cell, StoreError> {
             Cell::Number(text.parse().map_err(|_| bad("a number"))?)
         }
     })
+}
+
+/// `{"rows": [{column: cell, ...}, ...], "warnings": [...], "unpriced": {...}}`, written
+/// row by row (a report can hold hundreds of thousands of rows: no JSON tree is built).
+impl Serialize for QueryResult {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut document = serializer.serialize_struct("QueryResult", 3)?;
+        document.serialize_field("rows", &RowsJson(self))?;
+        document.serialize_field("warnings", &self.warnings)?;
+        document.serialize_field("unpriced", &self.unpriced)?;
+        document.end()
+    }
+}
+
+/// A result's rows, each an object from column name to cell.
+struct RowsJson<'a>(&'a QueryResult);
+
+impl Serialize for RowsJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let result = self.0;
+        serializer.collect_seq(result.rows.iter().map(|row| RowJson(&result.columns, row)))
+    }
+}
+
+/// One row as an object from column name to cell.
+struct RowJson<'a>(&'a [String], &'a [Cell]);
+
+impl Serialize for RowJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().zip(self.1))
+    }
+}
+
+/// [`QueryResult::wire`]: the result's JSON with `columns` and `kinds`.
+pub struct WireResult<'a>(&'a QueryResult);
+
+impl Serialize for WireResult<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let result = self.0;
+        let mut document = serializer.serialize_struct("WireResult", 5)?;
+        document.serialize_field("rows", &RowsJson(result))?;
+        document.serialize_field("warnings", &result.warnings)?;
+        document.serialize_field("unpriced", &result.unpriced)?;
+        document.serialize_field("columns", &result.columns)?;
+        document.serialize_field("kinds", &result.kinds)?;
+        document.end()
+    }
 }

@@ -1,8 +1,9 @@
 //! Renders a [`QuerySpec`] to SQL.
 //!
-//! Cost is derived at query time: events are first summed per group, model, service tier,
-//! input-size band and day; those few rows are joined to the price bands in force that day and
-//! multiplied out in whole femtodollars (exact integers); then summed per group. Percentiles
+//! Cost is derived at query time: each row read (an event, or a roll-up row summing calls of
+//! one model, service tier and input-size band in one hour) is joined to the price band in
+//! force that day and multiplied out in whole femtodollars (exact integers); then summed per
+//! group. Percentiles
 //! use the nearest-rank definition: the value at rank ⌈p·n/100⌉ of the sorted list, computed
 //! with integer arithmetic so every backend picks the same element.
 
@@ -201,10 +202,14 @@ impl Rows<'_> {
     }
 }
 
-/// The `base` and `priced` common table expressions: calls in the spec's range that match its
-/// filters, summed per `keys` (alias, expression), optional `run` key, model, tier, band and
-/// day, then priced in femtodollars (`cost`, `naive_cost`; `unpriced` counts calls with no
-/// price). Pushes the filters' parameters onto `params`.
+/// The `base` and `priced` common table expressions: the rows (events or roll-up rows) in
+/// the spec's range that match its filters, each with its `keys` (alias, expression),
+/// optional `run` key, model, tier, band, day and [`row_values_sql`](crate::duck::row_values_sql),
+/// then priced in femtodollars (`cost`, `naive_cost`; `unpriced` counts calls with no price).
+/// Pushes the filters' parameters onto `params`.
+///
+/// Each row is priced as it is, without summing first: the join is against a few dozen price
+/// rows, and one grouping by the query's own keys afterwards is cheaper than two.
 pub fn priced_ctes(
     keys: &[(String, String)],
     run: Option<&str>,
@@ -226,9 +231,9 @@ pub fn priced_ctes(
             format!(
                 "{key_select}{run_select}provider, model, {TIER_EXPR} AS tier, {band} AS band, \
                  CAST(ts AS DATE) AS day, {}",
-                crate::duck::sums_sql(rollup)
+                crate::duck::row_values_sql(rollup)
             ),
-            " GROUP BY ALL".to_owned(),
+            String::new(),
         )
     });
     format!(
@@ -285,12 +290,22 @@ pub fn render(spec: &QuerySpec, thresholds: &[u64], rows: Rows<'_>) -> Rendered 
     if needs_runs {
         sql.push_str(&format!(
             ", runs AS (SELECT {key_list}run, coalesce(sum(cost), 0) AS run_cost FROM priced \
-             WHERE run IS NOT NULL GROUP BY ALL), \
-             run_totals AS (SELECT run, sum(run_cost) AS run_total FROM runs GROUP BY run), \
-             run_stats AS (SELECT {key_list}count(*) AS runs, list_sort(list(run_cost)) AS costs, \
-             sum(run_cost) AS in_runs, sum(run_total) AS of_runs \
-             FROM runs JOIN run_totals USING (run) GROUP BY ALL)"
+             WHERE run IS NOT NULL GROUP BY ALL)"
         ));
+        // A run's whole cost, over every group it is in, only for the share of it.
+        if spec.metrics.contains(&Metric::RunCostShare) {
+            sql.push_str(&format!(
+                ", run_totals AS (SELECT run, sum(run_cost) AS run_total FROM runs GROUP BY run), \
+                 run_stats AS (SELECT {key_list}count(*) AS runs, \
+                 list_sort(list(run_cost)) AS costs, sum(run_cost) AS in_runs, \
+                 sum(run_total) AS of_runs FROM runs JOIN run_totals USING (run) GROUP BY ALL)"
+            ));
+        } else {
+            sql.push_str(&format!(
+                ", run_stats AS (SELECT {key_list}count(*) AS runs, \
+                 list_sort(list(run_cost)) AS costs FROM runs GROUP BY ALL)"
+            ));
+        }
     }
     if needs_latency {
         let mut latency_params = Vec::new();

@@ -17,15 +17,16 @@ pub fn print_result(
     for warning in &result.warnings {
         eprintln!("WARNING: {warning}");
     }
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    // Buffered: a report can be hundreds of thousands of rows, and stdout's own line
+    // buffering would make a write call per line.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &result.to_json())?;
+            serde_json::to_writer_pretty(&mut out, result)?;
             writeln!(out)?;
         }
         Format::Csv => {
-            let mut writer = csv::Writer::from_writer(out);
+            let mut writer = csv::Writer::from_writer(&mut out);
             writer.write_record(&result.columns)?;
             for row in &result.rows {
                 writer.write_record(row.iter().map(Cell::to_text))?;
@@ -45,6 +46,7 @@ pub fn print_result(
             writeln!(out, "{} rows", result.rows.len())?;
         }
     }
+    out.flush()?;
     Ok(())
 }
 
