@@ -72,10 +72,13 @@ impl DuckStore {
             return Ok(Vec::new());
         }
         let marks = vec!["?"; runs.len()].join(", ");
+        // The rows are found first by row id, reading only the columns filtered on: a
+        // filter on two columns joined by OR is not pushed into the scan, which would
+        // otherwise decode every column of every event in the range (7x slower at 10M).
         let sql = format!(
-            "SELECT {EVENT_JSON} FROM events WHERE ts >= ?::TIMESTAMPTZ::TIMESTAMP \
-             AND ts < ?::TIMESTAMPTZ::TIMESTAMP \
-             AND (agent_run_id IN ({marks}) OR parent_run_id IN ({marks})) ORDER BY ts, id"
+            "SELECT {EVENT_JSON} FROM events WHERE rowid IN (SELECT rowid FROM events \
+             WHERE ts >= ?::TIMESTAMPTZ::TIMESTAMP AND ts < ?::TIMESTAMPTZ::TIMESTAMP \
+             AND (agent_run_id IN ({marks}) OR parent_run_id IN ({marks}))) ORDER BY ts, id"
         );
         let mut params = vec![since.to_rfc3339(), until.to_rfc3339()];
         params.extend(runs.iter().cloned());
