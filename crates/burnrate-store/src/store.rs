@@ -11,6 +11,7 @@ use crate::duck::{
     AppendOutcome, DuckStore, MonthArchive, SessionGrowth, ToolRepeat, UnpricedModel,
 };
 use crate::error::StoreError;
+use crate::query::bins::{self, RunCostBin};
 use crate::query::result::QueryResult;
 use crate::query::spec::QuerySpec;
 use crate::reports::{Report, ReportParams};
@@ -86,6 +87,14 @@ pub trait Store: Send {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<UsageEvent>, StoreError>;
+
+    /// Runs per cost bin for each value of `spec`'s first dimension, over the runs in its
+    /// range and filters ([`crate::query::bins`]). By default from every run's cost; a
+    /// backend may bin in its own SQL instead.
+    fn run_cost_bins(&self, spec: &QuerySpec) -> Result<Vec<RunCostBin>, StoreError> {
+        let per_run = self.query(&bins::per_run_spec(spec))?;
+        Ok(bins::bins_of_runs(&per_run))
+    }
 
     /// Moves every month before `cutoff` (a first day) to `<dir>/ledger/YYYY-MM.parquet`,
     /// each checked against the ledger before its events leave it.
@@ -207,6 +216,9 @@ store_by_inherent_methods!(
     DuckStore,
     fn checkpoint(&self) -> Result<(), StoreError> {
         DuckStore::checkpoint(self)
+    },
+    fn run_cost_bins(&self, spec: &QuerySpec) -> Result<Vec<RunCostBin>, StoreError> {
+        DuckStore::run_cost_bins(self, spec)
     }
 );
 store_by_inherent_methods!(

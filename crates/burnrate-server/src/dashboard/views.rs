@@ -20,6 +20,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 
 use super::scope::Scope;
+use burnrate_store::query::bins::BINS_PER_DECADE;
 use burnrate_store::query::spec::OrderKey;
 
 /// How many groups a stacked chart shows before it folds the rest into "other".
@@ -613,28 +614,21 @@ pub fn runs(store: &dyn Store, scope: &Scope) -> Result<RunsView, StoreError> {
     per_feature.filters.push(in_a_run());
     let per_feature = store.query(&per_feature)?;
 
-    let mut each_run = spec(
+    let mut binned: BTreeMap<String, Vec<(Option<i64>, u64)>> = BTreeMap::new();
+    for bin in store.run_cost_bins(&spec(
         scope,
-        vec![
-            Dimension::Field(Field::Feature),
-            Dimension::Field(Field::AgentRun),
-        ],
-        vec![Metric::CostUsd],
-    );
-    each_run.filters.push(in_a_run());
-    let mut costs: BTreeMap<String, Vec<Money>> = BTreeMap::new();
-    for row in &store.query(&each_run)?.rows {
-        costs
-            .entry(name(row.first()))
-            .or_default()
-            .push(money(row.get(2)));
+        vec![Dimension::Field(Field::Feature)],
+        Vec::new(),
+    ))? {
+        let feature = bin.group.unwrap_or_else(|| NOT_SET.to_owned());
+        binned.entry(feature).or_default().push((bin.bin, bin.runs));
     }
     let features = per_feature
         .rows
         .iter()
         .map(|row| {
             let feature = name(row.first());
-            let histogram = histogram(costs.get(&feature).map(Vec::as_slice).unwrap_or(&[]));
+            let histogram = histogram(binned.get(&feature).map(Vec::as_slice).unwrap_or(&[]));
             FeatureRuns {
                 runs: count(row.get(1)),
                 cost_usd: money(row.get(2)),
@@ -690,29 +684,23 @@ pub fn runs(store: &dyn Store, scope: &Scope) -> Result<RunsView, StoreError> {
     })
 }
 
-/// Bins per power of ten of the histogram.
-const BINS_PER_DECADE: f64 = 4.0;
-
-/// Runs per cost bin, four bins per power of ten, from the cheapest run's bin to the
-/// costliest's (runs that cost nothing go in the first bin).
-pub fn histogram(costs: &[Money]) -> Vec<Bin> {
-    let index = |cost: &Money| {
-        let dollars = burnrate_insight::dollars(*cost);
-        (dollars > 0.0).then(|| (dollars.log10() * BINS_PER_DECADE).floor() as i64)
-    };
-    let indices: Vec<Option<i64>> = costs.iter().map(index).collect();
-    let Some(low) = indices.iter().flatten().min().copied() else {
-        return if costs.is_empty() {
+/// The histogram's bins from runs counted per bin index ([`burnrate_store::query::bins`]):
+/// every bin from the cheapest run's to the costliest's, runs that cost nothing in the
+/// first.
+pub fn histogram(counted: &[(Option<i64>, u64)]) -> Vec<Bin> {
+    let total: u64 = counted.iter().map(|(_, runs)| runs).sum();
+    let indices = counted.iter().filter_map(|(bin, _)| *bin);
+    let (Some(low), Some(high)) = (indices.clone().min(), indices.max()) else {
+        return if total == 0 {
             Vec::new()
         } else {
             vec![Bin {
                 from_usd: 0.0,
                 to_usd: 0.0,
-                runs: costs.len() as u64,
+                runs: total,
             }]
         };
     };
-    let high = indices.iter().flatten().max().copied().unwrap_or(low);
     let edge = |i: i64| 10f64.powf(i as f64 / BINS_PER_DECADE);
     let mut bins: Vec<Bin> = (low..=high)
         .map(|i| Bin {
@@ -721,10 +709,10 @@ pub fn histogram(costs: &[Money]) -> Vec<Bin> {
             runs: 0,
         })
         .collect();
-    for i in indices {
-        let slot = usize::try_from(i.unwrap_or(low) - low).unwrap_or(0);
+    for (bin, runs) in counted {
+        let slot = usize::try_from(bin.unwrap_or(low) - low).unwrap_or(0);
         if let Some(bin) = bins.get_mut(slot) {
-            bin.runs += 1;
+            bin.runs += runs;
         }
     }
     bins
@@ -986,6 +974,8 @@ pub fn budget_subjects(
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
 
+    use burnrate_store::query::bins::bin_of;
+
     use super::*;
 
     #[test]
@@ -998,7 +988,14 @@ mod tests {
             money("0.5"),
             money("2.5"),
         ];
-        let bins = histogram(&costs);
+        let counted = |costs: &[Money]| {
+            let mut counted: BTreeMap<Option<i64>, u64> = BTreeMap::new();
+            for cost in costs {
+                *counted.entry(bin_of(*cost)).or_default() += 1;
+            }
+            counted.into_iter().collect::<Vec<_>>()
+        };
+        let bins = histogram(&counted(&costs));
         assert_eq!(bins.iter().map(|b| b.runs).sum::<u64>(), 5);
         // From the $0.01 bin to the bin holding $2.50: 10^(k/4) edges.
         assert!((bins[0].from_usd - 0.01).abs() < 1e-12);
@@ -1008,6 +1005,6 @@ mod tests {
         assert_eq!(last.runs, 1);
         assert_eq!(bins.len(), 10);
         assert!(histogram(&[]).is_empty());
-        assert_eq!(histogram(&[Money::ZERO])[0].runs, 1);
+        assert_eq!(histogram(&counted(&[Money::ZERO]))[0].runs, 1);
     }
 }

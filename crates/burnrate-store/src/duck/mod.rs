@@ -314,6 +314,28 @@ impl DuckStore {
         Ok(result)
     }
 
+    /// Runs per cost bin for each value of `spec`'s first dimension, over the runs in its
+    /// range and filters ([`crate::query::bins`]), binned in SQL.
+    pub fn run_cost_bins(
+        &self,
+        spec: &QuerySpec,
+    ) -> Result<Vec<crate::query::bins::RunCostBin>, StoreError> {
+        let per_run = crate::query::bins::per_run_spec(spec);
+        per_run.validate()?;
+        let rendered = sql::render_run_bins(spec, &self.thresholds, self.rows_for(&per_run));
+        let mut statement = self.conn.prepare(&rendered.sql)?;
+        let bins = statement
+            .query_map(params_from_iter(rendered.params.iter()), |row| {
+                Ok(crate::query::bins::RunCostBin {
+                    group: row.get(0)?,
+                    bin: row.get(1)?,
+                    runs: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(bins)
+    }
+
     /// Where a query over `spec` reads its sums: the roll-up for the whole hours of the range
     /// when it can answer (it is current, the store does not read the archive, no label is
     /// grouped or filtered by, and the range holds a whole hour), else the events.

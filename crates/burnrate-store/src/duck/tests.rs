@@ -830,6 +830,16 @@ fn answers(store: &mut DuckStore, since: DateTime<Utc>, until: DateTime<Utc>) ->
         for report in crate::reports::Report::ALL {
             text.push_str(&format!("{:?}\n", store.report(report, &params).unwrap()));
         }
+        // Run cost bins, binned in SQL, equal the bins of every run's cost.
+        for group_by in [&["feature"][..], &["tenant_id"], &[]] {
+            let mut by = spec(group_by, &[Metric::Requests]);
+            by.since = since;
+            by.until = until;
+            let binned = store.run_cost_bins(&by).unwrap();
+            let per_run = store.query(&crate::query::bins::per_run_spec(&by)).unwrap();
+            assert_eq!(binned, crate::query::bins::bins_of_runs(&per_run));
+            text.push_str(&format!("{binned:?}\n"));
+        }
         out.push(text);
     }
     store.set_rollup_reads(true);

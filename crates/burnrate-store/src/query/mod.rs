@@ -1,5 +1,6 @@
 //! Queries: the spec, its SQL and typed results.
 
+pub mod bins;
 pub mod result;
 pub mod spec;
 pub mod sql;

@@ -491,3 +491,48 @@ fn metric_expr(metric: Metric) -> String {
         Metric::CostPerOutcome => "g.cost // nullif(g.successes, 0)".into(),
     }
 }
+
+/// Runs per group and cost bin ([`crate::query::bins`]) for a spec grouped by one
+/// dimension: each run's cost in the group, priced like every query, binned in SQL so only
+/// the bins leave the database. Output: group (text), bin (`NULL` for runs that cost
+/// nothing), runs.
+///
+/// DuckDB converts a cost above 2^53 femtodollars (about $9) to a double by its own
+/// rounding, so a run within one unit in the last place of a bin edge may land in the next
+/// bin from [`crate::query::bins::bin_of`]'s; the counts stay exact.
+pub fn render_run_bins(spec: &QuerySpec, thresholds: &[u64], rows: Rows<'_>) -> Rendered {
+    let mut params = Vec::new();
+    let keys: Vec<(String, String)> = spec
+        .group_by
+        .iter()
+        .take(1)
+        .map(|dimension| ("g0".to_owned(), dimension_expr(dimension)))
+        .collect();
+    let group = if keys.is_empty() {
+        "CAST(NULL AS VARCHAR)"
+    } else {
+        "CAST(g0 AS VARCHAR)"
+    };
+    let key_list = if keys.is_empty() { "" } else { "g0, " };
+    let priced = priced_ctes(
+        &keys,
+        Some("agent_run_id"),
+        spec,
+        &mut params,
+        thresholds,
+        rows,
+    );
+    let sql = format!(
+        "{priced}, runs AS (SELECT {key_list}run, coalesce(sum(cost), 0) AS cost FROM priced \
+         WHERE run IS NOT NULL GROUP BY ALL) \
+         SELECT {group} AS grp, CASE WHEN cost > 0 THEN \
+         CAST(floor(log10(CAST(cost AS DOUBLE) / 1e15) * {per_decade}) AS BIGINT) END AS bin, \
+         count(*) AS runs FROM runs GROUP BY ALL ORDER BY grp NULLS FIRST, bin NULLS FIRST",
+        per_decade = crate::query::bins::BINS_PER_DECADE,
+    );
+    Rendered {
+        sql,
+        params,
+        columns: vec!["group".into(), "bin".into(), "runs".into()],
+    }
+}
