@@ -228,6 +228,7 @@ impl DuckStore {
             &mut sql_params,
             self.thresholds(),
             rows,
+            true,
         );
         let outcome_filter = sql::where_clause(&spec, &mut sql_params);
         let run = sql::Rows::Events.outcome_run_expr();
@@ -300,7 +301,15 @@ impl DuckStore {
             part("span_without_model", "mm"),
             part("span_without_usage", "mu"),
             part("span_without_cache_detail", "mc"),
-            priced = sql::priced_ctes(&keys, None, &spec, &mut sql_params, self.thresholds(), rows),
+            priced = sql::priced_ctes(
+                &keys,
+                None,
+                &spec,
+                &mut sql_params,
+                self.thresholds(),
+                rows,
+                true
+            ),
         );
         self.report_sql(&spec, &statement, &sql_params, Report::COVERAGE_COLUMNS)
     }

@@ -919,3 +919,31 @@ fn the_rollup_is_compacted_and_rebuilt_when_it_misses_events() {
     assert_eq!(with, without);
     assert_eq!(with, expected);
 }
+
+#[test]
+fn counts_read_without_prices_equal_counts_read_with_them() {
+    let store = store_with(&hand_built());
+    let counts_only: Vec<Metric> = Metric::ALL
+        .iter()
+        .copied()
+        .filter(|m| !m.needs_prices())
+        .collect();
+    let mut with_cost = counts_only.clone();
+    with_cost.push(Metric::CostUsd);
+    for group_by in [&[][..], &["tenant_id"], &["feature", "model"]] {
+        let rows = |metrics: &[Metric]| {
+            let result = store.query(&spec(group_by, metrics)).unwrap();
+            let width = group_by.len() + counts_only.len();
+            let mut rows: Vec<String> = result
+                .rows
+                .iter()
+                .map(|row| format!("{:?}", &row[..width]))
+                .collect();
+            rows.sort();
+            rows
+        };
+        let counts = rows(&counts_only);
+        assert!(!counts.is_empty());
+        assert_eq!(counts, rows(&with_cost), "grouped by {group_by:?}");
+    }
+}

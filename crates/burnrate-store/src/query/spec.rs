@@ -138,6 +138,14 @@ impl Metric {
         )
     }
 
+    /// True for metrics that need each call priced (money, shares of cost, runs' costs,
+    /// calls without a price).
+    pub fn needs_prices(self) -> bool {
+        self.kind() == MetricKind::Money
+            || self.needs_runs()
+            || matches!(self, Metric::ShareOfCost | Metric::UnpricedRequests)
+    }
+
     /// True for metrics computed from per-call latencies.
     pub fn needs_latency(self) -> bool {
         matches!(self, Metric::LatencyP50Ms | Metric::LatencyP99Ms)

@@ -205,8 +205,9 @@ impl Rows<'_> {
 /// The `base` and `priced` common table expressions: the rows (events or roll-up rows) in
 /// the spec's range that match its filters, each with its `keys` (alias, expression),
 /// optional `run` key, model, tier, band, day and [`row_values_sql`](crate::duck::row_values_sql),
-/// then priced in femtodollars (`cost`, `naive_cost`; `unpriced` counts calls with no price).
-/// Pushes the filters' parameters onto `params`.
+/// then priced in femtodollars (`cost`, `naive_cost`; `unpriced` counts calls with no price)
+/// when `with_prices` (`NULL` and 0 otherwise: no join to the prices). Pushes the
+/// filters' parameters onto `params`.
 ///
 /// Each row is priced as it is, without summing first: the join is against a few dozen price
 /// rows, and one grouping by the query's own keys afterwards is cheaper than two.
@@ -217,6 +218,7 @@ pub fn priced_ctes(
     params: &mut Vec<String>,
     thresholds: &[u64],
     rows: Rows<'_>,
+    with_prices: bool,
 ) -> String {
     let key_select: String = keys
         .iter()
@@ -236,6 +238,12 @@ pub fn priced_ctes(
             String::new(),
         )
     });
+    if !with_prices {
+        return format!(
+            "WITH base AS ({base}), priced AS (SELECT b.*, CAST(NULL AS HUGEINT) AS cost, \
+             CAST(NULL AS HUGEINT) AS naive_cost, 0 AS unpriced FROM base b)"
+        );
+    }
     format!(
         "WITH base AS ({base}), \
          priced AS (SELECT b.*, {COST_EXPR} AS cost, {NAIVE_COST_EXPR} AS naive_cost, \
@@ -276,6 +284,7 @@ pub fn render(spec: &QuerySpec, thresholds: &[u64], rows: Rows<'_>) -> Rendered 
         &mut params,
         thresholds,
         rows,
+        spec.metrics.iter().any(|m| m.needs_prices()),
     );
     sql.push_str(&format!(
         ", groups AS (SELECT {key_list}sum(requests) AS requests, sum(errors) AS errors, \
@@ -521,6 +530,7 @@ pub fn render_run_bins(spec: &QuerySpec, thresholds: &[u64], rows: Rows<'_>) -> 
         &mut params,
         thresholds,
         rows,
+        true,
     );
     let sql = format!(
         "{priced}, runs AS (SELECT {key_list}run, coalesce(sum(cost), 0) AS cost FROM priced \
