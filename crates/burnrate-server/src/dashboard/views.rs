@@ -590,15 +590,6 @@ pub fn tenant(
     })
 }
 
-/// The filter "the call belongs to a run".
-fn in_a_run() -> Filter {
-    Filter {
-        dimension: Dimension::Field(Field::AgentRun),
-        negate: true,
-        values: vec![String::new()],
-    }
-}
-
 /// The runs page's numbers.
 pub fn runs(store: &dyn Store, scope: &Scope) -> Result<RunsView, StoreError> {
     let mut per_feature = spec(
@@ -611,7 +602,7 @@ pub fn runs(store: &dyn Store, scope: &Scope) -> Result<RunsView, StoreError> {
             Metric::CostPerRunP99,
         ],
     );
-    per_feature.filters.push(in_a_run());
+    per_feature.filters.push(Filter::in_a_run());
     let per_feature = store.query(&per_feature)?;
 
     let mut binned: BTreeMap<String, Vec<(Option<i64>, u64)>> = BTreeMap::new();
@@ -655,7 +646,7 @@ pub fn runs(store: &dyn Store, scope: &Scope) -> Result<RunsView, StoreError> {
             Metric::OutputTokens,
         ],
     );
-    top.filters.push(in_a_run());
+    top.filters.push(Filter::in_a_run());
     top.top = Some(TABLE_ROWS);
     top.order = Some(Order {
         key: OrderKey::Metric(Metric::CostUsd),

@@ -374,54 +374,51 @@ pub(super) fn rows(
     Ok(Some(RecordBatch::try_new(schema(), columns)?))
 }
 
-/// The roll-up's sums as named SQL aggregates (`requests`, `errors`, the token sums,
-/// `layered`, `successes`), over the `rollup` table (`rollup`) or over `events`.
+/// Each column the roll-up sums, in table order, with what one event adds to it.
+fn contributions() -> impl Iterator<Item = (&'static str, String)> {
+    [
+        ("requests", "1".to_owned()),
+        ("errors", "CAST(status = 'error' AS BIGINT)".to_owned()),
+    ]
+    .into_iter()
+    .chain(summed_columns().map(|name| (name, format!("CAST({name} AS BIGINT)"))))
+    .chain([
+        (
+            "layered",
+            "CAST(layer_prompt IS NOT NULL AS BIGINT)".to_owned(),
+        ),
+        (
+            "successes",
+            "CAST(coalesce(outcome_success, false) AS BIGINT)".to_owned(),
+        ),
+    ])
+}
+
+/// The roll-up's sums as named SQL aggregates, in table order, over the `rollup` table
+/// (`rollup`) or over `events` (`layer_*` stay NULL when no call had a layer split).
 fn sums_sql(rollup: bool) -> String {
-    let (requests, errors, layered, successes) = if rollup {
-        (
-            "sum(requests)",
-            "sum(errors)",
-            "sum(layered)",
-            "sum(successes)",
-        )
-    } else {
-        (
-            "count(*)",
-            "count(*) FILTER (WHERE status = 'error')",
-            "count(layer_prompt)",
-            "count(*) FILTER (WHERE outcome_success)",
-        )
-    };
-    let tokens: Vec<String> = summed_columns()
-        .map(|name| format!("sum({name}) AS {name}"))
+    let sums: Vec<String> = contributions()
+        .map(|(name, event)| {
+            let value = if rollup { name } else { event.as_str() };
+            format!("sum({value}) AS {name}")
+        })
         .collect();
-    format!(
-        "{requests} AS requests, {errors} AS errors, {}, {layered} AS layered, \
-         {successes} AS successes",
-        tokens.join(", ")
-    )
+    sums.join(", ")
 }
 
 /// What [`sums_sql`] sums, one row at a time: the roll-up's columns as they are (`rollup`),
 /// or each event's contribution to them, under the same names.
 pub fn row_values_sql(rollup: bool) -> String {
-    if rollup {
-        let columns: Vec<&str> = ["requests", "errors"]
-            .into_iter()
-            .chain(summed_columns())
-            .chain(["layered", "successes"])
-            .collect();
-        return columns.join(", ");
-    }
-    let tokens: Vec<String> = summed_columns()
-        .map(|name| format!("CAST({name} AS BIGINT) AS {name}"))
+    let values: Vec<String> = contributions()
+        .map(|(name, event)| {
+            if rollup {
+                name.to_owned()
+            } else {
+                format!("{event} AS {name}")
+            }
+        })
         .collect();
-    format!(
-        "1 AS requests, CAST(status = 'error' AS BIGINT) AS errors, {}, \
-         CAST(layer_prompt IS NOT NULL AS BIGINT) AS layered, \
-         CAST(coalesce(outcome_success, false) AS BIGINT) AS successes",
-        tokens.join(", ")
-    )
+    values.join(", ")
 }
 
 impl DuckStore {

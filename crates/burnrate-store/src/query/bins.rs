@@ -34,11 +34,7 @@ pub fn per_run_spec(spec: &QuerySpec) -> QuerySpec {
     each.group_by.truncate(1);
     each.group_by.push(Dimension::Field(Field::AgentRun));
     each.metrics = vec![Metric::CostUsd];
-    each.filters.push(Filter {
-        dimension: Dimension::Field(Field::AgentRun),
-        negate: true,
-        values: vec![String::new()],
-    });
+    each.filters.push(Filter::in_a_run());
     each.bucket = None;
     each.order = None;
     each.top = None;

@@ -260,12 +260,34 @@ fn parse_cell(text: &str, kind: ColumnKind) -> Result<Cell, StoreError> {
 /// row by row (a report can hold hundreds of thousands of rows: no JSON tree is built).
 impl Serialize for QueryResult {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut document = serializer.serialize_struct("QueryResult", 3)?;
-        document.serialize_field("rows", &RowsJson(self))?;
-        document.serialize_field("warnings", &self.warnings)?;
-        document.serialize_field("unpriced", &self.unpriced)?;
-        document.end()
+        document(self, serializer, false)
     }
+}
+
+/// [`QueryResult::wire`]: the result's JSON with `columns` and `kinds`.
+pub struct WireResult<'a>(&'a QueryResult);
+
+impl Serialize for WireResult<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        document(self.0, serializer, true)
+    }
+}
+
+/// A result's JSON document, with `columns` and `kinds` for the wire form.
+fn document<S: Serializer>(
+    result: &QueryResult,
+    serializer: S,
+    wire: bool,
+) -> Result<S::Ok, S::Error> {
+    let mut document = serializer.serialize_struct("QueryResult", if wire { 5 } else { 3 })?;
+    document.serialize_field("rows", &RowsJson(result))?;
+    document.serialize_field("warnings", &result.warnings)?;
+    document.serialize_field("unpriced", &result.unpriced)?;
+    if wire {
+        document.serialize_field("columns", &result.columns)?;
+        document.serialize_field("kinds", &result.kinds)?;
+    }
+    document.end()
 }
 
 /// A result's rows, each an object from column name to cell.
@@ -284,21 +306,5 @@ struct RowJson<'a>(&'a [String], &'a [Cell]);
 impl Serialize for RowJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_map(self.0.iter().zip(self.1))
-    }
-}
-
-/// [`QueryResult::wire`]: the result's JSON with `columns` and `kinds`.
-pub struct WireResult<'a>(&'a QueryResult);
-
-impl Serialize for WireResult<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let result = self.0;
-        let mut document = serializer.serialize_struct("WireResult", 5)?;
-        document.serialize_field("rows", &RowsJson(result))?;
-        document.serialize_field("warnings", &result.warnings)?;
-        document.serialize_field("unpriced", &result.unpriced)?;
-        document.serialize_field("columns", &result.columns)?;
-        document.serialize_field("kinds", &result.kinds)?;
-        document.end()
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use burnrate_model::Dimension;
+use burnrate_model::dimension::Field;
 use chrono::{DateTime, Utc};
 
 /// Time buckets.
@@ -188,6 +189,17 @@ pub struct Filter {
     pub negate: bool,
     /// Accepted values (any of them); `""` stands for "not set".
     pub values: Vec<String>,
+}
+
+impl Filter {
+    /// The filter "the call belongs to an agent run".
+    pub fn in_a_run() -> Filter {
+        Filter {
+            dimension: Dimension::Field(Field::AgentRun),
+            negate: true,
+            values: vec![String::new()],
+        }
+    }
 }
 
 impl FromStr for Filter {

@@ -3,9 +3,8 @@
 //! Cost is derived at query time: each row read (an event, or a roll-up row summing calls of
 //! one model, service tier and input-size band in one hour) is joined to the price band in
 //! force that day and multiplied out in whole femtodollars (exact integers); then summed per
-//! group. Percentiles
-//! use the nearest-rank definition: the value at rank ⌈p·n/100⌉ of the sorted list, computed
-//! with integer arithmetic so every backend picks the same element.
+//! group. Percentiles use the nearest-rank definition: the value at rank ⌈p·n/100⌉ of the
+//! sorted list, computed with integer arithmetic so every backend picks the same element.
 
 use burnrate_model::Dimension;
 
@@ -302,19 +301,21 @@ pub fn render(spec: &QuerySpec, thresholds: &[u64], rows: Rows<'_>) -> Rendered 
              WHERE run IS NOT NULL GROUP BY ALL)"
         ));
         // A run's whole cost, over every group it is in, only for the share of it.
-        if spec.metrics.contains(&Metric::RunCostShare) {
-            sql.push_str(&format!(
-                ", run_totals AS (SELECT run, sum(run_cost) AS run_total FROM runs GROUP BY run), \
-                 run_stats AS (SELECT {key_list}count(*) AS runs, \
-                 list_sort(list(run_cost)) AS costs, sum(run_cost) AS in_runs, \
-                 sum(run_total) AS of_runs FROM runs JOIN run_totals USING (run) GROUP BY ALL)"
-            ));
+        let (share, share_join) = if spec.metrics.contains(&Metric::RunCostShare) {
+            sql.push_str(
+                ", run_totals AS (SELECT run, sum(run_cost) AS run_total FROM runs GROUP BY run)",
+            );
+            (
+                ", sum(run_cost) AS in_runs, sum(run_total) AS of_runs",
+                " JOIN run_totals USING (run)",
+            )
         } else {
-            sql.push_str(&format!(
-                ", run_stats AS (SELECT {key_list}count(*) AS runs, \
-                 list_sort(list(run_cost)) AS costs FROM runs GROUP BY ALL)"
-            ));
-        }
+            ("", "")
+        };
+        sql.push_str(&format!(
+            ", run_stats AS (SELECT {key_list}count(*) AS runs, \
+             list_sort(list(run_cost)) AS costs{share} FROM runs{share_join} GROUP BY ALL)"
+        ));
     }
     if needs_latency {
         let mut latency_params = Vec::new();
