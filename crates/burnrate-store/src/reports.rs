@@ -219,7 +219,7 @@ impl DuckStore {
     /// them (a call outside any run is its own run) and that cost per success.
     fn outcomes(&self, params: &ReportParams) -> Result<QueryResult, StoreError> {
         let spec = params.base_spec()?;
-        let rows = self.rows_for(&spec);
+        let rows = self.rows_reading(&spec, true);
         let mut sql_params = Vec::new();
         let priced = sql::priced_ctes(
             &[],
@@ -258,12 +258,19 @@ impl DuckStore {
     /// (the `burnrate.missing` label of OTLP events).
     fn coverage(&self, params: &ReportParams) -> Result<QueryResult, StoreError> {
         let spec = params.base_spec()?;
-        let rows = self.rows_for(&spec);
+        // The rows read must keep the dimensions whose absence it counts.
+        let mut reads = spec.clone();
+        reads.group_by = vec![
+            field(Field::Tenant),
+            field(Field::User),
+            field(Field::Feature),
+        ];
+        let rows = self.rows_for(&reads);
         let mut sql_params = Vec::new();
         let missing = |what: &str| {
             format!(
                 "coalesce(list_contains(string_split({}, ','), '{what}'), false)",
-                rows.missing_expr()
+                rows.dimension_expr(&Dimension::Label("burnrate.missing".into()))
             )
         };
         let keys = [

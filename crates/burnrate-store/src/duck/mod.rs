@@ -3,8 +3,8 @@
 //! Tables: `events` (one row per call, counters raw), `price_versions` (the whole price book
 //! with its history), `model_map` (each provider + model seen, resolved to a price key),
 //! `price_bands` (per-token prices in femtodollars of the keys in use, per tier, input band
-//! and validity period: what queries join to), `rollup` (the events summed per hour and
-//! every dimension, kept at append: see [`rollup`]) and `meta`.
+//! and validity period: what queries join to), `rollup` and `rollup_day` (the events summed
+//! per hour and per day, kept at append: see [`rollup`]) and `meta`.
 
 mod export;
 mod loops;
@@ -16,7 +16,10 @@ pub use prices::UnpricedModel;
 mod retention;
 pub use retention::{MonthArchive, expire_archives};
 mod rollup;
-pub use rollup::{CALL_ID_EXPR, MISSING_EXPR, input_class_expr, row_values_sql};
+pub use rollup::{
+    CALL_ID_EXPR, KEPT_LABELS, Level, event_derived_columns, input_class_expr, kept_label_column,
+    label_expr, row_values_sql,
+};
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -96,9 +99,11 @@ pub struct DuckStore {
     rollup_valid: bool,
     /// Whether queries may read the roll-up (see [`DuckStore::set_rollup_reads`]).
     rollup_reads: bool,
-    /// Roll-up rows small appends added since the last compaction, and their earliest hour.
-    small_rows: usize,
-    dirty_from: Option<i64>,
+    /// Per [`Level`], the rows appended since its last compaction that count towards the
+    /// next one (for the hourly roll-up only small appends' rows).
+    pending: [rollup::Pending; 2],
+    /// Rows in the daily roll-up after its last compaction.
+    day_rows_compacted: usize,
 }
 
 impl DuckStore {
@@ -141,10 +146,8 @@ impl DuckStore {
                  valid_to DATE NOT NULL, input HUGEINT NOT NULL, cache_read HUGEINT NOT NULL,
                  cache_write_5m HUGEINT NOT NULL, cache_write_1h HUGEINT NOT NULL,
                  output HUGEINT NOT NULL, reasoning HUGEINT NOT NULL);
-             CREATE TEMP TABLE incoming_ids (id UUID NOT NULL);
-             {rollup};",
+             CREATE TEMP TABLE incoming_ids (id UUID NOT NULL);",
             columns.join(", "),
-            rollup = rollup::create_table_sql(),
         ))?;
         let mut store = DuckStore {
             conn,
@@ -155,9 +158,10 @@ impl DuckStore {
             rollup_universe: Vec::new(),
             rollup_valid: false,
             rollup_reads: true,
-            small_rows: 0,
-            dirty_from: None,
+            pending: Default::default(),
+            day_rows_compacted: 0,
         };
+        store.create_rollups()?;
         store.load_prices()?;
         store.check_rollup()?;
         Ok(store)
@@ -336,15 +340,27 @@ impl DuckStore {
         Ok(bins)
     }
 
-    /// Where a query over `spec` reads its sums: the roll-up for the whole hours of the range
-    /// when it can answer (it is current, the store does not read the archive, no label is
-    /// grouped or filtered by, and the range holds a whole hour), else the events.
+    /// Where a query over `spec` reads its sums ([`DuckStore::rows_reading`]), reading run
+    /// ids when a metric needs runs.
     pub(crate) fn rows_for(&self, spec: &QuerySpec) -> sql::Rows<'_> {
-        let labels = spec
+        self.rows_reading(spec, spec.metrics.iter().any(|m| m.needs_runs()))
+    }
+
+    /// Where a query over `spec` reads its sums: the roll-ups for the whole hours of the
+    /// range when they can answer (they are current, the store does not read the archive,
+    /// every label grouped or filtered by is one they keep, and the range holds a whole
+    /// hour), else the events. The daily roll-up answers for the whole days among those
+    /// hours when the query reads no run or call ids (`run_ids`), groups and filters only by
+    /// its keys and buckets by days or longer.
+    pub(crate) fn rows_reading(&self, spec: &QuerySpec, run_ids: bool) -> sql::Rows<'_> {
+        let mut dimensions = spec
             .group_by
             .iter()
-            .chain(spec.filters.iter().map(|filter| &filter.dimension))
-            .any(|dimension| matches!(dimension, burnrate_model::Dimension::Label(_)));
+            .chain(spec.filters.iter().map(|filter| &filter.dimension));
+        let labels_kept = dimensions.clone().all(|dimension| match dimension {
+            burnrate_model::Dimension::Label(label) => kept_label_column(label).is_some(),
+            burnrate_model::Dimension::Field(_) => true,
+        });
         let bands_known = self
             .thresholds
             .iter()
@@ -352,27 +368,25 @@ impl DuckStore {
         if !self.rollup_reads
             || !self.rollup_valid
             || self.archive.is_some()
-            || labels
+            || !labels_kept
             || !bands_known
         {
             return sql::Rows::Events;
         }
         let hour = chrono::TimeDelta::hours(1);
-        let floor = |t: chrono::NaiveDateTime| t.duration_trunc(hour).unwrap_or(t);
-        let since = spec.since.naive_utc();
-        let from = if floor(since) == since {
-            since
-        } else {
-            floor(since) + hour
-        };
-        let to = floor(spec.until.naive_utc());
-        if from >= to {
+        let Some((from, to)) = whole_units(spec, hour) else {
             return sql::Rows::Events;
-        }
+        };
+        let daily = !run_ids
+            && spec.bucket != Some(crate::query::spec::Bucket::Hour)
+            && dimensions.all(|dimension| Level::Day.keeps(dimension));
         sql::Rows::Rollup {
             universe: &self.rollup_universe,
             from,
             to,
+            days: daily
+                .then(|| whole_units(spec, chrono::TimeDelta::days(1)))
+                .flatten(),
         }
     }
 
@@ -415,6 +429,15 @@ impl DuckStore {
     }
 
     fn unpriced_in(&self, spec: &QuerySpec) -> Result<crate::query::result::Unpriced, StoreError> {
+        // `model_map` holds what the book resolves each model seen to: no scan is needed
+        // when it resolves them all.
+        if self
+            .known_models
+            .iter()
+            .all(|(provider, model)| self.book.resolve(provider, model).is_some())
+        {
+            return Ok(crate::query::result::Unpriced::default());
+        }
         let mut params = Vec::new();
         let parts = self.rows_for(spec).scan(spec, &mut params, |rollup| {
             let requests = if rollup { "sum(requests)" } else { "count(*)" };
@@ -458,6 +481,23 @@ impl DuckStore {
     pub(crate) fn thresholds(&self) -> &[u64] {
         &self.thresholds
     }
+}
+
+/// The whole `unit`s (hours or days, UTC) within the spec's range, `None` when it holds
+/// none.
+fn whole_units(
+    spec: &QuerySpec,
+    unit: chrono::TimeDelta,
+) -> Option<(chrono::NaiveDateTime, chrono::NaiveDateTime)> {
+    let floor = |t: chrono::NaiveDateTime| t.duration_trunc(unit).unwrap_or(t);
+    let since = spec.since.naive_utc();
+    let from = if floor(since) == since {
+        since
+    } else {
+        floor(since) + unit
+    };
+    let to = floor(spec.until.naive_utc());
+    (from < to).then_some((from, to))
 }
 
 #[cfg(test)]

@@ -398,10 +398,13 @@ impl DuckStore {
             .conn
             .execute(&format!("DELETE FROM {table} WHERE {filter}"), [])
             .and_then(|n| {
-                // The roll-up's hours lie inside months, so the same filter takes its rows.
-                self.conn
-                    .execute(&format!("DELETE FROM rollup WHERE {filter}"), [])
-                    .map(|_| n)
+                // The roll-ups' hours and days lie inside months, so the same filter takes
+                // their rows.
+                for level in super::Level::ALL {
+                    self.conn
+                        .execute(&format!("DELETE FROM {} WHERE {filter}", level.table()), [])?;
+                }
+                Ok(n)
             });
         match deleted {
             Ok(n) if i64::try_from(n).ok() == Some(expected) => {

@@ -1,18 +1,21 @@
-//! The hourly roll-up: `events` summed per hour and every dimension, kept at append, so
-//! queries over whole hours read a table several times smaller than the events.
+//! The roll-ups: `events` summed per hour and every dimension (`rollup`), and per day and
+//! the dimensions with few values (`rollup_day`), kept at append, so queries over
+//! whole hours or days read tables several (or many) times smaller than the events.
 //!
-//! A roll-up row holds the hour (`ts`), every dimension column of the event (so any filter
-//! or group-by on a dimension can be answered), three derived keys (`call_id`: the event id
-//! of a call outside any agent run that reached an outcome, which counts as its own run;
+//! An hourly row holds the hour (`ts`), every dimension column of the event (so any filter
+//! or group-by on a dimension can be answered), derived keys (`call_id`: the event id of a
+//! call outside any agent run that reached an outcome, which counts as its own run;
 //! `input_class`: how many of the whole price book's input-size thresholds the call's input
-//! exceeds, from which any query's price band follows; `missing`: the OTLP
-//! `burnrate.missing` label), and the sums queries need. Cost is linear in the token sums,
-//! so pricing the sums per (model, tier, band, day) is exact.
+//! exceeds, from which any query's price band follows; one column per [`KEPT_LABELS`]), and
+//! the sums queries need. A daily row has the day, the dimensions with few values per day
+//! ([`Level::Day`]), the input class and kept labels: it answers queries that group and
+//! filter only by those and ask for no run metrics. Cost is linear in the token sums, so pricing the
+//! sums per (model, tier, band, day) is exact.
 //!
-//! The roll-up is kept consistent with `events`: every append adds the roll-up rows of the
-//! rows it added, retention deletes both in one transaction, and opening a ledger whose
-//! roll-up does not count every event (a crash between the two appends, a ledger written by
-//! an older burnrate) or was built for other thresholds rebuilds it from the events.
+//! The roll-ups are kept consistent with `events`: every append adds the roll-up rows of the
+//! rows it added, retention deletes all three in one transaction, and opening a ledger whose
+//! roll-ups do not count every event (a crash between the appends), have other columns (a
+//! ledger written by an older burnrate) or were built for other thresholds rebuilds them.
 
 use std::hash::Hash;
 use std::sync::Arc;
@@ -62,6 +65,131 @@ pub const KEY_COLUMNS: [&str; 22] = [
     "outcome_success",
 ];
 
+/// The [`KEY_COLUMNS`] the daily roll-up keeps: the dimensions with few values per day
+/// (not users, runs, sessions, tasks, agents, prompt versions or outcomes), which makes it
+/// about a sixth of the hourly one, plus what its sums need (`status`, `outcome_success`).
+const DAY_KEYS: [&str; 12] = [
+    "source",
+    "provider",
+    "model",
+    "requested_model",
+    "operation",
+    "service_tier",
+    "tenant_id",
+    "feature",
+    "route",
+    "deployment",
+    "status",
+    "outcome_success",
+];
+
+/// The labels the roll-ups keep, each as a column of the same name without its prefix:
+/// the OTLP receiver's `burnrate.missing` and the ladder's `burnrate.degraded`.
+pub const KEPT_LABELS: [(&str, &str); 2] = [
+    ("burnrate.missing", "missing"),
+    ("burnrate.degraded", "degraded"),
+];
+
+/// The roll-up column of a kept label, `None` for any other label.
+pub fn kept_label_column(label: &str) -> Option<&'static str> {
+    KEPT_LABELS
+        .iter()
+        .find(|(name, _)| *name == label)
+        .map(|(_, column)| *column)
+}
+
+/// SQL reading a label from an `events` row.
+pub fn label_expr(label: &str) -> String {
+    // Label names are restricted to [A-Za-z0-9_.-] when parsed, so quoting is safe.
+    format!("json_extract_string(labels, '$.\"{label}\"')")
+}
+
+/// A roll-up's grain: its table, time unit and key columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// `rollup`: per hour and every dimension.
+    Hour,
+    /// `rollup_day`: per day and the [`DAY_KEYS`].
+    Day,
+}
+
+impl Level {
+    /// Both levels, finest first.
+    pub const ALL: [Level; 2] = [Level::Hour, Level::Day];
+
+    /// The level's table.
+    pub fn table(self) -> &'static str {
+        match self {
+            Level::Hour => "rollup",
+            Level::Day => "rollup_day",
+        }
+    }
+
+    fn micros(self) -> i64 {
+        match self {
+            Level::Hour => HOUR_MICROS,
+            Level::Day => 24 * HOUR_MICROS,
+        }
+    }
+
+    fn unit(self) -> &'static str {
+        match self {
+            Level::Hour => "hour",
+            Level::Day => "day",
+        }
+    }
+
+    /// The event columns its rows keep as they are.
+    pub fn keys(self) -> impl Iterator<Item = &'static str> {
+        KEY_COLUMNS
+            .into_iter()
+            .filter(move |key| self == Level::Hour || DAY_KEYS.contains(key))
+    }
+
+    /// Whether its rows can be grouped or filtered by `dimension`.
+    pub fn keeps(self, dimension: &burnrate_model::Dimension) -> bool {
+        match dimension {
+            burnrate_model::Dimension::Field(field) => self.keys().any(|key| key == field.as_str()),
+            burnrate_model::Dimension::Label(label) => kept_label_column(label).is_some(),
+        }
+    }
+
+    /// Every column of its table, in order, with its SQL type.
+    fn columns(self) -> Vec<(String, String)> {
+        let mut columns = vec![("ts".to_owned(), "TIMESTAMP NOT NULL".to_owned())];
+        columns.extend(
+            self.keys()
+                .map(|name| (name.to_owned(), sql_type(name).to_owned())),
+        );
+        if self == Level::Hour {
+            columns.push(("call_id".to_owned(), "UUID".to_owned()));
+        }
+        columns.push(("input_class".to_owned(), "UTINYINT NOT NULL".to_owned()));
+        for (_, column) in KEPT_LABELS {
+            columns.push((column.to_owned(), "VARCHAR".to_owned()));
+        }
+        for (name, _) in contributions() {
+            let null = if name.starts_with("layer_") {
+                ""
+            } else {
+                " NOT NULL"
+            };
+            columns.push((name.to_owned(), format!("BIGINT{null}")));
+        }
+        columns
+    }
+
+    /// The columns its rows are grouped by: everything but the sums.
+    fn group_columns(self) -> Vec<String> {
+        let sums: Vec<&str> = contributions().map(|(name, _)| name).collect();
+        self.columns()
+            .into_iter()
+            .map(|(name, _)| name)
+            .filter(|name| !sums.contains(&name.as_str()))
+            .collect()
+    }
+}
+
 /// The sums beyond the token counts, summed from the event columns of the same name
 /// (`layer_*` stay NULL when no call of the row had a layer split, as `sum` over the events
 /// gives).
@@ -90,58 +218,41 @@ fn sql_type(column: &str) -> &'static str {
         .unwrap_or("VARCHAR")
 }
 
-/// The `CREATE TABLE` statement of the roll-up.
-pub(super) fn create_table_sql() -> String {
-    let keys: Vec<String> = KEY_COLUMNS
-        .iter()
-        .map(|name| format!("{name} {}", sql_type(name)))
-        .collect();
-    let sums: Vec<String> = summed_columns()
-        .map(|name| {
-            let null = if name.starts_with("layer_") {
-                ""
-            } else {
-                " NOT NULL"
-            };
-            format!("{name} BIGINT{null}")
-        })
+/// The `CREATE TABLE` statement of a roll-up.
+pub(super) fn create_table_sql(level: Level) -> String {
+    let columns: Vec<String> = level
+        .columns()
+        .into_iter()
+        .map(|(name, sql)| format!("{name} {sql}"))
         .collect();
     format!(
-        "CREATE TABLE IF NOT EXISTS rollup (ts TIMESTAMP NOT NULL, {}, call_id UUID, \
-         input_class UTINYINT NOT NULL, missing VARCHAR, requests BIGINT NOT NULL, \
-         errors BIGINT NOT NULL, {}, layered BIGINT NOT NULL, successes BIGINT NOT NULL)",
-        keys.join(", "),
-        sums.join(", ")
+        "CREATE TABLE IF NOT EXISTS {} ({})",
+        level.table(),
+        columns.join(", ")
     )
 }
 
-/// The Arrow schema of the roll-up table, column for column.
-fn schema() -> SchemaRef {
+/// The Arrow schema of a roll-up table, column for column.
+fn schema(level: Level) -> SchemaRef {
     let events = event_schema();
-    let mut fields = vec![Field::new(
-        "ts",
-        DataType::Timestamp(TimeUnit::Microsecond, None),
-        false,
-    )];
-    for name in KEY_COLUMNS {
-        if let Ok(field) = events.field_with_name(name) {
-            fields.push(field.clone().with_nullable(true));
-        }
+    let mut fields = Vec::new();
+    for (name, sql) in level.columns() {
+        let nullable = !sql.ends_with("NOT NULL");
+        fields.push(match name.as_str() {
+            "ts" => Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                false,
+            ),
+            "call_id" => uuid_field("call_id").with_nullable(true),
+            "input_class" => Field::new("input_class", DataType::UInt8, false),
+            _ if sql.starts_with("BIGINT") => Field::new(name, DataType::Int64, nullable),
+            _ => match events.field_with_name(&name) {
+                Ok(field) => field.clone().with_nullable(true),
+                Err(_) => Field::new(name, DataType::Utf8, true),
+            },
+        });
     }
-    fields.push(uuid_field("call_id").with_nullable(true));
-    fields.push(Field::new("input_class", DataType::UInt8, false));
-    fields.push(Field::new("missing", DataType::Utf8, true));
-    fields.push(Field::new("requests", DataType::Int64, false));
-    fields.push(Field::new("errors", DataType::Int64, false));
-    for name in summed_columns() {
-        fields.push(Field::new(
-            name,
-            DataType::Int64,
-            name.starts_with("layer_"),
-        ));
-    }
-    fields.push(Field::new("layered", DataType::Int64, false));
-    fields.push(Field::new("successes", DataType::Int64, false));
     Arc::new(Schema::new(fields))
 }
 
@@ -158,8 +269,19 @@ pub fn input_class_expr(universe: &[u64]) -> String {
 pub const CALL_ID_EXPR: &str =
     "CASE WHEN agent_run_id IS NULL AND outcome_name IS NOT NULL THEN id END";
 
-/// SQL for the `missing` key of an `events` row.
-pub const MISSING_EXPR: &str = "json_extract_string(labels, '$.\"burnrate.missing\"')";
+/// The `events` columns (and [`KEPT_LABELS`] as their columns) an hourly roll-up row is
+/// built from, for reading the events where a roll-up is read: `SELECT *, <these> FROM
+/// events` gives every column a roll-up row has.
+pub fn event_derived_columns(universe: &[u64]) -> String {
+    let mut columns = vec![
+        format!("{} AS input_class", input_class_expr(universe)),
+        format!("{CALL_ID_EXPR} AS call_id"),
+    ];
+    for (label, column) in KEPT_LABELS {
+        columns.push(format!("{} AS {column}", label_expr(label)));
+    }
+    columns.join(", ")
+}
 
 fn class_of(input_tokens: i64, universe: &[u64]) -> u8 {
     let input = u64::try_from(input_tokens).unwrap_or(0);
@@ -167,8 +289,15 @@ fn class_of(input_tokens: i64, universe: &[u64]) -> u8 {
     u8::try_from(exceeded).unwrap_or(u8::MAX)
 }
 
-/// A roll-up key of one event, borrowing its text.
-#[derive(PartialEq, Eq, Hash)]
+/// Positions in [`texts_before_depth`] of the keys not in [`DAY_KEYS`]: user, task, run,
+/// parent run, agent name.
+const NOT_DAY_TEXTS: [usize; 5] = [7, 9, 11, 12, 13];
+/// Positions in `texts_after_depth` of the keys not in [`DAY_KEYS`]: session, prompt
+/// version, effort, outcome name.
+const NOT_DAY_TEXTS_AFTER_DEPTH: [usize; 4] = [0, 2, 3, 4];
+
+/// An hourly roll-up key of one event, borrowing its text.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct KeyRef<'a> {
     hour: i64,
     texts: [Option<&'a str>; 14],
@@ -177,7 +306,7 @@ struct KeyRef<'a> {
     status: &'static str,
     outcome_success: Option<bool>,
     call_id: Option<Uuid>,
-    missing: Option<&'a str>,
+    labels: [Option<&'a str>; KEPT_LABELS.len()],
 }
 
 impl<'a> KeyRef<'a> {
@@ -199,39 +328,64 @@ impl<'a> KeyRef<'a> {
             call_id: event
                 .id
                 .filter(|_| event.agent_run_id.is_none() && outcome.is_some()),
-            missing: event.labels.get("burnrate.missing").map(String::as_str),
+            labels: KEPT_LABELS.map(|(label, _)| event.labels.get(label).map(String::as_str)),
         }
+    }
+
+    /// The daily key of the events with this hourly key: the day (as its first hour), the
+    /// [`DAY_KEYS`] and the kept labels.
+    fn day(&self) -> KeyRef<'a> {
+        let mut day = *self;
+        day.hour = self.hour.div_euclid(24) * 24;
+        for position in NOT_DAY_TEXTS {
+            day.texts[position] = None;
+        }
+        for position in NOT_DAY_TEXTS_AFTER_DEPTH {
+            day.texts_after_depth[position] = None;
+        }
+        day.span_depth = None;
+        day.call_id = None;
+        day
     }
 }
 
 /// The roll-up groups of a batch of events, found on the worker thread that builds the
-/// batch: each row's group, and per group its first row, `call_id` and `missing` key. The
-/// input class, which depends on the ledger's price book, is added at append.
+/// batch: each row's hourly group; per hourly group its first row, `call_id`, kept labels
+/// and daily group; per daily group its first hourly group. The input class, which depends
+/// on the ledger's price book, is added at append.
 #[derive(Debug, Default)]
 pub struct Groups {
     row_group: Vec<u32>,
     first_row: Vec<u32>,
     call_id: Vec<Option<Uuid>>,
-    missing: Vec<Option<String>>,
+    labels: Vec<[Option<String>; KEPT_LABELS.len()]>,
+    day_of: Vec<u32>,
+    day_first_group: Vec<u32>,
 }
 
 impl Groups {
-    /// Groups `events` by their roll-up key (without the input class).
+    /// Groups `events` by their roll-up keys (without the input class).
     pub fn of(events: &[UsageEvent]) -> Groups {
         let mut index: FxHashMap<KeyRef<'_>, u32> = FxHashMap::default();
+        let mut days: FxHashMap<KeyRef<'_>, u32> = FxHashMap::default();
         let mut groups = Groups {
             row_group: Vec::with_capacity(events.len()),
             ..Groups::default()
         };
+        let index_of = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         for (row, event) in events.iter().enumerate() {
             let key = KeyRef::of(event);
-            let next = u32::try_from(groups.first_row.len()).unwrap_or(u32::MAX);
+            let next = index_of(groups.first_row.len());
             let group = *index.entry(key).or_insert_with_key(|key| {
-                groups
-                    .first_row
-                    .push(u32::try_from(row).unwrap_or(u32::MAX));
+                groups.first_row.push(index_of(row));
                 groups.call_id.push(key.call_id);
-                groups.missing.push(key.missing.map(str::to_owned));
+                groups.labels.push(key.labels.map(|l| l.map(str::to_owned)));
+                let next_day = index_of(groups.day_first_group.len());
+                let day = *days.entry(key.day()).or_insert_with(|| {
+                    groups.day_first_group.push(next);
+                    next_day
+                });
+                groups.day_of.push(day);
                 next
             });
             groups.row_group.push(group);
@@ -251,12 +405,13 @@ struct Slot {
     layered: i64,
 }
 
-/// The roll-up rows of the rows of `batch` that `keep` keeps (all when `None`).
+/// The `level` roll-up rows of the rows of `batch` that `keep` keeps (all when `None`).
 pub(super) fn rows(
     batch: &RecordBatch,
     groups: &Groups,
     keep: Option<&BooleanArray>,
     universe: &[u64],
+    level: Level,
 ) -> Result<Option<RecordBatch>, StoreError> {
     let column = |name: &str| {
         batch
@@ -278,12 +433,25 @@ pub(super) fn rows(
         int64("layer_tool")?,
         int64("layer_memory")?,
     ];
+    // A row's group at this level, and the hourly group whose first row stands for a group.
+    let group_of = |row: usize| {
+        let hourly = groups.row_group[row];
+        match level {
+            Level::Hour => hourly,
+            Level::Day => groups.day_of[hourly as usize],
+        }
+    };
+    let representative = |group: u32| match level {
+        Level::Hour => group as usize,
+        Level::Day => groups.day_first_group[group as usize] as usize,
+    };
     let mut index: FxHashMap<(u32, u8), usize> = FxHashMap::default();
     let mut slots: Vec<Slot> = Vec::new();
-    for (row, &group) in groups.row_group.iter().enumerate() {
+    for row in 0..groups.row_group.len() {
         if keep.is_some_and(|keep| !keep.value(row)) {
             continue;
         }
+        let group = group_of(row);
         let class = class_of(counts[0].value(row), universe);
         let slot = *index.entry((group, class)).or_insert_with(|| {
             slots.push(Slot {
@@ -310,38 +478,46 @@ pub(super) fn rows(
         return Ok(None);
     }
 
-    let first_rows = UInt32Array::from_iter_values(
-        slots
-            .iter()
-            .map(|slot| groups.first_row[slot.group as usize]),
-    );
+    let hourly: Vec<usize> = slots
+        .iter()
+        .map(|slot| representative(slot.group))
+        .collect();
+    let first_rows =
+        UInt32Array::from_iter_values(hourly.iter().map(|&group| groups.first_row[group]));
     let ts = column("ts")?
         .as_primitive::<TimestampMicrosecondType>()
         .clone();
-    let hours = TimestampMicrosecondArray::from_iter_values(
+    let unit = level.micros();
+    let starts = TimestampMicrosecondArray::from_iter_values(
         first_rows
             .values()
             .iter()
-            .map(|&row| ts.value(row as usize).div_euclid(HOUR_MICROS) * HOUR_MICROS),
+            .map(|&row| ts.value(row as usize).div_euclid(unit) * unit),
     );
-    let mut columns: Vec<ArrayRef> = vec![Arc::new(hours)];
-    for name in KEY_COLUMNS {
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(starts)];
+    for name in level.keys() {
         columns.push(take(column(name)?.as_ref(), &first_rows, None)?);
     }
-    let mut call_ids = FixedSizeBinaryBuilder::with_capacity(slots.len(), 16);
-    let mut missing = StringBuilder::new();
-    for slot in &slots {
-        match groups.call_id[slot.group as usize] {
-            Some(id) => call_ids.append_value(id.as_bytes())?,
-            None => call_ids.append_null(),
+    if level == Level::Hour {
+        let mut call_ids = FixedSizeBinaryBuilder::with_capacity(slots.len(), 16);
+        for &group in &hourly {
+            match groups.call_id[group] {
+                Some(id) => call_ids.append_value(id.as_bytes())?,
+                None => call_ids.append_null(),
+            }
         }
-        missing.append_option(groups.missing[slot.group as usize].as_deref());
+        columns.push(Arc::new(call_ids.finish()));
     }
-    columns.push(Arc::new(call_ids.finish()));
     columns.push(Arc::new(UInt8Array::from_iter_values(
         slots.iter().map(|slot| slot.class),
     )));
-    columns.push(Arc::new(missing.finish()));
+    for label in 0..KEPT_LABELS.len() {
+        let mut values = StringBuilder::new();
+        for &group in &hourly {
+            values.append_option(groups.labels[group][label].as_deref());
+        }
+        columns.push(Arc::new(values.finish()));
+    }
     let status = column("status")?.as_string::<i32>().clone();
     let success = column("outcome_success")?.as_boolean().clone();
     let mut requests = Int64Builder::with_capacity(slots.len());
@@ -371,7 +547,7 @@ pub(super) fn rows(
         slots.iter().map(|slot| slot.layered),
     )));
     columns.push(Arc::new(successes.finish()));
-    Ok(Some(RecordBatch::try_new(schema(), columns)?))
+    Ok(Some(RecordBatch::try_new(schema(level), columns)?))
 }
 
 /// Each column the roll-up sums, in table order, with what one event adds to it.
@@ -421,6 +597,14 @@ pub fn row_values_sql(rollup: bool) -> String {
     values.join(", ")
 }
 
+/// Roll-up rows appended since a roll-up was last compacted, and the earliest time they
+/// touch (microseconds).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Pending {
+    rows: usize,
+    from: Option<i64>,
+}
+
 impl DuckStore {
     /// The input-size thresholds of the whole price book: what the roll-up's input class
     /// counts.
@@ -428,7 +612,30 @@ impl DuckStore {
         crate::pricing::thresholds(&self.book, self.book.keys())
     }
 
-    /// Rebuilds the roll-up when it does not count every event or was built for other
+    /// Creates the roll-up tables, replacing one whose columns are not this version's (it is
+    /// rebuilt by [`DuckStore::check_rollup`]).
+    pub(super) fn create_rollups(&self) -> Result<(), StoreError> {
+        for level in Level::ALL {
+            let expected: Vec<String> = level.columns().into_iter().map(|(name, _)| name).collect();
+            let found: Vec<String> = self
+                .conn
+                .prepare(
+                    "SELECT column_name FROM duckdb_columns() WHERE table_name = ? \
+                     AND schema_name = 'main' AND database_name = current_database() \
+                     ORDER BY column_index",
+                )?
+                .query_map([level.table()], |row| row.get(0))?
+                .collect::<Result<_, _>>()?;
+            if !found.is_empty() && found != expected {
+                self.conn
+                    .execute_batch(&format!("DROP TABLE {}", level.table()))?;
+            }
+            self.conn.execute_batch(&create_table_sql(level))?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the roll-ups when they do not count every event or were built for other
     /// thresholds.
     pub(super) fn check_rollup(&mut self) -> Result<(), StoreError> {
         let universe = self.universe();
@@ -443,50 +650,57 @@ impl DuckStore {
         let events: i64 = self
             .conn
             .query_row("SELECT count(*) FROM events", [], |row| row.get(0))?;
-        let counted: i64 = self.conn.query_row(
-            "SELECT CAST(coalesce(sum(requests), 0) AS BIGINT) FROM rollup",
-            [],
-            |row| row.get(0),
-        )?;
+        let mut complete = recorded.as_deref() == Some(universe_text(&universe).as_str());
+        for level in Level::ALL {
+            let counted: i64 = self.conn.query_row(
+                &format!(
+                    "SELECT CAST(coalesce(sum(requests), 0) AS BIGINT) FROM {}",
+                    level.table()
+                ),
+                [],
+                |row| row.get(0),
+            )?;
+            complete &= counted == events;
+        }
         self.rollup_universe = universe;
-        if recorded.as_deref() == Some(universe_text(&self.rollup_universe).as_str())
-            && events == counted
-        {
+        if complete {
             self.rollup_valid = true;
             return Ok(());
         }
         self.rebuild_rollup()
     }
 
-    /// Builds the roll-up again from the events, in one transaction.
+    /// Builds the roll-ups again, the hourly one from the events and the daily one from it.
     pub fn rebuild_rollup(&mut self) -> Result<(), StoreError> {
         self.ensure_writable("rebuild the roll-up")?;
         let universe = self.universe();
-        let keys = KEY_COLUMNS.join(", ");
         let statement = format!(
-            "DELETE FROM rollup; \
-             INSERT INTO rollup SELECT date_trunc('hour', ts), {keys}, {CALL_ID_EXPR}, {class}, \
-             {MISSING_EXPR}, {sums} FROM events GROUP BY ALL; \
+            "DELETE FROM rollup; DELETE FROM rollup_day; \
+             INSERT INTO rollup SELECT date_trunc('hour', ts), {keys}, call_id, input_class, \
+             {labels}, {sums} FROM (SELECT *, {derived} FROM events) GROUP BY ALL; \
+             INSERT INTO rollup_day {day}; \
              INSERT OR REPLACE INTO meta VALUES ('{META_UNIVERSE}', '{text}')",
-            class = input_class_expr(&universe),
+            keys = Level::Hour.keys().collect::<Vec<_>>().join(", "),
+            labels = KEPT_LABELS.map(|(_, column)| column).join(", "),
+            derived = event_derived_columns(&universe),
             sums = sums_sql(false),
+            day = merged_sql(Level::Day, "rollup", None),
             text = universe_text(&universe),
         );
         // No explicit transaction (DuckDB 2.0 can fail large optimistic writes inside one):
-        // a rebuild cut short leaves a roll-up that does not count every event, which the
-        // next open rebuilds.
+        // a rebuild cut short leaves roll-ups that do not count every event, which the next
+        // open rebuilds.
         if let Err(error) = self.conn.execute_batch(&statement) {
             self.rollup_valid = false;
             return Err(error.into());
         }
         self.rollup_universe = universe;
         self.rollup_valid = true;
-        self.small_rows = 0;
-        self.dirty_from = None;
+        self.pending = [Pending::default(); 2];
         Ok(())
     }
 
-    /// Rebuilds the roll-up if the price book's thresholds changed since it was built.
+    /// Rebuilds the roll-ups if the price book's thresholds changed since they were built.
     pub(super) fn rollup_after_price_change(&mut self) -> Result<(), StoreError> {
         if self.universe() != self.rollup_universe && self.archive.is_none() {
             self.rebuild_rollup()?;
@@ -494,8 +708,8 @@ impl DuckStore {
         Ok(())
     }
 
-    /// Appends the roll-up rows of an append. On failure the roll-up is marked stale
-    /// (queries read the events; the next open rebuilds it) and the error returned.
+    /// Appends the roll-up rows of an append. On failure the roll-ups are marked stale
+    /// (queries read the events; the next open rebuilds them) and the error returned.
     pub(super) fn append_rollup(
         &mut self,
         parts: Vec<(RecordBatch, Groups, Option<BooleanArray>)>,
@@ -516,62 +730,108 @@ impl DuckStore {
         parts: Vec<(RecordBatch, Groups, Option<BooleanArray>)>,
         appended: usize,
     ) -> Result<(), StoreError> {
-        let mut added = 0;
-        let mut earliest: Option<i64> = None;
-        {
-            let mut appender = self.conn.appender("rollup")?;
-            for (batch, groups, keep) in &parts {
-                if let Some(rows) = rows(batch, groups, keep.as_ref(), &self.rollup_universe)? {
-                    added += rows.num_rows();
-                    let hours = rows.column(0).as_primitive::<TimestampMicrosecondType>();
-                    earliest = earlier(earliest, hours.values().iter().min().copied());
-                    appender.append_record_batch(rows)?;
+        for level in Level::ALL {
+            let mut added = Pending::default();
+            {
+                let mut appender = self.conn.appender(level.table())?;
+                for (batch, groups, keep) in &parts {
+                    let universe = &self.rollup_universe;
+                    if let Some(rows) = rows(batch, groups, keep.as_ref(), universe, level)? {
+                        added.rows += rows.num_rows();
+                        let starts = rows.column(0).as_primitive::<TimestampMicrosecondType>();
+                        added.from = earlier(added.from, starts.values().iter().min().copied());
+                        appender.append_record_batch(rows)?;
+                    }
                 }
+                appender.flush()?;
             }
-            appender.flush()?;
-        }
-        if appended < SMALL_APPEND {
-            self.small_rows += added;
-            self.dirty_from = earlier(self.dirty_from, earliest);
-            if self.small_rows >= COMPACT_AFTER_ROWS {
-                self.compact_rollup()?;
+            // An import's hourly rows are summed per batch already; its daily rows repeat
+            // keys across batches, so the daily roll-up is compacted after every append
+            // once its new rows could have doubled it.
+            if level == Level::Hour && appended >= SMALL_APPEND {
+                continue;
+            }
+            let pending = &mut self.pending[level as usize];
+            pending.rows += added.rows;
+            pending.from = earlier(pending.from, added.from);
+            let due = match level {
+                Level::Hour => COMPACT_AFTER_ROWS,
+                Level::Day => COMPACT_AFTER_ROWS.max(self.day_rows_compacted),
+            };
+            if pending.rows >= due {
+                self.compact(level)?;
             }
         }
         Ok(())
     }
 
-    /// Merges the roll-up rows small appends left since the last compaction into one row per
-    /// key, in one transaction.
+    /// Merges the rows both roll-ups received since they were last compacted into one row
+    /// per key.
     pub fn compact_rollup(&mut self) -> Result<(), StoreError> {
-        let Some(from) = self.dirty_from else {
+        for level in Level::ALL {
+            self.compact(level)?;
+        }
+        Ok(())
+    }
+
+    /// Merges the rows `level` received since it was last compacted into one row per key, in
+    /// one transaction.
+    fn compact(&mut self, level: Level) -> Result<(), StoreError> {
+        let Some(from) = self.pending[level as usize].from else {
             return Ok(());
         };
-        let keys = KEY_COLUMNS.join(", ");
+        let from = from.div_euclid(level.micros()) * level.micros();
+        let table = level.table();
+        let since = format!("ts >= make_timestamp({from})");
         let statement = format!(
             "BEGIN TRANSACTION; \
-             CREATE OR REPLACE TEMP TABLE rollup_merged AS SELECT ts, {keys}, call_id, \
-             input_class, missing, {sums} FROM rollup WHERE ts >= make_timestamp({from}) \
-             GROUP BY ALL; \
-             DELETE FROM rollup WHERE ts >= make_timestamp({from}); \
-             INSERT INTO rollup SELECT * FROM rollup_merged; DROP TABLE rollup_merged; COMMIT",
-            sums = sums_sql(true),
+             CREATE OR REPLACE TEMP TABLE rollup_merged AS {merged}; \
+             DELETE FROM {table} WHERE {since}; \
+             INSERT INTO {table} SELECT * FROM rollup_merged; DROP TABLE rollup_merged; COMMIT",
+            merged = merged_sql(level, table, Some(&since)),
         );
         if let Err(error) = self.conn.execute_batch(&statement) {
             let _ = self.conn.execute_batch("ROLLBACK");
             return Err(error.into());
         }
-        self.small_rows = 0;
-        self.dirty_from = None;
+        self.pending[level as usize] = Pending::default();
+        if level == Level::Day {
+            self.day_rows_compacted = self.rollup_rows(Level::Day)?;
+        }
         Ok(())
     }
 
-    /// Rows in the roll-up table.
-    pub fn rollup_rows(&self) -> Result<u64, StoreError> {
-        let count: i64 = self
-            .conn
-            .query_row("SELECT count(*) FROM rollup", [], |row| row.get(0))?;
-        Ok(u64::try_from(count).unwrap_or(0))
+    /// Rows in a roll-up table.
+    pub fn rollup_rows(&self, level: Level) -> Result<usize, StoreError> {
+        let count: i64 = self.conn.query_row(
+            &format!("SELECT count(*) FROM {}", level.table()),
+            [],
+            |row| row.get(0),
+        )?;
+        Ok(usize::try_from(count).unwrap_or(0))
     }
+}
+
+/// The rows of roll-up table `from` (only those matching `filter` if given) summed per key
+/// of `level`, in the columns of `level`'s table.
+fn merged_sql(level: Level, from: &str, filter: Option<&str>) -> String {
+    let keys = level.group_columns();
+    let keys: Vec<String> = keys
+        .into_iter()
+        .map(|key| {
+            if key == "ts" {
+                format!("date_trunc('{}', ts) AS ts", level.unit())
+            } else {
+                key
+            }
+        })
+        .collect();
+    let filter = filter.map(|f| format!(" WHERE {f}")).unwrap_or_default();
+    format!(
+        "SELECT {keys}, {sums} FROM {from}{filter} GROUP BY ALL",
+        keys = keys.join(", "),
+        sums = sums_sql(true),
+    )
 }
 
 /// The earlier of two optional instants.
@@ -599,6 +859,46 @@ mod tests {
     fn every_dimension_is_a_key() {
         for field in Dimension::ALL {
             assert!(KEY_COLUMNS.contains(&field.as_str()), "{}", field.as_str());
+        }
+    }
+
+    /// An event with every dimension set, `changed` (a dimension's name) to another value.
+    fn event_with(changed: &str) -> UsageEvent {
+        let mut json = serde_json::json!({
+            "ts": "2026-11-20T10:00:00Z", "provider": "openai", "model": "m",
+            "requested_model": "r", "operation": "chat", "service_tier": "flex",
+            "tenant_id": "t", "user_id": "u", "feature": "f", "task_id": "k", "route": "/x",
+            "agent_run_id": "a", "parent_run_id": "p", "agent_name": "n", "span_depth": 1,
+            "session_id": "s", "deployment": "d", "prompt_version": "v", "effort": "low",
+            "source": "gateway", "status": "ok", "outcome": {"name": "o", "success": true},
+            "usage": {}
+        });
+        match changed {
+            "" => {}
+            "span_depth" => json["span_depth"] = 2.into(),
+            "status" => json["status"] = "error".into(),
+            "source" => json["source"] = "otlp".into(),
+            "outcome_name" => json["outcome"]["name"] = "other".into(),
+            name => json[name] = "other".into(),
+        }
+        UsageEvent::from_json(&json.to_string()).unwrap()
+    }
+
+    #[test]
+    fn the_day_key_keeps_exactly_the_day_keys() {
+        let base = event_with("");
+        for field in Dimension::ALL {
+            let changed = event_with(field.as_str());
+            assert!(
+                KeyRef::of(&changed) != KeyRef::of(&base),
+                "{field:?} is no key"
+            );
+            let same_day = KeyRef::of(&changed).day() == KeyRef::of(&base).day();
+            assert_eq!(
+                same_day,
+                !DAY_KEYS.contains(&field.as_str()),
+                "{field:?} in the daily key"
+            );
         }
     }
 

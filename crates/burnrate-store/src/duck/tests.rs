@@ -697,9 +697,10 @@ fn a_result_survives_the_wire_form_the_query_api_sends() {
     assert!(error.contains("`requests`"), "{error}");
 }
 
-/// Calls with everything the roll-up keys on varying: runs and calls outside runs, users,
-/// errors, outcomes (in runs and outside), layer splits, the OTLP `burnrate.missing` label,
-/// tiers and inputs either side of the price bands' thresholds, over three days.
+/// Calls with everything the roll-ups key on varying: runs and calls outside runs, users,
+/// errors, outcomes (in runs and outside), layer splits, the OTLP `burnrate.missing` and
+/// the ladder's `burnrate.degraded` labels, tiers and inputs either side of the price
+/// bands' thresholds, over three days.
 fn rollup_events() -> impl Strategy<Value = Vec<UsageEvent>> {
     let one = (
         (0usize..4, 0usize..3, 0usize..4, 0usize..3, 0usize..6),
@@ -779,6 +780,10 @@ fn rollup_events() -> impl Strategy<Value = Vec<UsageEvent>> {
                         ["usage", "model,cache"][missing - 1].into(),
                     );
                 }
+                if status == 5 {
+                    e.labels
+                        .insert("burnrate.degraded".into(), "claude-haiku".into());
+                }
                 e.id = Some(uuid::Uuid::now_v7());
                 e.validate().unwrap();
                 e
@@ -790,7 +795,7 @@ fn rollup_events() -> impl Strategy<Value = Vec<UsageEvent>> {
 /// Every answer of `store` with the roll-up read and with only the events read.
 fn answers(store: &mut DuckStore, since: DateTime<Utc>, until: DateTime<Utc>) -> Vec<String> {
     let mut specs = Vec::new();
-    let group_bys: [&[&str]; 7] = [
+    let group_bys: [&[&str]; 9] = [
         &[],
         &["tenant_id"],
         &["feature", "model"],
@@ -798,19 +803,38 @@ fn answers(store: &mut DuckStore, since: DateTime<Utc>, until: DateTime<Utc>) ->
         &["user_id", "status"],
         &["service_tier", "outcome_name"],
         &["span_depth"],
+        &["status", "label.burnrate.degraded"],
+        &["label.burnrate.missing"],
     ];
-    for (i, group_by) in group_bys.iter().enumerate() {
-        let mut spec = spec(group_by, Metric::ALL);
-        spec.since = since;
-        spec.until = until;
-        spec.bucket = [None, Some(Bucket::Hour), Some(Bucket::Day)][i % 3];
-        if i == 4 {
-            spec.filters = vec![
-                "tenant_id!=t2".parse().unwrap(),
-                "user_id=u1,".parse().unwrap(),
-            ];
+    // Every metric (run metrics read the hourly roll-up), and every metric but the run
+    // metrics (which the daily roll-up can answer).
+    let without_runs: Vec<Metric> = Metric::ALL
+        .iter()
+        .copied()
+        .filter(|m| !m.needs_runs())
+        .collect();
+    for metrics in [Metric::ALL, &without_runs] {
+        for (i, group_by) in group_bys.iter().enumerate() {
+            let mut spec = spec(group_by, metrics);
+            spec.since = since;
+            spec.until = until;
+            spec.bucket = [
+                None,
+                Some(Bucket::Hour),
+                Some(Bucket::Day),
+                Some(Bucket::Week),
+            ][i % 4];
+            if i == 4 {
+                spec.filters = vec![
+                    "tenant_id!=t2".parse().unwrap(),
+                    "user_id=u1,".parse().unwrap(),
+                ];
+            }
+            if i == 8 {
+                spec.filters = vec!["label.burnrate.degraded=claude-haiku,".parse().unwrap()];
+            }
+            specs.push(spec);
         }
-        specs.push(spec);
     }
     let params = crate::reports::ReportParams {
         since,
@@ -887,11 +911,16 @@ fn the_rollup_is_compacted_and_rebuilt_when_it_misses_events() {
             store.append(std::slice::from_ref(event)).unwrap();
         }
         store.append(&events).unwrap();
-        let before = store.rollup_rows().unwrap();
+        let before = Level::ALL.map(|level| store.rollup_rows(level).unwrap());
         store.compact_rollup().unwrap();
+        let after = Level::ALL.map(|level| store.rollup_rows(level).unwrap());
         assert!(
-            store.rollup_rows().unwrap() < before,
-            "compaction merged nothing"
+            after[0] < before[0] && after[1] < before[1],
+            "compaction merged nothing: {before:?} rows before, {after:?} after"
+        );
+        assert!(
+            after[1] <= after[0],
+            "the daily roll-up is larger: {after:?}"
         );
         let [with, without] = answers(
             &mut store,
@@ -901,10 +930,14 @@ fn the_rollup_is_compacted_and_rebuilt_when_it_misses_events() {
         .try_into()
         .unwrap();
         assert_eq!(with, without);
-        // A crash between the events' append and the roll-up's loses roll-up rows.
+        // A crash between the events' append and the roll-up's loses roll-up rows, and a
+        // ledger written by an older burnrate has a daily roll-up of other columns.
         store
             .conn
-            .execute_batch("DELETE FROM rollup WHERE tenant_id = 'A'")
+            .execute_batch(
+                "DELETE FROM rollup WHERE tenant_id = 'A'; \
+                 ALTER TABLE rollup_day DROP COLUMN degraded",
+            )
             .unwrap();
         with
     };
@@ -946,4 +979,36 @@ fn counts_read_without_prices_equal_counts_read_with_them() {
         assert!(!counts.is_empty());
         assert_eq!(counts, rows(&with_cost), "grouped by {group_by:?}");
     }
+}
+
+#[test]
+fn the_daily_rollup_answers_only_what_it_keeps() {
+    let store = store_with(&hand_built());
+    let days = |spec: &QuerySpec| {
+        matches!(
+            store.rows_for(spec),
+            crate::query::sql::Rows::Rollup { days: Some(_), .. }
+        )
+    };
+    let kept = spec(
+        &["tenant_id", "label.burnrate.degraded"],
+        &[Metric::CostUsd],
+    );
+    assert!(days(&kept));
+    let mut weekly = kept.clone();
+    weekly.bucket = Some(Bucket::Week);
+    assert!(days(&weekly));
+    let mut hourly = kept.clone();
+    hourly.bucket = Some(Bucket::Hour);
+    assert!(!days(&hourly), "hour buckets need the hourly roll-up");
+    assert!(!days(&spec(&["tenant_id"], &[Metric::CostPerRunP50])));
+    assert!(!days(&spec(&["session_id"], &[Metric::CostUsd])));
+    let mut by_run = kept.clone();
+    by_run.filters = vec!["agent_run_id=r1".parse().unwrap()];
+    assert!(!days(&by_run));
+    assert_eq!(
+        store.rows_for(&spec(&["label.team"], &[Metric::CostUsd])),
+        crate::query::sql::Rows::Events,
+        "only the events hold other labels"
+    );
 }

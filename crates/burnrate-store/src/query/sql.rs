@@ -25,8 +25,7 @@ pub struct Rendered {
 pub fn dimension_expr(dimension: &Dimension) -> String {
     match dimension {
         Dimension::Field(field) => field.as_str().to_owned(),
-        // Label names are restricted to [A-Za-z0-9_.-] when parsed, so quoting is safe.
-        Dimension::Label(name) => format!("json_extract_string(labels, '$.\"{name}\"')"),
+        Dimension::Label(name) => crate::duck::label_expr(name),
     }
 }
 
@@ -50,8 +49,18 @@ pub fn band_expr(thresholds: &[u64]) -> String {
 pub const TIER_EXPR: &str = "CASE service_tier WHEN 'batch' THEN 'batch' WHEN 'flex' THEN 'flex' \
      WHEN 'priority' THEN 'priority' WHEN 'scale' THEN 'priority' ELSE 'standard' END";
 
-/// The WHERE clause for the spec's range and filters, with its parameters.
+/// The WHERE clause for the spec's range and filters over the `events` table, with its
+/// parameters.
 pub fn where_clause(spec: &QuerySpec, params: &mut Vec<String>) -> String {
+    where_clause_with(spec, params, dimension_expr)
+}
+
+/// The WHERE clause for the spec's range and filters, each dimension read by `column`.
+fn where_clause_with(
+    spec: &QuerySpec,
+    params: &mut Vec<String>,
+    column: impl Fn(&Dimension) -> String,
+) -> String {
     let mut clauses = vec![
         "ts >= CAST(? AS TIMESTAMP)".to_owned(),
         "ts < CAST(? AS TIMESTAMP)".to_owned(),
@@ -59,7 +68,7 @@ pub fn where_clause(spec: &QuerySpec, params: &mut Vec<String>) -> String {
     params.push(spec.since.naive_utc().to_string());
     params.push(spec.until.naive_utc().to_string());
     for filter in &spec.filters {
-        let column = dimension_expr(&filter.dimension);
+        let column = column(&filter.dimension);
         let integer = matches!(&filter.dimension, Dimension::Field(f) if f.is_integer());
         let mut alternatives = Vec::new();
         for value in &filter.values {
@@ -106,25 +115,34 @@ const NAIVE_COST_EXPR: &str = "b.input_tokens * p.input + b.output_tokens * p.ou
 pub enum Rows<'a> {
     /// The `events` table, one row per call.
     Events,
-    /// The `rollup` table for the whole hours `[from, to)` of the range, and `events` for
-    /// the parts of hours at its ends. `universe` lists the thresholds the roll-up's input
-    /// classes count; it holds every threshold of the query's bands.
+    /// The roll-ups: `rollup_day` for the whole days `days` (when given), `rollup` for the
+    /// other whole hours in `[from, to)`, and `events` for the parts of hours at the range's
+    /// ends. `universe` lists the thresholds the roll-ups' input classes count; it holds
+    /// every threshold of the query's bands.
     Rollup {
-        /// The roll-up's thresholds, ascending.
+        /// The roll-ups' thresholds, ascending.
         universe: &'a [u64],
-        /// The whole hours the roll-up answers for.
+        /// The whole hours the roll-ups answer for.
         from: chrono::NaiveDateTime,
         /// End of those hours, exclusive.
         to: chrono::NaiveDateTime,
+        /// The whole days within them the daily roll-up answers for, `[start, end)`.
+        days: Option<(chrono::NaiveDateTime, chrono::NaiveDateTime)>,
     },
 }
 
 impl Rows<'_> {
-    /// SQL for the OTLP `burnrate.missing` label of a row.
-    pub fn missing_expr(&self) -> &'static str {
-        match self {
-            Rows::Events => crate::duck::MISSING_EXPR,
-            Rows::Rollup { .. } => "missing",
+    /// SQL reading `dimension` from a row: a label the roll-ups keep is their column (the
+    /// events read where roll-ups are read carry it too), any other as from the events.
+    pub fn dimension_expr(&self, dimension: &Dimension) -> String {
+        match (self, dimension) {
+            (Rows::Rollup { .. }, Dimension::Label(label)) => {
+                match crate::duck::kept_label_column(label) {
+                    Some(column) => column.to_owned(),
+                    None => dimension_expr(dimension),
+                }
+            }
+            _ => dimension_expr(dimension),
         }
     }
 
@@ -160,8 +178,10 @@ impl Rows<'_> {
     }
 
     /// `FROM ... WHERE ...` over `rows` with the spec's range and filters, as one SELECT or
-    /// a UNION ALL of the roll-up's whole hours and the events at the ends; `select` renders
-    /// a part's select list and grouping from whether it reads the roll-up.
+    /// a UNION ALL of the daily roll-up's whole days, the hourly roll-up's other whole hours
+    /// and the events at the ends; `select` renders a part's select list and grouping from
+    /// whether it reads a roll-up (the daily and hourly roll-ups have the same columns but
+    /// `call_id` and the per-call ids, which only the hourly one can answer for).
     pub fn scan(
         &self,
         spec: &QuerySpec,
@@ -174,28 +194,48 @@ impl Rows<'_> {
                 let filter = where_clause(spec, params);
                 format!("SELECT {list} FROM events WHERE {filter}{tail}")
             }
-            Rows::Rollup { universe, from, to } => {
-                let (list, tail) = select(true);
-                let filter = where_clause(spec, params);
-                let mut sql = format!(
-                    "SELECT {list} FROM rollup WHERE {filter} AND ts >= TIMESTAMP '{from}' \
-                     AND ts < TIMESTAMP '{to}'{tail}"
-                );
+            Rows::Rollup {
+                universe,
+                from,
+                to,
+                days,
+            } => {
+                let mut parts = Vec::new();
+                let mut part = |table: &str, within: String, rollup: bool| {
+                    let (list, tail) = select(rollup);
+                    let filter = where_clause_with(spec, params, |d| self.dimension_expr(d));
+                    parts.push(format!(
+                        "SELECT {list} FROM {table} WHERE {filter} AND {within}{tail}"
+                    ));
+                };
+                let span = |from: &chrono::NaiveDateTime, to: &chrono::NaiveDateTime| {
+                    format!("ts >= TIMESTAMP '{from}' AND ts < TIMESTAMP '{to}'")
+                };
+                let mut hours = span(from, to);
+                if let Some((start, end)) = days {
+                    part("rollup_day", span(start, end), true);
+                    if start > from || end < to {
+                        hours.push_str(&format!(
+                            " AND (ts < TIMESTAMP '{start}' OR ts >= TIMESTAMP '{end}')"
+                        ));
+                        part("rollup", hours, true);
+                    }
+                } else {
+                    part("rollup", hours, true);
+                }
                 let since = spec.since.naive_utc();
                 let until = spec.until.naive_utc();
                 if since < *from || *to < until {
-                    let (list, tail) = select(false);
-                    let filter = where_clause(spec, params);
-                    sql.push_str(&format!(
-                        " UNION ALL SELECT {list} FROM (SELECT *, {class} AS input_class, \
-                         {missing} AS missing, {call_id} AS call_id FROM events) \
-                         WHERE {filter} AND (ts < TIMESTAMP '{from}' OR ts >= TIMESTAMP '{to}'){tail}",
-                        class = crate::duck::input_class_expr(universe),
-                        missing = crate::duck::MISSING_EXPR,
-                        call_id = crate::duck::CALL_ID_EXPR,
-                    ));
+                    part(
+                        &format!(
+                            "(SELECT *, {} FROM events)",
+                            crate::duck::event_derived_columns(universe)
+                        ),
+                        format!("(ts < TIMESTAMP '{from}' OR ts >= TIMESTAMP '{to}')"),
+                        false,
+                    );
                 }
-                sql
+                parts.join(" UNION ALL ")
             }
         }
     }
@@ -260,17 +300,22 @@ pub fn render(spec: &QuerySpec, thresholds: &[u64], rows: Rows<'_>) -> Rendered 
     let needs_runs = spec.metrics.iter().any(|m| m.needs_runs());
     let needs_latency = spec.metrics.iter().any(|m| m.needs_latency());
 
-    // Group keys: g0.. for dimensions, then the bucket.
-    let mut keys: Vec<(String, String)> = spec
-        .group_by
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (format!("g{i}"), dimension_expr(d)))
-        .collect();
-    if let Some(bucket) = spec.bucket {
-        keys.push(("bucket".to_owned(), bucket_expr(bucket)));
-    }
-    let key_select: String = keys
+    // Group keys: g0.. for dimensions, then the bucket; as read from `rows` and from the
+    // events (for latency, which only the events hold).
+    let keys_of = |expr: &dyn Fn(&Dimension) -> String| {
+        let mut keys: Vec<(String, String)> = spec
+            .group_by
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (format!("g{i}"), expr(d)))
+            .collect();
+        if let Some(bucket) = spec.bucket {
+            keys.push(("bucket".to_owned(), bucket_expr(bucket)));
+        }
+        keys
+    };
+    let keys = keys_of(&|d| rows.dimension_expr(d));
+    let event_key_select: String = keys_of(&dimension_expr)
         .iter()
         .map(|(alias, expr)| format!("{expr} AS {alias}, "))
         .collect();
@@ -322,7 +367,7 @@ pub fn render(spec: &QuerySpec, thresholds: &[u64], rows: Rows<'_>) -> Rendered 
         let latency_filter = where_clause(spec, &mut latency_params);
         params.extend(latency_params);
         sql.push_str(&format!(
-            ", latency AS (SELECT {key_select}list_sort(list(duration_ms)) AS millis FROM events \
+            ", latency AS (SELECT {event_key_select}list_sort(list(duration_ms)) AS millis FROM events \
              WHERE {latency_filter} AND duration_ms IS NOT NULL GROUP BY ALL)"
         ));
     }
@@ -516,7 +561,7 @@ pub fn render_run_bins(spec: &QuerySpec, thresholds: &[u64], rows: Rows<'_>) -> 
         .group_by
         .iter()
         .take(1)
-        .map(|dimension| ("g0".to_owned(), dimension_expr(dimension)))
+        .map(|dimension| ("g0".to_owned(), rows.dimension_expr(dimension)))
         .collect();
     let group = if keys.is_empty() {
         "CAST(NULL AS VARCHAR)"
