@@ -258,14 +258,7 @@ impl DuckStore {
     /// (the `burnrate.missing` label of OTLP events).
     fn coverage(&self, params: &ReportParams) -> Result<QueryResult, StoreError> {
         let spec = params.base_spec()?;
-        // The rows read must keep the dimensions whose absence it counts.
-        let mut reads = spec.clone();
-        reads.group_by = vec![
-            field(Field::Tenant),
-            field(Field::User),
-            field(Field::Feature),
-        ];
-        let rows = self.rows_for(&reads);
+        let rows = self.rows_for(&spec);
         let mut sql_params = Vec::new();
         let missing = |what: &str| {
             format!(
@@ -275,7 +268,7 @@ impl DuckStore {
         };
         let keys = [
             ("t", "tenant_id IS NULL".to_owned()),
-            ("u", "user_id IS NULL".to_owned()),
+            ("u", rows.user_missing_expr().to_owned()),
             ("f", "feature IS NULL".to_owned()),
             ("mm", missing("model")),
             ("mu", missing("usage")),

@@ -17,8 +17,8 @@ mod retention;
 pub use retention::{MonthArchive, expire_archives};
 mod rollup;
 pub use rollup::{
-    CALL_ID_EXPR, KEPT_LABELS, Level, event_derived_columns, input_class_expr, kept_label_column,
-    label_expr, row_values_sql,
+    CALL_ID_EXPR, KEPT_LABELS, Level, USER_MISSING, event_derived_columns, input_class_expr,
+    kept_label_column, label_expr, row_values_sql,
 };
 
 use std::collections::HashSet;

@@ -6,7 +6,8 @@
 //! or group-by on a dimension can be answered), derived keys (`call_id`: the event id of a
 //! call outside any agent run that reached an outcome, which counts as its own run;
 //! `input_class`: how many of the whole price book's input-size thresholds the call's input
-//! exceeds, from which any query's price band follows; one column per [`KEPT_LABELS`]), and
+//! exceeds, from which any query's price band follows; one column per [`KEPT_LABELS`];
+//! [`USER_MISSING`]), and
 //! the sums queries need. A daily row has the day, the dimensions with few values per day
 //! ([`Level::Day`]), the input class and kept labels: it answers queries that group and
 //! filter only by those and ask for no run metrics. Cost is linear in the token sums, so pricing the
@@ -90,6 +91,10 @@ pub const KEPT_LABELS: [(&str, &str); 2] = [
     ("burnrate.degraded", "degraded"),
 ];
 
+/// The roll-up column saying the calls of a row have no `user_id` (the daily roll-up keeps
+/// no users, but tagging coverage needs to know which calls lack one).
+pub const USER_MISSING: &str = "user_missing";
+
 /// The roll-up column of a kept label, `None` for any other label.
 pub fn kept_label_column(label: &str) -> Option<&'static str> {
     KEPT_LABELS
@@ -168,6 +173,7 @@ impl Level {
         for (_, column) in KEPT_LABELS {
             columns.push((column.to_owned(), "VARCHAR".to_owned()));
         }
+        columns.push((USER_MISSING.to_owned(), "BOOLEAN NOT NULL".to_owned()));
         for (name, _) in contributions() {
             let null = if name.starts_with("layer_") {
                 ""
@@ -246,6 +252,7 @@ fn schema(level: Level) -> SchemaRef {
             ),
             "call_id" => uuid_field("call_id").with_nullable(true),
             "input_class" => Field::new("input_class", DataType::UInt8, false),
+            USER_MISSING => Field::new(USER_MISSING, DataType::Boolean, false),
             _ if sql.starts_with("BIGINT") => Field::new(name, DataType::Int64, nullable),
             _ => match events.field_with_name(&name) {
                 Ok(field) => field.clone().with_nullable(true),
@@ -280,6 +287,7 @@ pub fn event_derived_columns(universe: &[u64]) -> String {
     for (label, column) in KEPT_LABELS {
         columns.push(format!("{} AS {column}", label_expr(label)));
     }
+    columns.push(format!("user_id IS NULL AS {USER_MISSING}"));
     columns.join(", ")
 }
 
@@ -289,9 +297,12 @@ fn class_of(input_tokens: i64, universe: &[u64]) -> u8 {
     u8::try_from(exceeded).unwrap_or(u8::MAX)
 }
 
-/// Positions in [`texts_before_depth`] of the keys not in [`DAY_KEYS`]: user, task, run,
+/// Position in [`texts_before_depth`] of `user_id`, of which the daily key keeps whether
+/// it is set.
+const USER_TEXT: usize = 7;
+/// Positions in [`texts_before_depth`] of the other keys not in [`DAY_KEYS`]: task, run,
 /// parent run, agent name.
-const NOT_DAY_TEXTS: [usize; 5] = [7, 9, 11, 12, 13];
+const NOT_DAY_TEXTS: [usize; 4] = [9, 11, 12, 13];
 /// Positions in `texts_after_depth` of the keys not in [`DAY_KEYS`]: session, prompt
 /// version, effort, outcome name.
 const NOT_DAY_TEXTS_AFTER_DEPTH: [usize; 4] = [0, 2, 3, 4];
@@ -337,6 +348,7 @@ impl<'a> KeyRef<'a> {
     fn day(&self) -> KeyRef<'a> {
         let mut day = *self;
         day.hour = self.hour.div_euclid(24) * 24;
+        day.texts[USER_TEXT] = self.texts[USER_TEXT].map(|_| "");
         for position in NOT_DAY_TEXTS {
             day.texts[position] = None;
         }
@@ -518,6 +530,13 @@ pub(super) fn rows(
         }
         columns.push(Arc::new(values.finish()));
     }
+    let users = column("user_id")?;
+    columns.push(Arc::new(BooleanArray::from_iter(
+        first_rows
+            .values()
+            .iter()
+            .map(|&row| Some(users.is_null(row as usize))),
+    )));
     let status = column("status")?.as_string::<i32>().clone();
     let success = column("outcome_success")?.as_boolean().clone();
     let mut requests = Int64Builder::with_capacity(slots.len());
@@ -677,7 +696,7 @@ impl DuckStore {
         let statement = format!(
             "DELETE FROM rollup; DELETE FROM rollup_day; \
              INSERT INTO rollup SELECT date_trunc('hour', ts), {keys}, call_id, input_class, \
-             {labels}, {sums} FROM (SELECT *, {derived} FROM events) GROUP BY ALL; \
+             {labels}, {USER_MISSING}, {sums} FROM (SELECT *, {derived} FROM events) GROUP BY ALL; \
              INSERT INTO rollup_day {day}; \
              INSERT OR REPLACE INTO meta VALUES ('{META_UNIVERSE}', '{text}')",
             keys = Level::Hour.keys().collect::<Vec<_>>().join(", "),
@@ -900,6 +919,12 @@ mod tests {
                 "{field:?} in the daily key"
             );
         }
+        let mut without_user = base.clone();
+        without_user.user_id = None;
+        assert!(
+            KeyRef::of(&without_user).day() != KeyRef::of(&base).day(),
+            "the daily key keeps whether a user is set"
+        );
     }
 
     #[test]

@@ -146,6 +146,14 @@ impl Rows<'_> {
         }
     }
 
+    /// SQL for whether a row's calls have no `user_id`.
+    pub fn user_missing_expr(&self) -> &'static str {
+        match self {
+            Rows::Events => "user_id IS NULL",
+            Rows::Rollup { .. } => crate::duck::USER_MISSING,
+        }
+    }
+
     /// SQL for the run a call counts in when runs are reached outcomes: its agent run, else
     /// the call itself (only calls outside runs that reached an outcome need their own).
     pub fn outcome_run_expr(&self) -> &'static str {

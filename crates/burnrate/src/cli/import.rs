@@ -77,6 +77,8 @@ pub fn run(db: &Path, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let progress = progress_bar(total_bytes);
     let summary = import_files(&mut store, files, &|bytes| progress.inc(bytes))?;
     progress.finish_and_clear();
+    // Batches repeat daily roll-up keys: merge them so queries read one row per key.
+    store.compact_rollup()?;
     store.checkpoint()?;
     print_summary(&summary);
     Ok(if summary.rejected.is_empty() {
