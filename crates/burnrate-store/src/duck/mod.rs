@@ -17,8 +17,7 @@ mod retention;
 pub use retention::{MonthArchive, expire_archives};
 mod rollup;
 pub use rollup::{
-    CALL_ID_EXPR, KEPT_LABELS, Level, USER_MISSING, event_derived_columns, input_class_expr,
-    kept_label_column, label_expr, row_values_sql,
+    Level, USER_MISSING, events_as_rollup_sql, kept_label_column, label_expr, row_values_sql,
 };
 
 use std::collections::HashSet;
@@ -357,10 +356,10 @@ impl DuckStore {
             .group_by
             .iter()
             .chain(spec.filters.iter().map(|filter| &filter.dimension));
-        let labels_kept = dimensions.clone().all(|dimension| match dimension {
-            burnrate_model::Dimension::Label(label) => kept_label_column(label).is_some(),
-            burnrate_model::Dimension::Field(_) => true,
-        });
+        // The hourly roll-up keeps every field and the kept labels.
+        let labels_kept = dimensions
+            .clone()
+            .all(|dimension| Level::Hour.keeps(dimension));
         let bands_known = self
             .thresholds
             .iter()

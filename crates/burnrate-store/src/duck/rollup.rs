@@ -7,11 +7,10 @@
 //! call outside any agent run that reached an outcome, which counts as its own run;
 //! `input_class`: how many of the whole price book's input-size thresholds the call's input
 //! exceeds, from which any query's price band follows; one column per [`KEPT_LABELS`];
-//! [`USER_MISSING`]), and
-//! the sums queries need. A daily row has the day, the dimensions with few values per day
-//! ([`Level::Day`]), the input class and kept labels: it answers queries that group and
-//! filter only by those and ask for no run metrics. Cost is linear in the token sums, so pricing the
-//! sums per (model, tier, band, day) is exact.
+//! [`USER_MISSING`]), and the sums queries need. A daily row has the day, the dimensions
+//! with few values per day ([`Level::Day`]) and the same derived keys but `call_id`: it
+//! answers queries that group and filter only by those and ask for no run metrics. Cost is
+//! linear in the token sums, so pricing the sums per (model, tier, band, day) is exact.
 //!
 //! The roll-ups are kept consistent with `events`: every append adds the roll-up rows of the
 //! rows it added, retention deletes all three in one transaction, and opening a ledger whose
@@ -265,7 +264,7 @@ fn schema(level: Level) -> SchemaRef {
 
 /// SQL for the input class of an `events` row under `universe` (ascending thresholds): its
 /// band under the whole book's thresholds.
-pub fn input_class_expr(universe: &[u64]) -> String {
+fn input_class_expr(universe: &[u64]) -> String {
     format!(
         "CAST({} AS UTINYINT)",
         crate::query::sql::band_expr(universe)
@@ -273,13 +272,13 @@ pub fn input_class_expr(universe: &[u64]) -> String {
 }
 
 /// SQL for the `call_id` of an `events` row.
-pub const CALL_ID_EXPR: &str =
+const CALL_ID_EXPR: &str =
     "CASE WHEN agent_run_id IS NULL AND outcome_name IS NOT NULL THEN id END";
 
-/// The `events` columns (and [`KEPT_LABELS`] as their columns) an hourly roll-up row is
-/// built from, for reading the events where a roll-up is read: `SELECT *, <these> FROM
-/// events` gives every column a roll-up row has.
-pub fn event_derived_columns(universe: &[u64]) -> String {
+/// The `events` table with the derived columns of an hourly roll-up row (input class,
+/// `call_id`, [`KEPT_LABELS`] as their columns, [`USER_MISSING`]), as a subquery: what a
+/// roll-up is built from, and what is read where a roll-up is read but events answer.
+pub fn events_as_rollup_sql(universe: &[u64]) -> String {
     let mut columns = vec![
         format!("{} AS input_class", input_class_expr(universe)),
         format!("{CALL_ID_EXPR} AS call_id"),
@@ -288,7 +287,7 @@ pub fn event_derived_columns(universe: &[u64]) -> String {
         columns.push(format!("{} AS {column}", label_expr(label)));
     }
     columns.push(format!("user_id IS NULL AS {USER_MISSING}"));
-    columns.join(", ")
+    format!("(SELECT *, {} FROM events)", columns.join(", "))
 }
 
 fn class_of(input_tokens: i64, universe: &[u64]) -> u8 {
@@ -694,16 +693,11 @@ impl DuckStore {
         self.ensure_writable("rebuild the roll-up")?;
         let universe = self.universe();
         let statement = format!(
-            "DELETE FROM rollup; DELETE FROM rollup_day; \
-             INSERT INTO rollup SELECT date_trunc('hour', ts), {keys}, call_id, input_class, \
-             {labels}, {USER_MISSING}, {sums} FROM (SELECT *, {derived} FROM events) GROUP BY ALL; \
+            "DELETE FROM rollup; DELETE FROM rollup_day; INSERT INTO rollup {hour}; \
              INSERT INTO rollup_day {day}; \
              INSERT OR REPLACE INTO meta VALUES ('{META_UNIVERSE}', '{text}')",
-            keys = Level::Hour.keys().collect::<Vec<_>>().join(", "),
-            labels = KEPT_LABELS.map(|(_, column)| column).join(", "),
-            derived = event_derived_columns(&universe),
-            sums = sums_sql(false),
-            day = merged_sql(Level::Day, "rollup", None),
+            hour = merged_sql(Level::Hour, &events_as_rollup_sql(&universe), false, None),
+            day = merged_sql(Level::Day, "rollup", true, None),
             text = universe_text(&universe),
         );
         // No explicit transaction (DuckDB 2.0 can fail large optimistic writes inside one):
@@ -807,7 +801,7 @@ impl DuckStore {
              CREATE OR REPLACE TEMP TABLE rollup_merged AS {merged}; \
              DELETE FROM {table} WHERE {since}; \
              INSERT INTO {table} SELECT * FROM rollup_merged; DROP TABLE rollup_merged; COMMIT",
-            merged = merged_sql(level, table, Some(&since)),
+            merged = merged_sql(level, table, true, Some(&since)),
         );
         if let Err(error) = self.conn.execute_batch(&statement) {
             let _ = self.conn.execute_batch("ROLLBACK");
@@ -831,9 +825,10 @@ impl DuckStore {
     }
 }
 
-/// The rows of roll-up table `from` (only those matching `filter` if given) summed per key
-/// of `level`, in the columns of `level`'s table.
-fn merged_sql(level: Level, from: &str, filter: Option<&str>) -> String {
+/// The rows of `from` (only those matching `filter` if given) summed per key of `level`, in
+/// the columns of `level`'s table; `from` is a roll-up table (`rollup`) or
+/// [`events_as_rollup_sql`].
+fn merged_sql(level: Level, from: &str, rollup: bool, filter: Option<&str>) -> String {
     let keys = level.group_columns();
     let keys: Vec<String> = keys
         .into_iter()
@@ -849,7 +844,7 @@ fn merged_sql(level: Level, from: &str, filter: Option<&str>) -> String {
     format!(
         "SELECT {keys}, {sums} FROM {from}{filter} GROUP BY ALL",
         keys = keys.join(", "),
-        sums = sums_sql(true),
+        sums = sums_sql(rollup),
     )
 }
 

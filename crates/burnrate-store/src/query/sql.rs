@@ -235,10 +235,7 @@ impl Rows<'_> {
                 let until = spec.until.naive_utc();
                 if since < *from || *to < until {
                     part(
-                        &format!(
-                            "(SELECT *, {} FROM events)",
-                            crate::duck::event_derived_columns(universe)
-                        ),
+                        &crate::duck::events_as_rollup_sql(universe),
                         format!("(ts < TIMESTAMP '{from}' OR ts >= TIMESTAMP '{to}')"),
                         false,
                     );
