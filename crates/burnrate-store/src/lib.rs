@@ -19,5 +19,6 @@ pub use error::StoreError;
 pub use journal::Journal;
 pub use query::bins::RunCostBin;
 pub use query::result::{Cell, ColumnKind, QueryResult, WireResult};
+pub use query::runs::{RunGroup, RunSummary, RunsOverview};
 pub use query::spec::{Bucket, Filter, Metric, Order, QuerySpec};
 pub use store::Store;

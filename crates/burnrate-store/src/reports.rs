@@ -223,7 +223,7 @@ impl DuckStore {
         let mut sql_params = Vec::new();
         let priced = sql::priced_ctes(
             &[],
-            Some(rows.outcome_run_expr()),
+            Some(sql::RunKey::every(rows.outcome_run_expr())),
             &spec,
             &mut sql_params,
             self.thresholds(),

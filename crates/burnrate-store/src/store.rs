@@ -13,6 +13,7 @@ use crate::duck::{
 use crate::error::StoreError;
 use crate::query::bins::{self, RunCostBin};
 use crate::query::result::QueryResult;
+use crate::query::runs::{self, RunsOverview};
 use crate::query::spec::QuerySpec;
 use crate::reports::{Report, ReportParams};
 
@@ -94,6 +95,13 @@ pub trait Store: Send {
     fn run_cost_bins(&self, spec: &QuerySpec) -> Result<Vec<RunCostBin>, StoreError> {
         let per_run = self.query(&bins::per_run_spec(spec))?;
         Ok(bins::bins_of_runs(&per_run))
+    }
+
+    /// The runs in `spec`'s range and filters per value of its first dimension, with the
+    /// `top` costliest ([`RunsOverview`]). By default from three queries; a backend may keep
+    /// per-run totals to answer faster.
+    fn runs_overview(&self, spec: &QuerySpec, top: usize) -> Result<RunsOverview, StoreError> {
+        runs::overview_by_queries(self, spec, top)
     }
 
     /// Moves every month before `cutoff` (a first day) to `<dir>/ledger/YYYY-MM.parquet`,
@@ -219,6 +227,9 @@ store_by_inherent_methods!(
     },
     fn run_cost_bins(&self, spec: &QuerySpec) -> Result<Vec<RunCostBin>, StoreError> {
         DuckStore::run_cost_bins(self, spec)
+    },
+    fn runs_overview(&self, spec: &QuerySpec, top: usize) -> Result<RunsOverview, StoreError> {
+        DuckStore::runs_overview(self, spec, top)
     }
 );
 store_by_inherent_methods!(

@@ -14,7 +14,7 @@ use burnrate_policy::config::Scope as Rule;
 use burnrate_policy::{BudgetState, PolicyConfig};
 use burnrate_store::reports::{Report, ReportParams};
 use burnrate_store::{
-    Bucket, Cell, Filter, Metric, Order, QueryResult, QuerySpec, Store, StoreError,
+    Bucket, Cell, Filter, Metric, Order, QueryResult, QuerySpec, RunSummary, Store, StoreError,
 };
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
@@ -185,27 +185,6 @@ pub struct Bin {
     pub to_usd: f64,
     /// Runs in it.
     pub runs: u64,
-}
-
-/// One run in a ranking.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunSummary {
-    /// The run.
-    pub agent_run_id: String,
-    /// Its tenant.
-    pub tenant_id: Option<String>,
-    /// Its feature.
-    pub feature: Option<String>,
-    /// Its calls.
-    pub requests: u64,
-    /// Tool calls asked for.
-    pub tool_calls: u64,
-    /// Input tokens.
-    pub input_tokens: u64,
-    /// Output tokens.
-    pub output_tokens: u64,
-    /// What it cost.
-    pub cost_usd: Money,
 }
 
 /// One run's own page: its calls, its sub-agents, why it stopped.
@@ -592,86 +571,34 @@ pub fn tenant(
 
 /// The runs page's numbers.
 pub fn runs(store: &dyn Store, scope: &Scope) -> Result<RunsView, StoreError> {
-    let mut per_feature = spec(
-        scope,
-        vec![Dimension::Field(Field::Feature)],
-        vec![
-            Metric::Runs,
-            Metric::CostUsd,
-            Metric::CostPerRunP50,
-            Metric::CostPerRunP99,
-        ],
-    );
-    per_feature.filters.push(Filter::in_a_run());
-    let per_feature = store.query(&per_feature)?;
-
-    let mut binned: BTreeMap<String, Vec<(Option<i64>, u64)>> = BTreeMap::new();
-    for bin in store.run_cost_bins(&spec(
-        scope,
-        vec![Dimension::Field(Field::Feature)],
-        Vec::new(),
-    ))? {
-        let feature = bin.group.unwrap_or_else(|| NOT_SET.to_owned());
-        binned.entry(feature).or_default().push((bin.bin, bin.runs));
+    let overview = store.runs_overview(
+        &spec(scope, vec![Dimension::Field(Field::Feature)], Vec::new()),
+        TABLE_ROWS,
+    )?;
+    let mut binned: BTreeMap<Option<String>, Vec<(Option<i64>, u64)>> = BTreeMap::new();
+    for bin in overview.bins {
+        binned
+            .entry(bin.group)
+            .or_default()
+            .push((bin.bin, bin.runs));
     }
-    let features = per_feature
-        .rows
-        .iter()
-        .map(|row| {
-            let feature = name(row.first());
-            let histogram = histogram(binned.get(&feature).map(Vec::as_slice).unwrap_or(&[]));
-            FeatureRuns {
-                runs: count(row.get(1)),
-                cost_usd: money(row.get(2)),
-                p50_usd: row.get(3).and_then(Cell::as_money),
-                p99_usd: row.get(4).and_then(Cell::as_money),
-                histogram,
-                feature,
-            }
-        })
-        .collect();
-
-    let mut top = spec(
-        scope,
-        vec![
-            Dimension::Field(Field::AgentRun),
-            Dimension::Field(Field::Tenant),
-            Dimension::Field(Field::Feature),
-        ],
-        vec![
-            Metric::CostUsd,
-            Metric::Requests,
-            Metric::ToolCalls,
-            Metric::InputTokens,
-            Metric::OutputTokens,
-        ],
-    );
-    top.filters.push(Filter::in_a_run());
-    top.top = Some(TABLE_ROWS);
-    top.order = Some(Order {
-        key: OrderKey::Metric(Metric::CostUsd),
-        descending: true,
-    });
-    let top = store
-        .query(&top)?
-        .rows
-        .iter()
-        .map(|row| RunSummary {
-            agent_run_id: name(row.first()),
-            tenant_id: text(row.get(1)),
-            feature: text(row.get(2)),
-            cost_usd: money(row.get(3)),
-            requests: count(row.get(4)),
-            tool_calls: count(row.get(5)),
-            input_tokens: count(row.get(6)),
-            output_tokens: count(row.get(7)),
+    let features = overview
+        .groups
+        .into_iter()
+        .map(|group| FeatureRuns {
+            histogram: histogram(binned.get(&group.group).map(Vec::as_slice).unwrap_or(&[])),
+            feature: group.group.unwrap_or_else(|| NOT_SET.to_owned()),
+            runs: group.runs,
+            cost_usd: group.cost,
+            p50_usd: group.p50,
+            p99_usd: group.p99,
         })
         .collect();
     Ok(RunsView {
         since: scope.since,
         until: scope.until,
         features,
-        top,
+        top: overview.top,
     })
 }
 

@@ -4,7 +4,8 @@
 //! with its history), `model_map` (each provider + model seen, resolved to a price key),
 //! `price_bands` (per-token prices in femtodollars of the keys in use, per tier, input band
 //! and validity period: what queries join to), `rollup` and `rollup_day` (the events summed
-//! per hour and per day, kept at append: see [`rollup`]) and `meta`.
+//! per hour and per day, kept at append: see [`rollup`]), `run_totals` and `runs_fresh`
+//! (each agent run's cost and use: see [`runs`]) and `meta`.
 
 mod export;
 mod loops;
@@ -16,6 +17,7 @@ pub use prices::UnpricedModel;
 mod retention;
 pub use retention::{MonthArchive, expire_archives};
 mod rollup;
+mod runs;
 pub use rollup::{
     Level, USER_MISSING, events_as_rollup_sql, kept_label_column, label_expr, row_values_sql,
 };
@@ -43,6 +45,7 @@ pub struct EventBatch {
     batch: RecordBatch,
     ids: Vec<Uuid>,
     models: HashSet<(String, String)>,
+    runs: HashSet<String>,
     groups: rollup::Groups,
 }
 
@@ -55,11 +58,16 @@ impl EventBatch {
             .iter()
             .map(|e| (e.provider.clone(), e.model.clone()))
             .collect();
+        let runs = events
+            .iter()
+            .filter_map(|e| e.agent_run_id.clone())
+            .collect();
         let groups = rollup::Groups::of(events);
         Ok(EventBatch {
             batch,
             ids,
             models,
+            runs,
             groups,
         })
     }
@@ -103,6 +111,8 @@ pub struct DuckStore {
     pending: [rollup::Pending; 2],
     /// Rows in the daily roll-up after its last compaction.
     day_rows_compacted: usize,
+    /// The state of the run totals.
+    run_totals: runs::RunTotals,
 }
 
 impl DuckStore {
@@ -159,10 +169,13 @@ impl DuckStore {
             rollup_reads: true,
             pending: Default::default(),
             day_rows_compacted: 0,
+            run_totals: Default::default(),
         };
         store.create_rollups()?;
+        store.create_run_totals()?;
         store.load_prices()?;
         store.check_rollup()?;
+        store.check_run_totals()?;
         Ok(store)
     }
 
@@ -212,6 +225,12 @@ impl DuckStore {
     ) -> Result<(AppendOutcome, Vec<bool>), StoreError> {
         let all_ids: Vec<Uuid> = batches.iter().flat_map(|b| b.ids.iter().copied()).collect();
         let existing = self.existing_ids(&all_ids)?;
+        // Before the calls are written, so a run whose total they change is always listed.
+        let runs: HashSet<&str> = batches
+            .iter()
+            .flat_map(|b| b.runs.iter().map(String::as_str))
+            .collect();
+        self.note_fresh_runs(runs.into_iter())?;
         let mut seen = HashSet::with_capacity(all_ids.len());
         let mut fresh = Vec::with_capacity(all_ids.len());
         let mut new_models = HashSet::new();
@@ -251,6 +270,7 @@ impl DuckStore {
         if !new_models.is_empty() {
             self.map_models(new_models.into_iter().collect())?;
         }
+        self.after_append_runs()?;
         Ok((
             AppendOutcome {
                 inserted,

@@ -150,6 +150,7 @@ impl DuckStore {
     }
 
     fn after_price_change(&mut self) -> Result<(), StoreError> {
+        let priced_with = self.prices_fingerprint()?;
         self.conn.execute_batch("BEGIN TRANSACTION")?;
         let result = self.save_prices().and_then(|()| {
             let pairs: Vec<(String, String)> = self.known_models.iter().cloned().collect();
@@ -160,7 +161,12 @@ impl DuckStore {
         match result {
             Ok(()) => {
                 self.conn.execute_batch("COMMIT")?;
-                self.rollup_after_price_change()
+                // A rebuilt roll-up rebuilds the run totals too; else they are priced again
+                // when any price they used changed.
+                if !self.rollup_after_price_change()? && self.prices_fingerprint()? != priced_with {
+                    self.rebuild_run_totals()?;
+                }
+                Ok(())
             }
             Err(error) => {
                 let _ = self.conn.execute_batch("ROLLBACK");

@@ -301,6 +301,7 @@ impl DuckStore {
         for month in months {
             archived.push(self.archive_month(&table, month, &folder, &existing)?);
         }
+        self.compact_run_totals()?;
         self.checkpoint()?;
         Ok(archived)
     }
@@ -321,7 +322,7 @@ impl DuckStore {
             let ledger = self.tally(table, &filter)?;
             let file = self.tally(&format!("read_parquet({})", sql_path(path)?), "true")?;
             if differences(&ledger, &file).is_empty() {
-                self.delete_month(table, &label, &filter, ledger.events)?;
+                self.delete_month(table, month, &filter, ledger.events)?;
                 return Ok(MonthArchive {
                     month,
                     path: path.clone(),
@@ -375,7 +376,7 @@ impl DuckStore {
         // The new name must be on the disk before the events leave the ledger.
         #[cfg(unix)]
         sync(folder)?;
-        self.delete_month(table, &label, &filter, ledger.events)?;
+        self.delete_month(table, month, &filter, ledger.events)?;
         Ok(MonthArchive {
             month,
             path,
@@ -389,10 +390,11 @@ impl DuckStore {
     fn delete_month(
         &mut self,
         table: &str,
-        label: &str,
+        month: NaiveDate,
         filter: &str,
         expected: i64,
     ) -> Result<(), StoreError> {
+        let label = month.format("%Y-%m");
         self.conn.execute_batch("BEGIN TRANSACTION")?;
         let deleted = self
             .conn
@@ -404,6 +406,11 @@ impl DuckStore {
                     self.conn
                         .execute(&format!("DELETE FROM {} WHERE {filter}", level.table()), [])?;
                 }
+                Ok(n)
+            })
+            .and_then(|n| {
+                // The runs with calls in the month are computed again without them.
+                self.freshen_runs_before(month + Months::new(1))?;
                 Ok(n)
             });
         match deleted {

@@ -635,22 +635,37 @@ impl DuckStore {
     pub(super) fn create_rollups(&self) -> Result<(), StoreError> {
         for level in Level::ALL {
             let expected: Vec<String> = level.columns().into_iter().map(|(name, _)| name).collect();
-            let found: Vec<String> = self
-                .conn
-                .prepare(
-                    "SELECT column_name FROM duckdb_columns() WHERE table_name = ? \
-                     AND schema_name = 'main' AND database_name = current_database() \
-                     ORDER BY column_index",
-                )?
-                .query_map([level.table()], |row| row.get(0))?
-                .collect::<Result<_, _>>()?;
-            if !found.is_empty() && found != expected {
-                self.conn
-                    .execute_batch(&format!("DROP TABLE {}", level.table()))?;
-            }
+            self.drop_if_columns_differ(level.table(), &expected)?;
             self.conn.execute_batch(&create_table_sql(level))?;
         }
         Ok(())
+    }
+
+    /// Drops `table` when it exists with other columns than `expected` (a ledger written by
+    /// another version); says whether it did.
+    pub(super) fn drop_if_columns_differ(
+        &self,
+        table: &str,
+        expected: &[impl AsRef<str>],
+    ) -> Result<bool, StoreError> {
+        let found: Vec<String> = self
+            .conn
+            .prepare(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = ? \
+                 AND schema_name = 'main' AND database_name = current_database() \
+                 ORDER BY column_index",
+            )?
+            .query_map([table], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        let differ = !found.is_empty()
+            && !found
+                .iter()
+                .map(String::as_str)
+                .eq(expected.iter().map(AsRef::as_ref));
+        if differ {
+            self.conn.execute_batch(&format!("DROP TABLE {table}"))?;
+        }
+        Ok(differ)
     }
 
     /// Rebuilds the roll-ups when they do not count every event or were built for other
@@ -688,7 +703,8 @@ impl DuckStore {
         self.rebuild_rollup()
     }
 
-    /// Builds the roll-ups again, the hourly one from the events and the daily one from it.
+    /// Builds the roll-ups again, the hourly one from the events and the daily one from it,
+    /// and the run totals from the hourly one.
     pub fn rebuild_rollup(&mut self) -> Result<(), StoreError> {
         self.ensure_writable("rebuild the roll-up")?;
         let universe = self.universe();
@@ -710,15 +726,17 @@ impl DuckStore {
         self.rollup_universe = universe;
         self.rollup_valid = true;
         self.pending = [Pending::default(); 2];
-        Ok(())
+        self.rebuild_run_totals()
     }
 
-    /// Rebuilds the roll-ups if the price book's thresholds changed since they were built.
-    pub(super) fn rollup_after_price_change(&mut self) -> Result<(), StoreError> {
-        if self.universe() != self.rollup_universe && self.archive.is_none() {
+    /// Rebuilds the roll-ups if the price book's thresholds changed since they were built;
+    /// says whether it did.
+    pub(super) fn rollup_after_price_change(&mut self) -> Result<bool, StoreError> {
+        let rebuild = self.universe() != self.rollup_universe && self.archive.is_none();
+        if rebuild {
             self.rebuild_rollup()?;
         }
-        Ok(())
+        Ok(rebuild)
     }
 
     /// Appends the roll-up rows of an append. On failure the roll-ups are marked stale
@@ -779,12 +797,12 @@ impl DuckStore {
     }
 
     /// Merges the rows both roll-ups received since they were last compacted into one row
-    /// per key.
+    /// per key, and computes the run totals of the runs with new calls.
     pub fn compact_rollup(&mut self) -> Result<(), StoreError> {
         for level in Level::ALL {
             self.compact(level)?;
         }
-        Ok(())
+        self.compact_run_totals()
     }
 
     /// Merges the rows `level` received since it was last compacted into one row per key, in

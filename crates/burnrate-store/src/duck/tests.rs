@@ -10,7 +10,7 @@ use crate::query::result::{Cell, ColumnKind};
 use crate::query::spec::{Bucket, Metric};
 
 /// $1 per million input tokens and simple multiples for the other classes.
-const TEST_PRICES: &str = r#"
+pub(super) const TEST_PRICES: &str = r#"
 [[price]]
 model = "test-model"
 provider = "testprov"
@@ -24,7 +24,7 @@ max_input_tokens = 400000
 max_output_tokens = 8192
 "#;
 
-fn ts(text: &str) -> DateTime<Utc> {
+pub(super) fn ts(text: &str) -> DateTime<Utc> {
     text.parse().unwrap()
 }
 
@@ -69,7 +69,7 @@ fn event(
 }
 
 /// Six calls; costs worked out by hand in the comments.
-fn hand_built() -> Vec<UsageEvent> {
+pub(super) fn hand_built() -> Vec<UsageEvent> {
     let day1 = "2026-11-20T10:00:00Z";
     let mut e1 = event(
         day1,
@@ -701,7 +701,7 @@ fn a_result_survives_the_wire_form_the_query_api_sends() {
 /// errors, outcomes (in runs and outside), layer splits, the OTLP `burnrate.missing` and
 /// the ladder's `burnrate.degraded` labels, tiers and inputs either side of the price
 /// bands' thresholds, over three days.
-fn rollup_events() -> impl Strategy<Value = Vec<UsageEvent>> {
+pub(super) fn rollup_events() -> impl Strategy<Value = Vec<UsageEvent>> {
     let one = (
         (0usize..4, 0usize..3, 0usize..4, 0usize..3, 0usize..6),
         (0u64..300_000, 0u64..100, 0u64..5000),

@@ -2,5 +2,6 @@
 
 pub mod bins;
 pub mod result;
+pub mod runs;
 pub mod spec;
 pub mod sql;

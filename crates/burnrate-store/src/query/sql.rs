@@ -61,12 +61,23 @@ fn where_clause_with(
     params: &mut Vec<String>,
     column: impl Fn(&Dimension) -> String,
 ) -> String {
+    params.push(spec.since.naive_utc().to_string());
+    params.push(spec.until.naive_utc().to_string());
     let mut clauses = vec![
         "ts >= CAST(? AS TIMESTAMP)".to_owned(),
         "ts < CAST(? AS TIMESTAMP)".to_owned(),
     ];
-    params.push(spec.since.naive_utc().to_string());
-    params.push(spec.until.naive_utc().to_string());
+    clauses.extend(filter_clauses(spec, params, column));
+    clauses.join(" AND ")
+}
+
+/// One condition per filter of the spec, each dimension read by `column`.
+pub fn filter_clauses(
+    spec: &QuerySpec,
+    params: &mut Vec<String>,
+    column: impl Fn(&Dimension) -> String,
+) -> Vec<String> {
+    let mut clauses = Vec::with_capacity(spec.filters.len());
     for filter in &spec.filters {
         let column = column(&filter.dimension);
         let integer = matches!(&filter.dimension, Dimension::Field(f) if f.is_integer());
@@ -91,7 +102,7 @@ fn where_clause_with(
             any
         });
     }
-    clauses.join(" AND ")
+    clauses
 }
 
 /// Nearest-rank percentile of a sorted 1-based list.
@@ -246,9 +257,25 @@ impl Rows<'_> {
     }
 }
 
+/// The run each priced row counts in, and which runs to read.
+#[derive(Debug, Clone, Copy)]
+pub struct RunKey<'a> {
+    /// SQL of a row's run.
+    pub expr: &'a str,
+    /// A query of the `agent_run_id`s whose rows to read; `None`: every row.
+    pub among: Option<&'a str>,
+}
+
+impl<'a> RunKey<'a> {
+    /// Every row's run, by `expr`.
+    pub fn every(expr: &'a str) -> RunKey<'a> {
+        RunKey { expr, among: None }
+    }
+}
+
 /// The `base` and `priced` common table expressions: the rows (events or roll-up rows) in
-/// the spec's range that match its filters, each with its `keys` (alias, expression),
-/// optional `run` key, model, tier, band, day and [`row_values_sql`](crate::duck::row_values_sql),
+/// the spec's range that match its filters (and are in [`RunKey::among`]), each with its
+/// `keys` (alias, expression), optional `run` key, model, tier, band, day and [`row_values_sql`](crate::duck::row_values_sql),
 /// then priced in femtodollars (`cost`, `naive_cost`; `unpriced` counts calls with no price)
 /// when `with_prices` (`NULL` and 0 otherwise: no join to the prices). Pushes the
 /// filters' parameters onto `params`.
@@ -257,7 +284,7 @@ impl Rows<'_> {
 /// rows, and one grouping by the query's own keys afterwards is cheaper than two.
 pub fn priced_ctes(
     keys: &[(String, String)],
-    run: Option<&str>,
+    run: Option<RunKey<'_>>,
     spec: &QuerySpec,
     params: &mut Vec<String>,
     thresholds: &[u64],
@@ -269,7 +296,11 @@ pub fn priced_ctes(
         .map(|(alias, expr)| format!("{expr} AS {alias}, "))
         .collect();
     let run_select = run
-        .map(|expr| format!("{expr} AS run, "))
+        .map(|run| format!("{} AS run, ", run.expr))
+        .unwrap_or_default();
+    let among = run
+        .and_then(|run| run.among)
+        .map(|runs| format!(" AND agent_run_id IN ({runs})"))
         .unwrap_or_default();
     let band = rows.band(thresholds);
     let base = rows.scan(spec, params, |rollup| {
@@ -279,7 +310,7 @@ pub fn priced_ctes(
                  CAST(ts AS DATE) AS day, {}",
                 crate::duck::row_values_sql(rollup)
             ),
-            String::new(),
+            among.clone(),
         )
     });
     if !with_prices {
@@ -328,7 +359,7 @@ pub fn render(spec: &QuerySpec, thresholds: &[u64], rows: Rows<'_>) -> Rendered 
     let key_list: String = key_names.iter().map(|k| format!("{k}, ")).collect();
     let mut sql = priced_ctes(
         &keys,
-        needs_runs.then_some("agent_run_id"),
+        needs_runs.then_some(RunKey::every("agent_run_id")),
         spec,
         &mut params,
         thresholds,
@@ -576,7 +607,7 @@ pub fn render_run_bins(spec: &QuerySpec, thresholds: &[u64], rows: Rows<'_>) -> 
     let key_list = if keys.is_empty() { "" } else { "g0, " };
     let priced = priced_ctes(
         &keys,
-        Some("agent_run_id"),
+        Some(RunKey::every("agent_run_id")),
         spec,
         &mut params,
         thresholds,
@@ -586,14 +617,23 @@ pub fn render_run_bins(spec: &QuerySpec, thresholds: &[u64], rows: Rows<'_>) -> 
     let sql = format!(
         "{priced}, runs AS (SELECT {key_list}run, coalesce(sum(cost), 0) AS cost FROM priced \
          WHERE run IS NOT NULL GROUP BY ALL) \
-         SELECT {group} AS grp, CASE WHEN cost > 0 THEN \
-         CAST(floor(log10(CAST(cost AS DOUBLE) / 1e15) * {per_decade}) AS BIGINT) END AS bin, \
-         count(*) AS runs FROM runs GROUP BY ALL ORDER BY grp NULLS FIRST, bin NULLS FIRST",
-        per_decade = crate::query::bins::BINS_PER_DECADE,
+         SELECT {group} AS grp, {bin} AS bin, count(*) AS runs FROM runs GROUP BY ALL \
+         ORDER BY grp NULLS FIRST, bin NULLS FIRST",
+        bin = bin_sql("cost"),
     );
     Rendered {
         sql,
         params,
         columns: vec!["group".into(), "bin".into(), "runs".into()],
     }
+}
+
+/// The cost bin ([`crate::query::bins::bin_of`]) of a run costing `cost` femtodollars, `NULL`
+/// when it cost nothing.
+pub fn bin_sql(cost: &str) -> String {
+    format!(
+        "CASE WHEN {cost} > 0 THEN CAST(floor(log10(CAST({cost} AS DOUBLE) / 1e15) * {per_decade}) \
+         AS BIGINT) END",
+        per_decade = crate::query::bins::BINS_PER_DECADE,
+    )
 }

@@ -1,0 +1,470 @@
+//! Run totals: what each agent run cost and used, kept beside the roll-ups so the runs
+//! overview reads one row per run instead of grouping the hourly roll-up by run (1.25M runs
+//! at 10M events).
+//!
+//! - `run_totals`: per run, the tenant and feature of its calls (`mixed` when they are not
+//!   all the same), its first and last hour, and its cost in femtodollars (priced from the
+//!   hourly roll-up like every query), calls, tool calls and tokens.
+//! - `runs_fresh`: runs with calls appended since their row was written. An append lists its
+//!   runs there before it writes its events, so a run whose row is stale is always listed.
+//!   Once enough are listed their rows are computed again from the hourly roll-up.
+//! - `meta.run_totals = 'ok'` while the rows were built from complete roll-ups; removed while
+//!   they are rebuilt (after the roll-ups are, or when the prices change).
+//!
+//! The overview takes from `run_totals` the runs wholly inside its range whose calls share a
+//! tenant and feature and that are not fresh; every other run with calls in the range
+//! (fresh, mixed, or crossing the range's ends) is computed from the roll-ups and the events
+//! exactly as queries are, so both parts answer what the queries answer.
+
+use burnrate_model::Money;
+use burnrate_model::dimension::{Dimension, Field};
+use chrono::{DateTime, NaiveDate, Utc};
+use duckdb::params_from_iter;
+
+use super::DuckStore;
+use crate::error::StoreError;
+use crate::query::bins::RunCostBin;
+use crate::query::runs::{RunGroup, RunSummary, RunsOverview};
+use crate::query::spec::{Filter, QuerySpec};
+use crate::query::sql::{self, Rows, RunKey};
+
+/// The columns of `run_totals`.
+const COLUMNS: [(&str, &str); 11] = [
+    ("agent_run_id", "VARCHAR NOT NULL"),
+    ("tenant_id", "VARCHAR"),
+    ("feature", "VARCHAR"),
+    ("mixed", "BOOLEAN NOT NULL"),
+    ("first_hour", "TIMESTAMP NOT NULL"),
+    ("last_hour", "TIMESTAMP NOT NULL"),
+    ("cost", "HUGEINT NOT NULL"),
+    ("requests", "BIGINT NOT NULL"),
+    ("tool_calls", "BIGINT NOT NULL"),
+    ("input_tokens", "BIGINT NOT NULL"),
+    ("output_tokens", "BIGINT NOT NULL"),
+];
+
+/// The columns a ranking shows, in [`RunSummary`]'s order but the cost last.
+const SUMMARY_COLUMNS: &str =
+    "agent_run_id, tenant_id, feature, requests, tool_calls, input_tokens, output_tokens, cost";
+
+const META_KEY: &str = "run_totals";
+
+/// Fresh runs listed before their rows are computed again: at least this many, and at least
+/// as many as there were rows after the last time (so an import recomputes a few times).
+const COMPACT_AFTER_RUNS: usize = 100_000;
+
+/// The dimensions every call of an unmixed run shares, which the totals can group and
+/// filter by.
+const RUN_FIELDS: [Field; 3] = [Field::AgentRun, Field::Tenant, Field::Feature];
+
+/// Whether the calls grouped are not all of one tenant and feature (`NULL` counts as a
+/// value of its own).
+const MIXED_SQL: &str = "(min(tenant_id) IS DISTINCT FROM max(tenant_id) \
+     OR (count(tenant_id) > 0 AND count(tenant_id) < count(*)) \
+     OR min(feature) IS DISTINCT FROM max(feature) \
+     OR (count(feature) > 0 AND count(feature) < count(*)))";
+
+/// Run totals' state in the store.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct RunTotals {
+    /// The rows match the roll-ups and the prices (`meta.run_totals`).
+    valid: bool,
+    /// Runs listed fresh since the last computation (with repeats).
+    fresh: usize,
+    /// Rows after the last computation.
+    rows: usize,
+}
+
+impl DuckStore {
+    /// Creates the tables, replacing a `run_totals` of other columns (then rebuilt by
+    /// [`DuckStore::check_run_totals`]).
+    pub(super) fn create_run_totals(&self) -> Result<(), StoreError> {
+        if self.drop_if_columns_differ("run_totals", &COLUMNS.map(|(name, _)| name))? {
+            self.conn
+                .execute("DELETE FROM meta WHERE key = ?", [META_KEY])?;
+        }
+        let columns: Vec<String> = COLUMNS
+            .iter()
+            .map(|(name, sql)| format!("{name} {sql}"))
+            .collect();
+        self.conn.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS run_totals ({}); \
+             CREATE TABLE IF NOT EXISTS runs_fresh (agent_run_id VARCHAR NOT NULL)",
+            columns.join(", ")
+        ))?;
+        Ok(())
+    }
+
+    /// At open, once the roll-ups were checked: uses the totals when they were complete,
+    /// else builds them again.
+    pub(super) fn check_run_totals(&mut self) -> Result<(), StoreError> {
+        let recorded: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?", [META_KEY], |row| {
+                row.get(0)
+            })
+            .ok();
+        if recorded.as_deref() != Some("ok") || !self.rollup_valid {
+            return self.rebuild_run_totals();
+        }
+        self.run_totals = RunTotals {
+            valid: true,
+            fresh: self.count_rows("runs_fresh")?,
+            rows: self.count_rows("run_totals")?,
+        };
+        Ok(())
+    }
+
+    /// Builds every run's row again from the hourly roll-up; without a complete roll-up the
+    /// totals stay unused (the overview runs its queries) until the roll-up is rebuilt.
+    pub(super) fn rebuild_run_totals(&mut self) -> Result<(), StoreError> {
+        self.run_totals.valid = false;
+        self.conn
+            .execute("DELETE FROM meta WHERE key = ?", [META_KEY])?;
+        if !self.totals_buildable() {
+            return Ok(());
+        }
+        let mut params = Vec::new();
+        let build = self.totals_sql(None, &mut params);
+        self.conn
+            .execute_batch("DELETE FROM run_totals; DELETE FROM runs_fresh")?;
+        self.conn.execute(
+            &format!("INSERT INTO run_totals {build}"),
+            params_from_iter(params.iter()),
+        )?;
+        self.conn
+            .execute("INSERT OR REPLACE INTO meta VALUES (?, 'ok')", [META_KEY])?;
+        self.run_totals = RunTotals {
+            valid: true,
+            fresh: 0,
+            rows: self.count_rows("run_totals")?,
+        };
+        Ok(())
+    }
+
+    /// Lists `runs` fresh: called before their calls are written.
+    pub(super) fn note_fresh_runs<'a>(
+        &mut self,
+        runs: impl Iterator<Item = &'a str>,
+    ) -> Result<(), StoreError> {
+        let mut appender = self.conn.appender("runs_fresh")?;
+        let mut listed = 0;
+        for run in runs {
+            appender.append_row([run])?;
+            listed += 1;
+        }
+        appender.flush()?;
+        self.run_totals.fresh += listed;
+        Ok(())
+    }
+
+    /// After an append: computes the fresh runs' rows again once enough are listed.
+    pub(super) fn after_append_runs(&mut self) -> Result<(), StoreError> {
+        if self.run_totals.fresh >= COMPACT_AFTER_RUNS.max(self.run_totals.rows) {
+            self.compact_run_totals()?;
+        }
+        Ok(())
+    }
+
+    /// Computes the fresh runs' rows again from the hourly roll-up, in one transaction. On
+    /// failure the totals are left unused until the next open rebuilds them.
+    pub(super) fn compact_run_totals(&mut self) -> Result<(), StoreError> {
+        if !self.run_totals.valid {
+            return Ok(());
+        }
+        if !self.totals_buildable() {
+            self.run_totals.valid = false;
+            return Ok(());
+        }
+        let mut params = Vec::new();
+        let build = self.totals_sql(Some("SELECT agent_run_id FROM runs_fresh"), &mut params);
+        let result = self
+            .conn
+            .execute_batch(
+                "BEGIN TRANSACTION; DELETE FROM run_totals WHERE agent_run_id IN \
+                 (SELECT agent_run_id FROM runs_fresh)",
+            )
+            .and_then(|()| {
+                self.conn.execute(
+                    &format!("INSERT INTO run_totals {build}"),
+                    params_from_iter(params.iter()),
+                )
+            })
+            .and_then(|_| self.conn.execute_batch("DELETE FROM runs_fresh; COMMIT"));
+        if let Err(error) = result {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            self.run_totals.valid = false;
+            return Err(error.into());
+        }
+        self.run_totals.fresh = 0;
+        self.run_totals.rows = self.count_rows("run_totals")?;
+        Ok(())
+    }
+
+    /// Lists fresh the runs with calls before `until`, whose rows change when those calls
+    /// leave the ledger (inside the caller's transaction).
+    pub(super) fn freshen_runs_before(&mut self, until: NaiveDate) -> duckdb::Result<()> {
+        let listed = self.conn.execute(
+            "INSERT INTO runs_fresh SELECT agent_run_id FROM run_totals \
+             WHERE first_hour < CAST(? AS TIMESTAMP)",
+            [until.to_string()],
+        )?;
+        self.run_totals.fresh += listed;
+        Ok(())
+    }
+
+    /// A fingerprint of what the totals were priced with: the price bands, the model map and
+    /// the band thresholds.
+    pub(super) fn prices_fingerprint(&self) -> Result<String, StoreError> {
+        let sums: String = self.conn.query_row(
+            "SELECT CAST((SELECT coalesce(sum(hash(price_key, tier, band, valid_from, valid_to, \
+             input, cache_read, cache_write_5m, cache_write_1h, output, reasoning)), 0) \
+             FROM price_bands) AS VARCHAR) || '/' || CAST((SELECT coalesce(sum(hash(provider, \
+             model, price_key)), 0) FROM model_map) AS VARCHAR)",
+            [],
+            |row| row.get(0),
+        )?;
+        Ok(format!("{sums}/{:?}", self.thresholds))
+    }
+
+    /// The totals can be computed: the hourly roll-up is complete and its input classes
+    /// count every threshold of the prices.
+    fn totals_buildable(&self) -> bool {
+        self.rollup_valid
+            && self.archive.is_none()
+            && self
+                .thresholds
+                .iter()
+                .all(|t| self.rollup_universe.contains(t))
+    }
+
+    /// The rows of `run_totals` for every run of the hourly roll-up, or for the runs `among`
+    /// lists.
+    fn totals_sql(&self, among: Option<&str>, params: &mut Vec<String>) -> String {
+        let start = DateTime::<Utc>::UNIX_EPOCH;
+        let end = NaiveDate::from_ymd_opt(9999, 1, 1)
+            .and_then(|day| day.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc())
+            .unwrap_or(start);
+        let spec = QuerySpec::new(start, end);
+        let rows = Rows::Rollup {
+            universe: &self.rollup_universe,
+            from: start.naive_utc(),
+            to: end.naive_utc(),
+            days: None,
+        };
+        let keys = [
+            ("tenant_id", "tenant_id"),
+            ("feature", "feature"),
+            ("hour", "ts"),
+        ]
+        .map(|(alias, expr)| (alias.to_owned(), expr.to_owned()));
+        let priced = sql::priced_ctes(
+            &keys,
+            Some(RunKey {
+                expr: "agent_run_id",
+                among,
+            }),
+            &spec,
+            params,
+            &self.thresholds,
+            rows,
+            true,
+        );
+        format!(
+            "{priced} SELECT run, any_value(tenant_id), any_value(feature), {MIXED_SQL}, \
+             min(hour), max(hour), coalesce(sum(cost), 0), CAST(sum(requests) AS BIGINT), \
+             CAST(sum(tool_calls) AS BIGINT), CAST(sum(input_tokens) AS BIGINT), \
+             CAST(sum(output_tokens) AS BIGINT) FROM priced WHERE run IS NOT NULL GROUP BY run"
+        )
+    }
+
+    /// The runs overview ([`RunsOverview`]) from the run totals where they can answer (see
+    /// the module's notes), else from the queries any backend runs.
+    pub fn runs_overview(&self, spec: &QuerySpec, top: usize) -> Result<RunsOverview, StoreError> {
+        match self.overview_from_totals(spec, top)? {
+            Some(overview) => Ok(overview),
+            None => crate::query::runs::overview_by_queries(self, spec, top),
+        }
+    }
+
+    /// The overview from the totals; `None` when they are not current or the spec groups or
+    /// filters by what a run's calls need not share (only run, tenant and feature).
+    pub(super) fn overview_from_totals(
+        &self,
+        spec: &QuerySpec,
+        top: usize,
+    ) -> Result<Option<RunsOverview>, StoreError> {
+        let shared = |dimension: &Dimension| matches!(dimension, Dimension::Field(f) if RUN_FIELDS.contains(f));
+        if !self.run_totals.valid
+            || !self.rollup_reads
+            || !self.totals_buildable()
+            || spec.group_by.len() > 1
+            || !spec.group_by.iter().all(shared)
+            || !spec.filters.iter().all(|filter| shared(&filter.dimension))
+        {
+            return Ok(None);
+        }
+        let mut spec = spec.clone();
+        spec.bucket = None;
+        spec.filters.push(Filter::in_a_run());
+        let since = spec.since.naive_utc().to_string();
+        let until = spec.until.naive_utc().to_string();
+
+        // The runs the totals do not answer for: with calls in the range, and fresh, mixed or
+        // not wholly inside it.
+        self.conn.execute(
+            "CREATE OR REPLACE TEMP TABLE run_page_other AS \
+             SELECT agent_run_id FROM run_totals WHERE first_hour < CAST(?2 AS TIMESTAMP) \
+             AND last_hour + INTERVAL 1 HOUR > CAST(?1 AS TIMESTAMP) AND (mixed \
+             OR first_hour < CAST(?1 AS TIMESTAMP) \
+             OR last_hour + INTERVAL 1 HOUR > CAST(?2 AS TIMESTAMP)) \
+             UNION SELECT agent_run_id FROM runs_fresh",
+            [&since, &until],
+        )?;
+        // Their calls in the range, priced like every query.
+        let rows = self.rows_reading(&spec, true);
+        let mut params = Vec::new();
+        let keys = [Field::Tenant, Field::Feature].map(|field| {
+            (
+                field.as_str().to_owned(),
+                rows.dimension_expr(&Dimension::Field(field)),
+            )
+        });
+        let priced = sql::priced_ctes(
+            &keys,
+            Some(RunKey {
+                expr: "agent_run_id",
+                among: Some("SELECT agent_run_id FROM run_page_other"),
+            }),
+            &spec,
+            &mut params,
+            &self.thresholds,
+            rows,
+            true,
+        );
+        self.conn.execute(
+            &format!(
+                "CREATE OR REPLACE TEMP TABLE run_page_exact AS {priced} SELECT run AS \
+                 agent_run_id, tenant_id, feature, coalesce(sum(cost), 0) AS cost, \
+                 sum(requests) AS requests, sum(tool_calls) AS tool_calls, \
+                 sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens \
+                 FROM priced WHERE run IS NOT NULL GROUP BY ALL"
+            ),
+            params_from_iter(params.iter()),
+        )?;
+
+        // The other runs, one row each, from the totals.
+        let mut params = vec![since, until];
+        let mut inside = vec![
+            "first_hour >= CAST(? AS TIMESTAMP)".to_owned(),
+            "last_hour + INTERVAL 1 HOUR <= CAST(? AS TIMESTAMP)".to_owned(),
+            "NOT mixed".to_owned(),
+            "agent_run_id NOT IN (SELECT agent_run_id FROM run_page_other)".to_owned(),
+        ];
+        inside.extend(sql::filter_clauses(&spec, &mut params, sql::dimension_expr));
+        let kept = format!(
+            "SELECT {SUMMARY_COLUMNS} FROM run_totals WHERE {}",
+            inside.join(" AND ")
+        );
+        let group = spec
+            .group_by
+            .first()
+            .map(sql::dimension_expr)
+            .unwrap_or_else(|| "CAST(NULL AS VARCHAR)".to_owned());
+        let per_run = format!(
+            "WITH per_run AS (SELECT {group} AS grp, cost FROM ({kept}) UNION ALL \
+             SELECT {group} AS grp, sum(cost) AS cost FROM run_page_exact \
+             GROUP BY grp, agent_run_id)"
+        );
+
+        // Nearest rank: `quantile_disc(x, q)` is the smallest value whose cumulative
+        // distribution reaches q, the value at rank ⌈q·n⌉, as queries compute it.
+        let groups = self
+            .conn
+            .prepare(&format!(
+                "{per_run} SELECT grp, count(*), sum(cost), quantile_disc(cost, 0.5), \
+                 quantile_disc(cost, 0.99) FROM per_run GROUP BY grp \
+                 ORDER BY sum(cost) DESC, grp ASC NULLS FIRST"
+            ))?
+            .query_map(params_from_iter(params.iter()), |row| {
+                Ok(RunGroup {
+                    group: row.get(0)?,
+                    runs: count(row.get(1)?),
+                    cost: money_at(row, 2)?,
+                    p50: row
+                        .get::<_, Option<i128>>(3)?
+                        .map(|_| money_at(row, 3))
+                        .transpose()?,
+                    p99: row
+                        .get::<_, Option<i128>>(4)?
+                        .map(|_| money_at(row, 4))
+                        .transpose()?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let bins = self
+            .conn
+            .prepare(&format!(
+                "{per_run} SELECT grp, {bin} AS bin, count(*) FROM per_run GROUP BY ALL \
+                 ORDER BY grp NULLS FIRST, bin NULLS FIRST",
+                bin = sql::bin_sql("cost"),
+            ))?
+            .query_map(params_from_iter(params.iter()), |row| {
+                Ok(RunCostBin {
+                    group: row.get(0)?,
+                    bin: row.get(1)?,
+                    runs: count(row.get(2)?),
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let top = self
+            .conn
+            .prepare(&format!(
+                "SELECT * FROM ({kept} UNION ALL SELECT {SUMMARY_COLUMNS} FROM run_page_exact) \
+                 ORDER BY cost DESC, agent_run_id ASC NULLS FIRST, tenant_id ASC NULLS FIRST, \
+                 feature ASC NULLS FIRST LIMIT {top}"
+            ))?
+            .query_map(params_from_iter(params.iter()), |row| {
+                Ok(RunSummary {
+                    agent_run_id: row.get(0)?,
+                    tenant_id: row.get(1)?,
+                    feature: row.get(2)?,
+                    requests: count(row.get(3)?),
+                    tool_calls: count(row.get(4)?),
+                    input_tokens: count(row.get(5)?),
+                    output_tokens: count(row.get(6)?),
+                    cost_usd: money_at(row, 7)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        self.conn
+            .execute_batch("DROP TABLE run_page_other; DROP TABLE run_page_exact")?;
+        Ok(Some(RunsOverview { groups, bins, top }))
+    }
+
+    fn count_rows(&self, table: &str) -> Result<usize, StoreError> {
+        let count: i64 =
+            self.conn
+                .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+                    row.get(0)
+                })?;
+        Ok(usize::try_from(count).unwrap_or(0))
+    }
+}
+
+/// A count read as a wide integer (sums are `HUGEINT`).
+fn count(value: i128) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// The femtodollars in column `i` as money.
+fn money_at(row: &duckdb::Row<'_>, i: usize) -> duckdb::Result<Money> {
+    let femto: i128 = row.get(i)?;
+    Money::from_femto(femto).map_err(|error| {
+        duckdb::Error::FromSqlConversionFailure(i, duckdb::types::Type::HugeInt, Box::new(error))
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,172 @@
+//! The runs overview from the run totals answers what the queries answer.
+
+use burnrate_model::UsageEvent;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use proptest::prelude::*;
+
+use super::super::DuckStore;
+use super::super::tests::{TEST_PRICES, hand_built, rollup_events, ts};
+use crate::query::runs::overview_by_queries;
+use crate::query::spec::QuerySpec;
+
+/// Renames the runs of two calls in three so runs vary: some span the three days and mix
+/// tenants (as generated), some keep to one tenant, some to one tenant and two hours; and
+/// gives one call in four a feature other tenants' calls share.
+fn with_short_runs(mut events: Vec<UsageEvent>) -> Vec<UsageEvent> {
+    for (i, event) in events.iter_mut().enumerate() {
+        if i % 4 == 0 {
+            event.feature = Some("f-shared".into());
+        }
+        let tenant = event.tenant_id.clone().unwrap_or_default();
+        let window = event.ts.timestamp() / 7200;
+        if let Some(run) = &mut event.agent_run_id {
+            match i % 3 {
+                1 => *run = format!("{run}-{tenant}"),
+                2 => *run = format!("{run}-{tenant}-{window}"),
+                _ => {}
+            }
+        }
+    }
+    events
+}
+
+/// The overviews the page and the reports ask for, over `[since, until)`.
+fn specs(since: DateTime<Utc>, until: DateTime<Utc>) -> Vec<QuerySpec> {
+    let cases: [(&[&str], &[&str]); 5] = [
+        (&[], &[]),
+        (&["feature"], &[]),
+        (&["tenant_id"], &["tenant_id!=t2"]),
+        (&["feature"], &["feature=f-t1,", "tenant_id=t1,t3,"]),
+        (&[], &["agent_run_id=r1,r2-t1"]),
+    ];
+    cases
+        .iter()
+        .map(|(group_by, filters)| {
+            let mut spec = QuerySpec::new(since, until);
+            spec.group_by = group_by.iter().map(|d| d.parse().unwrap()).collect();
+            spec.filters = filters.iter().map(|f| f.parse().unwrap()).collect();
+            spec
+        })
+        .collect()
+}
+
+/// Every overview of `specs` from the totals, checked against the queries'.
+fn same_overviews(store: &DuckStore, since: DateTime<Utc>, until: DateTime<Utc>) {
+    for spec in specs(since, until) {
+        let from_totals = store
+            .overview_from_totals(&spec, 5)
+            .unwrap()
+            .expect("the run totals answer");
+        let from_queries = overview_by_queries(store, &spec, 5).unwrap();
+        assert_eq!(from_totals, from_queries, "{spec:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(8))]
+    /// Over any range, with runs inside it, crossing its ends, mixed and fresh: after the
+    /// fresh runs are computed again and after a price change.
+    #[test]
+    fn the_run_totals_answer_what_the_queries_answer(
+        events in rollup_events(),
+        cut in 0usize..120,
+        since_ms in 0i64..(2 * 86_400_000),
+        span_ms in 0i64..(2 * 86_400_000),
+    ) {
+        let events = with_short_runs(events);
+        let mut store = DuckStore::open_in_memory().unwrap();
+        let cut = cut.min(events.len());
+        store.append(&events[..cut]).unwrap();
+        store.compact_rollup().unwrap();
+        store.append(&events[cut / 2..]).unwrap();
+        let since = ts("2026-11-20T00:00:00Z") + Duration::milliseconds(since_ms);
+        let until = since + Duration::milliseconds(span_ms);
+        same_overviews(&store, since, until);
+        store.compact_rollup().unwrap();
+        let fresh: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM runs_fresh", [], |row| row.get(0))
+            .unwrap();
+        prop_assert_eq!(fresh, 0);
+        same_overviews(&store, since, until);
+        store.import_overrides(TEST_PRICES, "test").unwrap();
+        same_overviews(&store, since, until);
+        // Whole days and hours, as the dashboard asks: runs end and start at the range's ends.
+        same_overviews(&store, ts("2026-11-20T00:00:00Z"), ts("2026-11-23T00:00:00Z"));
+        same_overviews(&store, ts("2026-11-21T00:00:00Z"), ts("2026-11-22T00:00:00Z"));
+        let hour = ts("2026-11-20T00:00:00Z") + Duration::hours(since_ms / 3_600_000);
+        same_overviews(&store, hour, hour + Duration::hours(span_ms / 3_600_000 + 1));
+    }
+}
+
+/// Calls in October and November: the hand-built six, and the same again a month earlier
+/// with their runs going on into November.
+fn two_months() -> Vec<UsageEvent> {
+    let mut events = hand_built();
+    let earlier: Vec<UsageEvent> = hand_built()
+        .into_iter()
+        .map(|mut event| {
+            event.ts -= Duration::days(30);
+            event.id = Some(uuid::Uuid::now_v7());
+            event
+        })
+        .collect();
+    events.extend(earlier);
+    events
+}
+
+#[test]
+fn the_run_totals_follow_prices_archiving_and_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.duckdb");
+    let (since, until) = (ts("2026-10-01T00:00:00Z"), ts("2026-12-01T00:00:00Z"));
+    let whole = {
+        let mut store = DuckStore::open(&path).unwrap();
+        store.append(&two_months()).unwrap();
+        same_overviews(&store, since, until);
+        let unpriced = store.runs_overview(&specs(since, until)[0], 5).unwrap();
+        store.import_overrides(TEST_PRICES, "test").unwrap();
+        same_overviews(&store, since, until);
+        let priced = store.runs_overview(&specs(since, until)[0], 5).unwrap();
+        assert_ne!(unpriced, priced, "a new price re-prices the runs");
+        priced
+    };
+
+    // Reopened: the totals are used as they are.
+    let mut store = DuckStore::open(&path).unwrap();
+    assert_eq!(
+        store.runs_overview(&specs(since, until)[0], 5).unwrap(),
+        whole
+    );
+    same_overviews(&store, since, until);
+
+    // Archiving October takes its calls out of the runs that had them.
+    let archive = tempfile::tempdir().unwrap();
+    let moved = store
+        .archive_before(
+            NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            archive.path(),
+        )
+        .unwrap();
+    assert_eq!(moved.len(), 1);
+    same_overviews(&store, since, until);
+    let november = store.runs_overview(&specs(since, until)[0], 5).unwrap();
+    assert!(november.groups[0].cost < whole.groups[0].cost);
+
+    // Totals lost (a crash while rebuilding them) or of another version's columns are built
+    // again on open.
+    for damage in [
+        "DELETE FROM meta WHERE key = 'run_totals'; DELETE FROM run_totals",
+        "ALTER TABLE run_totals DROP COLUMN mixed",
+    ] {
+        store.conn.execute_batch(damage).unwrap();
+        drop(store);
+        store = DuckStore::open(&path).unwrap();
+        same_overviews(&store, since, until);
+        assert_eq!(
+            store.runs_overview(&specs(since, until)[0], 5).unwrap(),
+            november,
+            "after {damage}"
+        );
+    }
+}
