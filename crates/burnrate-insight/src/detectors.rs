@@ -110,6 +110,12 @@ pub fn all(store: &dyn Store, day: NaiveDate, t: &Thresholds) -> Result<Vec<Find
     Ok(findings)
 }
 
+/// The first day whose calls [`all`] reads for `day`: the baseline days before it, and two
+/// weeks for the week-over-week detector.
+pub fn first_day_read(day: NaiveDate, t: &Thresholds) -> NaiveDate {
+    day - Days::new(t.baseline_days.max(14))
+}
+
 /// Spend of a member of `field` on `day` above `spike_ratio` × its mean over the baseline
 /// days and more than `spike_z` standard deviations above it. Members with spend on fewer
 /// than half of the baseline days are new, not spiking.

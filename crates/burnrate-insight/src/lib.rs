@@ -19,4 +19,4 @@ pub mod roles;
 mod series;
 
 pub use detectors::{Finding, Severity};
-pub use series::dollars;
+pub use series::{dollars, start_of};

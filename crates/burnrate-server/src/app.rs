@@ -41,6 +41,8 @@ pub struct AppState {
     pub prices: LivePrices,
     /// In-flight calls, so shutdown can wait for them.
     pub tasks: TaskTracker,
+    /// Detector findings of closed days, kept for the dashboard.
+    pub findings: Arc<crate::dashboard::KeptFindings>,
 }
 
 impl AppState {

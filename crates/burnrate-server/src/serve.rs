@@ -145,6 +145,7 @@ impl Gateway {
             metrics: Metrics::default(),
             prices,
             tasks: TaskTracker::new(),
+            findings: Arc::default(),
         });
         Ok(Gateway {
             state,
@@ -213,6 +214,7 @@ impl Gateway {
         crate::reports::spawn_scheduler(Arc::clone(&state));
         crate::retention::spawn_scheduler(Arc::clone(&state));
         crate::price_update::spawn_scheduler(Arc::clone(&state));
+        crate::dashboard::spawn_findings_keeper(Arc::clone(&state));
         let app = router(Arc::clone(&state));
         // Without TCP_NODELAY the last small write of a response can wait for the client's
         // delayed ACK (~40 ms): streams end with small chunks.

@@ -11,6 +11,7 @@
 //! as an HttpOnly, SameSite=Strict session cookie set by the login form. The cookie holds
 //! a keyed hash of the token, not the token, and changes when the token does.
 
+mod findings;
 mod pages;
 mod scope;
 mod svg;
@@ -31,6 +32,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
+pub use findings::{KeptFindings, spawn_keeper as spawn_findings_keeper};
 use pages::Page;
 use scope::{PageQuery, Scope};
 
@@ -303,6 +305,21 @@ fn api_guard(state: &AppState, headers: &HeaderMap) -> Option<Response> {
 
 // ---- views (shared by pages and the API) ----
 
+async fn anomalies_view(
+    state: &AppState,
+    day: NaiveDate,
+) -> Result<views::AnomaliesView, ViewError> {
+    let kept = Arc::clone(&state.findings);
+    let today = Utc::now().date_naive();
+    on_store(state, move |store| {
+        Ok(views::AnomaliesView {
+            day,
+            findings: kept.findings(store, day, today)?,
+        })
+    })
+    .await
+}
+
 async fn overview_view(state: &AppState, scope: Scope) -> Result<views::Overview, ViewError> {
     let config = state.config();
     let max_age = config.max_price_age_days;
@@ -522,7 +539,7 @@ async fn anomalies_page(
 ) -> Response {
     let scope = page_scope!(state, headers, "/ui/anomalies", raw, query, Page::Anomalies);
     let day = anomaly_day(&scope);
-    let view = on_store(&state, move |store| views::anomalies(store, day)).await;
+    let view = anomalies_view(&state, day).await;
     framed(Page::Anomalies, &scope, "/ui/anomalies", view, |view| {
         (
             format!("Anomalies on {day}"),
@@ -730,7 +747,7 @@ async fn anomalies_api(
 ) -> Response {
     let scope = api_scope!(state, headers, query);
     let day = anomaly_day(&scope);
-    answer(on_store(&state, move |store| views::anomalies(store, day)).await)
+    answer(anomalies_view(&state, day).await)
 }
 
 /// `GET /api/v1/budgets?tenant=`: every budget's cap, spend and reservations now, with the

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use burnrate_insight::detectors::{self, Finding, Thresholds};
+use burnrate_insight::detectors::Finding;
 use burnrate_insight::longtail::{LongTail, long_tail};
 use burnrate_insight::margins::{Contract, SegmentRules, TenantMargin, margins};
 use burnrate_model::dimension::{Dimension, Field};
@@ -824,13 +824,6 @@ fn run_roles(calls: &[CallRow], total: Money) -> Vec<RunRole> {
         .collect();
     roles.sort_by_key(|role| std::cmp::Reverse(role.cost_usd));
     roles
-}
-
-/// The detectors' findings for a day, most severe first.
-pub fn anomalies(store: &dyn Store, day: NaiveDate) -> Result<AnomaliesView, StoreError> {
-    let mut findings = detectors::all(store, day, &Thresholds::default())?;
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.detector.cmp(b.detector)));
-    Ok(AnomaliesView { day, findings })
 }
 
 /// The subjects whose budgets the dashboard shows: every tenant, user and feature with
