@@ -3,7 +3,8 @@
 //! too slow for a page people open often, and a closed day's findings rarely change.
 //!
 //! A day's findings are kept with a fingerprint of what they were computed from: the calls
-//! and their cost over every day the detectors read (one query on the daily roll-up). Events
+//! and their cost per model over every day the detectors read (one query on the daily
+//! roll-up). Events
 //! are only ever added (or archived by the month), so any call arriving late for those days
 //! changes the count, and a price change changes the cost: a view whose fingerprint differs
 //! computes the findings again. Today's findings are always computed. A background task keeps
@@ -14,6 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use burnrate_insight::detectors::{self, Finding, Thresholds};
 use burnrate_insight::start_of;
+use burnrate_model::dimension::{Dimension, Field};
 use burnrate_store::{Metric, QuerySpec, Store, StoreError};
 use chrono::{Days, NaiveDate, Utc};
 
@@ -77,7 +79,8 @@ fn compute(
     Ok(findings)
 }
 
-/// Calls and cost over the days the detectors read for `day`.
+/// Calls and cost per model over the days the detectors read for `day` (per model, so a
+/// price change that moves cost between models changes it too).
 fn fingerprint(
     store: &dyn Store,
     day: NaiveDate,
@@ -85,6 +88,7 @@ fn fingerprint(
 ) -> Result<String, StoreError> {
     let first = detectors::first_day_read(day, thresholds);
     let mut spec = QuerySpec::new(start_of(first), start_of(day + Days::new(1)));
+    spec.group_by = vec![Dimension::Field(Field::Model)];
     spec.metrics = vec![Metric::Requests, Metric::CostUsd];
     Ok(format!("{:?}", store.query(&spec)?.rows))
 }

@@ -268,7 +268,9 @@ impl DuckStore {
         let inserted = seen.len() as u64;
         self.append_rollup(rollup_parts, seen.len())?;
         if !new_models.is_empty() {
-            self.map_models(new_models.into_iter().collect())?;
+            let pairs: Vec<(String, String)> = new_models.into_iter().collect();
+            self.map_models(pairs.clone())?;
+            self.runs_after_new_models(&pairs)?;
         }
         self.after_append_runs()?;
         Ok((

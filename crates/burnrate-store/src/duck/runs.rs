@@ -8,8 +8,11 @@
 //! - `runs_fresh`: runs with calls appended since their row was written. An append lists its
 //!   runs there before it writes its events, so a run whose row is stale is always listed.
 //!   Once enough are listed their rows are computed again from the hourly roll-up.
-//! - `meta.run_totals = 'ok'` while the rows were built from complete roll-ups; removed while
-//!   they are rebuilt (after the roll-ups are, or when the prices change).
+//! - `meta.run_totals`: the fingerprint of the prices the rows were priced with
+//!   ([`DuckStore::prices_fingerprint`]); removed while they are rebuilt. On open, the totals
+//!   are rebuilt when it differs from the prices' (a crash after a price change) or when the
+//!   calls they count differ from the hourly roll-up's for the runs not listed fresh (a ledger
+//!   written meanwhile by a burnrate without run totals).
 //!
 //! The overview takes from `run_totals` the runs wholly inside its range whose calls share a
 //! tenant and feature and that are not fresh; every other run with calls in the range
@@ -18,14 +21,14 @@
 
 use burnrate_model::Money;
 use burnrate_model::dimension::{Dimension, Field};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{NaiveDate, NaiveDateTime, TimeDelta};
 use duckdb::params_from_iter;
 
 use super::DuckStore;
 use crate::error::StoreError;
 use crate::query::bins::RunCostBin;
 use crate::query::runs::{RunGroup, RunSummary, RunsOverview};
-use crate::query::spec::{Filter, QuerySpec};
+use crate::query::spec::{Filter, Metric, QuerySpec};
 use crate::query::sql::{self, Rows, RunKey};
 
 /// The columns of `run_totals`.
@@ -104,7 +107,15 @@ impl DuckStore {
                 row.get(0)
             })
             .ok();
-        if recorded.as_deref() != Some("ok") || !self.rollup_valid {
+        let counted: bool = self.conn.query_row(
+            "SELECT (SELECT coalesce(sum(requests), 0) FROM run_totals \
+             WHERE agent_run_id NOT IN (SELECT agent_run_id FROM runs_fresh)) \
+             = (SELECT coalesce(sum(requests), 0) FROM rollup WHERE agent_run_id IS NOT NULL \
+             AND agent_run_id NOT IN (SELECT agent_run_id FROM runs_fresh))",
+            [],
+            |row| row.get(0),
+        )?;
+        if recorded != Some(self.prices_fingerprint()?) || !counted || !self.rollup_valid {
             return self.rebuild_run_totals();
         }
         self.run_totals = RunTotals {
@@ -125,21 +136,52 @@ impl DuckStore {
             return Ok(());
         }
         let mut params = Vec::new();
-        let build = self.totals_sql(None, &mut params);
+        let build = self.totals_sql(None, &mut params)?;
         self.conn
             .execute_batch("DELETE FROM run_totals; DELETE FROM runs_fresh")?;
         self.conn.execute(
             &format!("INSERT INTO run_totals {build}"),
             params_from_iter(params.iter()),
         )?;
-        self.conn
-            .execute("INSERT OR REPLACE INTO meta VALUES (?, 'ok')", [META_KEY])?;
+        self.record_run_prices()?;
         self.run_totals = RunTotals {
             valid: true,
             fresh: 0,
             rows: self.count_rows("run_totals")?,
         };
         Ok(())
+    }
+
+    /// Records the prices the rows are priced with (they match the prices now).
+    fn record_run_prices(&self) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            [META_KEY, &self.prices_fingerprint()?],
+        )?;
+        Ok(())
+    }
+
+    /// After an append mapped models seen for the first time: lists fresh the runs with
+    /// calls of those models (only a crash between an append and its mapping leaves such
+    /// calls priced as unpriced in the rows) and records the prices as the rows'.
+    pub(super) fn runs_after_new_models(
+        &mut self,
+        pairs: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        if !self.run_totals.valid {
+            return Ok(());
+        }
+        let mut listed = 0;
+        for (provider, model) in pairs {
+            listed += self.conn.execute(
+                "INSERT INTO runs_fresh SELECT agent_run_id FROM run_totals WHERE agent_run_id \
+                 IN (SELECT agent_run_id FROM rollup WHERE provider = ? AND model = ? \
+                 AND agent_run_id IS NOT NULL)",
+                [provider, model],
+            )?;
+        }
+        self.run_totals.fresh += listed;
+        self.record_run_prices()
     }
 
     /// Lists `runs` fresh: called before their calls are written.
@@ -167,7 +209,8 @@ impl DuckStore {
     }
 
     /// Computes the fresh runs' rows again from the hourly roll-up, in one transaction. On
-    /// failure the totals are left unused until the next open rebuilds them.
+    /// failure (rolled back, the runs still listed) the totals are left unused until the
+    /// ledger is opened again.
     pub(super) fn compact_run_totals(&mut self) -> Result<(), StoreError> {
         if !self.run_totals.valid {
             return Ok(());
@@ -177,7 +220,7 @@ impl DuckStore {
             return Ok(());
         }
         let mut params = Vec::new();
-        let build = self.totals_sql(Some("SELECT agent_run_id FROM runs_fresh"), &mut params);
+        let build = self.totals_sql(Some("SELECT agent_run_id FROM runs_fresh"), &mut params)?;
         let result = self
             .conn
             .execute_batch(
@@ -240,12 +283,19 @@ impl DuckStore {
 
     /// The rows of `run_totals` for every run of the hourly roll-up, or for the runs `among`
     /// lists.
-    fn totals_sql(&self, among: Option<&str>, params: &mut Vec<String>) -> String {
-        let start = DateTime::<Utc>::UNIX_EPOCH;
-        let end = NaiveDate::from_ymd_opt(9999, 1, 1)
-            .and_then(|day| day.and_hms_opt(0, 0, 0))
-            .map(|t| t.and_utc())
-            .unwrap_or(start);
+    fn totals_sql(
+        &self,
+        among: Option<&str>,
+        params: &mut Vec<String>,
+    ) -> Result<String, StoreError> {
+        // Every hour the roll-up holds (calls may carry any time).
+        let (first, last): (Option<NaiveDateTime>, Option<NaiveDateTime>) =
+            self.conn
+                .query_row("SELECT min(ts), max(ts) FROM rollup", [], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })?;
+        let start = first.unwrap_or_default().and_utc();
+        let end = last.unwrap_or_default().and_utc() + TimeDelta::hours(1);
         let spec = QuerySpec::new(start, end);
         let rows = Rows::Rollup {
             universe: &self.rollup_universe,
@@ -271,12 +321,12 @@ impl DuckStore {
             rows,
             true,
         );
-        format!(
+        Ok(format!(
             "{priced} SELECT run, any_value(tenant_id), any_value(feature), {MIXED_SQL}, \
              min(hour), max(hour), coalesce(sum(cost), 0), CAST(sum(requests) AS BIGINT), \
              CAST(sum(tool_calls) AS BIGINT), CAST(sum(input_tokens) AS BIGINT), \
              CAST(sum(output_tokens) AS BIGINT) FROM priced WHERE run IS NOT NULL GROUP BY run"
-        )
+        ))
     }
 
     /// The runs overview ([`RunsOverview`]) from the run totals where they can answer (see
@@ -307,6 +357,12 @@ impl DuckStore {
         }
         let mut spec = spec.clone();
         spec.bucket = None;
+        spec.metrics = vec![Metric::Runs];
+        spec.validate()?;
+        if top == 0 {
+            // The queries refuse it with their error.
+            return Ok(None);
+        }
         spec.filters.push(Filter::in_a_run());
         let since = spec.since.naive_utc().to_string();
         let until = spec.until.naive_utc().to_string();
