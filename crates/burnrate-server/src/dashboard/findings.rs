@@ -27,6 +27,9 @@ pub const BACKFILL_DAYS: u64 = 30;
 const KEPT_DAYS: usize = 62;
 /// How often the background task looks for days to compute.
 const EVERY: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+/// How long after start it first does: the start's own work on the ledger (replaying the
+/// journal, the price table update, the first appends) goes first.
+const FIRST_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The findings of closed days with the fingerprint of what they were computed from.
 #[derive(Debug, Default)]
@@ -94,10 +97,14 @@ fn fingerprint(
 }
 
 /// Starts the task that keeps the last [`BACKFILL_DAYS`] closed days' findings computed,
-/// newest first, one day per turn of the ledger so appends wait for one day at most.
+/// newest first, one day per turn of the ledger so appends wait for one day at most; the
+/// first pass [`FIRST_AFTER`] the start.
 pub fn spawn_keeper(state: Arc<AppState>) {
     let tasks = state.tasks.clone();
     tokio::spawn(async move {
+        if crate::app::stopping_after(&tasks, FIRST_AFTER).await {
+            return;
+        }
         loop {
             let today = Utc::now().date_naive();
             let mut days = 0;
