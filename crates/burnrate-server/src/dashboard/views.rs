@@ -327,11 +327,7 @@ fn number(cell: Option<&Cell>) -> Option<f64> {
 }
 
 fn text(cell: Option<&Cell>) -> Option<String> {
-    match cell {
-        Some(Cell::Text(t)) => Some(t.clone()),
-        Some(Cell::Count(n)) => Some(n.to_string()),
-        _ => None,
-    }
+    cell.and_then(Cell::as_text)
 }
 
 /// The name a group shows under.

@@ -323,10 +323,17 @@ impl DuckStore {
 
     /// Number of events in the ledger.
     pub fn event_count(&self) -> Result<u64, StoreError> {
-        let count: i64 = self
-            .conn
-            .query_row("SELECT count(*) FROM events", [], |row| row.get(0))?;
-        Ok(u64::try_from(count).unwrap_or(0))
+        Ok(self.count_rows("events")? as u64)
+    }
+
+    /// Rows in `table` (or view).
+    pub(super) fn count_rows(&self, table: &str) -> Result<usize, StoreError> {
+        let count: i64 =
+            self.conn
+                .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+                    row.get(0)
+                })?;
+        Ok(usize::try_from(count).unwrap_or(0))
     }
 
     /// Runs a query spec.

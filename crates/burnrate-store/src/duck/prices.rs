@@ -150,7 +150,6 @@ impl DuckStore {
     }
 
     fn after_price_change(&mut self) -> Result<(), StoreError> {
-        let priced_with = self.prices_fingerprint()?;
         self.conn.execute_batch("BEGIN TRANSACTION")?;
         let result = self.save_prices().and_then(|()| {
             let pairs: Vec<(String, String)> = self.known_models.iter().cloned().collect();
@@ -163,7 +162,7 @@ impl DuckStore {
                 self.conn.execute_batch("COMMIT")?;
                 // A rebuilt roll-up rebuilds the run totals too; else they are priced again
                 // when any price they used changed.
-                if !self.rollup_after_price_change()? && self.prices_fingerprint()? != priced_with {
+                if !self.rollup_after_price_change()? && self.run_prices_changed()? {
                     self.rebuild_run_totals()?;
                 }
                 Ok(())

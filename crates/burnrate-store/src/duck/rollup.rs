@@ -834,12 +834,7 @@ impl DuckStore {
 
     /// Rows in a roll-up table.
     pub fn rollup_rows(&self, level: Level) -> Result<usize, StoreError> {
-        let count: i64 = self.conn.query_row(
-            &format!("SELECT count(*) FROM {}", level.table()),
-            [],
-            |row| row.get(0),
-        )?;
-        Ok(usize::try_from(count).unwrap_or(0))
+        self.count_rows(level.table())
     }
 }
 

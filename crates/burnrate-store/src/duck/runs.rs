@@ -9,7 +9,7 @@
 //!   runs there before it writes its events, so a run whose row is stale is always listed.
 //!   Once enough are listed their rows are computed again from the hourly roll-up.
 //! - `meta.run_totals`: the fingerprint of the prices the rows were priced with
-//!   ([`DuckStore::prices_fingerprint`]); removed while they are rebuilt. On open, the totals
+//!   (`prices_fingerprint`); removed while they are rebuilt. On open, the totals
 //!   are rebuilt when it differs from the prices' (a crash after a price change) or when the
 //!   calls they count differ from the hourly roll-up's for the runs not listed fresh (a ledger
 //!   written meanwhile by a burnrate without run totals).
@@ -101,12 +101,6 @@ impl DuckStore {
     /// At open, once the roll-ups were checked: uses the totals when they were complete,
     /// else builds them again.
     pub(super) fn check_run_totals(&mut self) -> Result<(), StoreError> {
-        let recorded: Option<String> = self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = ?", [META_KEY], |row| {
-                row.get(0)
-            })
-            .ok();
         let counted: bool = self.conn.query_row(
             "SELECT (SELECT coalesce(sum(requests), 0) FROM run_totals \
              WHERE agent_run_id NOT IN (SELECT agent_run_id FROM runs_fresh)) \
@@ -115,7 +109,7 @@ impl DuckStore {
             [],
             |row| row.get(0),
         )?;
-        if recorded != Some(self.prices_fingerprint()?) || !counted || !self.rollup_valid {
+        if self.run_prices_changed()? || !counted || !self.rollup_valid {
             return self.rebuild_run_totals();
         }
         self.run_totals = RunTotals {
@@ -150,6 +144,18 @@ impl DuckStore {
             rows: self.count_rows("run_totals")?,
         };
         Ok(())
+    }
+
+    /// Whether the rows were priced with other prices than the ledger's now (or are being
+    /// rebuilt: no prices recorded).
+    pub(super) fn run_prices_changed(&self) -> Result<bool, StoreError> {
+        let recorded: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?", [META_KEY], |row| {
+                row.get(0)
+            })
+            .ok();
+        Ok(recorded != Some(self.prices_fingerprint()?))
     }
 
     /// Records the prices the rows are priced with (they match the prices now).
@@ -258,7 +264,7 @@ impl DuckStore {
 
     /// A fingerprint of what the totals were priced with: the price bands, the model map and
     /// the band thresholds.
-    pub(super) fn prices_fingerprint(&self) -> Result<String, StoreError> {
+    fn prices_fingerprint(&self) -> Result<String, StoreError> {
         let sums: String = self.conn.query_row(
             "SELECT CAST((SELECT coalesce(sum(hash(price_key, tier, band, valid_from, valid_to, \
              input, cache_read, cache_write_5m, cache_write_1h, output, reasoning)), 0) \
@@ -497,15 +503,6 @@ impl DuckStore {
         self.conn
             .execute_batch("DROP TABLE run_page_other; DROP TABLE run_page_exact")?;
         Ok(Some(RunsOverview { groups, bins, top }))
-    }
-
-    fn count_rows(&self, table: &str) -> Result<usize, StoreError> {
-        let count: i64 =
-            self.conn
-                .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
-                    row.get(0)
-                })?;
-        Ok(usize::try_from(count).unwrap_or(0))
     }
 }
 

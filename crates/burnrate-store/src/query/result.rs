@@ -86,6 +86,16 @@ impl Cell {
         }
     }
 
+    /// A group's value as text: a text cell, or an integer dimension's value written out
+    /// (`None` for anything else).
+    pub fn as_text(&self) -> Option<String> {
+        match self {
+            Cell::Text(text) => Some(text.clone()),
+            Cell::Count(count) => Some(count.to_string()),
+            _ => None,
+        }
+    }
+
     /// The cell as plain text, for tables and CSV.
     pub fn to_text(&self) -> String {
         match self {

@@ -141,11 +141,6 @@ pub fn overview_by_queries(
     Ok(RunsOverview { groups, bins, top })
 }
 
-/// A group value as text (an integer dimension's value written out).
 fn text(cell: Option<&Cell>) -> Option<String> {
-    match cell {
-        Some(Cell::Text(text)) => Some(text.clone()),
-        Some(Cell::Count(n)) => Some(n.to_string()),
-        _ => None,
-    }
+    cell.and_then(Cell::as_text)
 }
