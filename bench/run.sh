@@ -72,6 +72,10 @@ OTLP_BENCH_WRITE="$work/otlp" "$examples/otlp_map_bench" >/dev/null
 section "Gateway: the mock direct, a pass-through proxy, burnrate, LiteLLM; OTLP/HTTP ingest (issues 3, 4)"
 run bench/gateway.sh "${litellm[@]}" --rates "$rates" --seconds "$seconds" --streams "$streams" \
   --otlp-bodies "$work/otlp"
+# 10,000 open streams need 20,000 descriptors over HTTP/1.1, this machine's hard limit: over
+# HTTP/2 the clients share 100 connections and the gateway holds one upstream socket per stream.
+run bench/gateway.sh --no-litellm --rates 200 --seconds 2 --streams $((streams + 1000)) \
+  --streams-h2-connections 100
 
 section "Enforcement: the policy's cost per call (issue 5)"
 run "$examples/policy_bench" bench/policy/memory.toml

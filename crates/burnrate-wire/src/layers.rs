@@ -705,11 +705,60 @@ pub(crate) fn count_tokens(text: &str) -> u64 {
 fn tokenize(text: &str) -> u64 {
     let tokenizer = tokenizer();
     let mut tokens: u64 = 0;
-    for_each_chunk(text, |chunk| {
-        let n = tokenizer.count(chunk);
-        tokens = tokens.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+    PIECES.with_borrow_mut(|pieces| {
+        for_each_chunk(text, |chunk| {
+            // `Tokenizer::count`, with the pieces' counts remembered.
+            let chunk = tokenizer.normalize(chunk);
+            for piece in tokenizer.split(chunk.as_str()) {
+                let n = pieces.count(&tokenizer.bpe, piece.as_bytes());
+                tokens = tokens.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+            }
+        });
     });
     tokens
+}
+
+/// Longest pre-token whose count is remembered.
+const PIECE_MAX_BYTES: usize = 16;
+/// Remembered pre-tokens per thread; a full memo is emptied (about 128 KB each).
+const PIECE_ENTRIES: usize = 4096;
+
+thread_local! {
+    static PIECES: std::cell::RefCell<PieceCounts> = std::cell::RefCell::default();
+}
+
+/// The token counts of short pre-tokens (words, numbers, punctuation) this thread has seen.
+/// Counting one allocates the encoder's state, which was the tokenizer's largest cost in the
+/// gateway's profile; text repeats its words, and a count never changes, so the memo is exact.
+#[derive(Default)]
+struct PieceCounts {
+    counts: rustc_hash::FxHashMap<(u128, u8), u32>,
+}
+
+impl PieceCounts {
+    fn count(
+        &mut self,
+        bpe: &bpe_openai::byte_pair_encoding::BytePairEncoding,
+        piece: &[u8],
+    ) -> usize {
+        if piece.len() > PIECE_MAX_BYTES {
+            return bpe.count(piece);
+        }
+        let mut bytes = [0u8; PIECE_MAX_BYTES];
+        bytes[..piece.len()].copy_from_slice(piece);
+        // The length is part of the key: a piece may end in zero bytes.
+        let key = (u128::from_le_bytes(bytes), piece.len() as u8);
+        if let Some(&count) = self.counts.get(&key) {
+            return count as usize;
+        }
+        let count = bpe.count(piece);
+        if self.counts.len() >= PIECE_ENTRIES {
+            self.counts.clear();
+        }
+        self.counts
+            .insert(key, u32::try_from(count).unwrap_or(u32::MAX));
+        count
+    }
 }
 
 /// Preferred chunk size for one tokenizer call.

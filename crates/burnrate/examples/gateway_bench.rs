@@ -41,6 +41,12 @@ struct Args {
     /// gateway's descriptors (client and upstream socket): at most about half of `ulimit -n`.
     #[arg(long, default_value_t = 10_000)]
     streams: usize,
+    /// Open the streams over HTTP/2 (prior knowledge), spread over this many client
+    /// connections, instead of one HTTP/1.1 connection each: the gateway then holds one
+    /// socket per stream (upstream) plus these, so 10,000 streams fit under a 20,000
+    /// descriptor limit. 0: HTTP/1.1.
+    #[arg(long, default_value_t = 0)]
+    streams_h2_connections: usize,
     /// Script that starts LiteLLM's proxy: called as `SCRIPT VENV UPSTREAM_BASE_URL PORT`.
     #[arg(long)]
     litellm_start: Option<PathBuf>,
@@ -224,14 +230,32 @@ fn main() -> Result<()> {
     drop(gateway);
     if args.streams > 0 {
         let gateway = start_gateway(&bin, &work.join("streams"), &mock.url, &policy)?;
-        let target = Target::with_timeout("burnrate", &gateway.url, KEY, true, None)?;
-        let (held, rss, peak) =
-            runtime.block_on(open_streams(target, args.streams, gateway.pid()))?;
+        let (targets, sockets) = if args.streams_h2_connections == 0 {
+            let target = Target::with_timeout("burnrate", &gateway.url, KEY, true, None)?;
+            (
+                vec![Arc::new(target)],
+                "HTTP/1.1, two sockets each".to_owned(),
+            )
+        } else {
+            let targets = (0..args.streams_h2_connections)
+                .map(|_| Target::http2("burnrate", &gateway.url, KEY).map(Arc::new))
+                .collect::<Result<Vec<_>>>()?;
+            let sockets = format!(
+                "HTTP/2 over {} client connections, one upstream socket each",
+                args.streams_h2_connections
+            );
+            (targets, sockets)
+        };
+        let (held, base, rss, peak) =
+            runtime.block_on(open_streams(&targets, args.streams, gateway.pid()))?;
         println!();
         println!(
-            "burnrate, {held} concurrent open streams (two sockets each): RSS {:.1} MB, peak RSS {:.1} MB",
+            "burnrate, {held} concurrent open streams ({sockets}): RSS {:.1} MB, peak RSS {:.1} MB; \
+             {:.1} MB after one call, so {:.1} KB per open stream",
             rss as f64 / 1e6,
-            peak as f64 / 1e6
+            peak as f64 / 1e6,
+            base as f64 / 1e6,
+            peak.saturating_sub(base) as f64 / 1e3 / held.max(1) as f64
         );
     }
     drop(mock);
@@ -341,6 +365,21 @@ impl Target {
             url: format!("{base}/v1/chat/completions"),
             key,
             attribution,
+            client,
+        })
+    }
+
+    /// A client that speaks HTTP/2 without upgrade (h2c), with no timeout: one connection.
+    fn http2(name: &'static str, base: &str, key: &'static str) -> Result<Target> {
+        let client = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Target {
+            name,
+            url: format!("{base}/v1/chat/completions"),
+            key,
+            attribution: true,
             client,
         })
     }
@@ -511,14 +550,27 @@ async fn ingest(
 }
 
 /// Opens `count` streams through `target` that stay open (the mock waits between chunks),
-/// waits until each has its first chunk, and reads the gateway's resident memory.
-async fn open_streams(target: Target, count: usize, pid: u32) -> Result<(usize, u64, u64)> {
-    let target = Arc::new(target);
+/// waits until each has its first chunk, and reads the gateway's resident memory: after one
+/// whole call first (the base: code and tables touched, the tokenizer loaded), then with the
+/// streams open (now and peak).
+async fn open_streams(
+    targets: &[Arc<Target>],
+    count: usize,
+    pid: u32,
+) -> Result<(usize, u64, u64, u64)> {
+    let first = targets[0].request(true).send().await?;
+    anyhow::ensure!(
+        first.status().is_success(),
+        "warm-up call: status {}",
+        first.status()
+    );
+    first.bytes().await?;
+    let (base, _) = memory(pid)?;
     let (opened_tx, mut opened) = mpsc::unbounded_channel();
     let release = Arc::new(tokio::sync::Notify::new());
     let mut tasks = Vec::with_capacity(count);
     for n in 0..count as u64 {
-        let target = target.clone();
+        let target = targets[n as usize % targets.len()].clone();
         let opened_tx = opened_tx.clone();
         let release = release.clone();
         tasks.push(tokio::spawn(async move {
@@ -569,7 +621,7 @@ async fn open_streams(target: Target, count: usize, pid: u32) -> Result<(usize, 
     for task in tasks {
         task.abort();
     }
-    Ok((held, rss, peak))
+    Ok((held, base, rss, peak))
 }
 
 /// CPU time (user and system, all threads) a process has used so far.

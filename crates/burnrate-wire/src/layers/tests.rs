@@ -404,6 +404,46 @@ fn pathological_runs_do_not_panic_or_stall() {
     assert!(tokenize(&newlines) > 0);
 }
 
+/// What `tokenize` counts, each chunk counted by the tokenizer itself.
+fn chunked_without_memo(text: &str) -> u64 {
+    let mut tokens = 0;
+    for_each_chunk(text, |chunk| tokens += tokenizer().count(chunk) as u64);
+    tokens
+}
+
+#[test]
+fn remembered_piece_counts_are_the_counts() {
+    let bpe = &tokenizer().bpe;
+    let mut memo = PieceCounts::default();
+    // Pieces that differ only in trailing zero bytes must not share a count.
+    for piece in [
+        "a",
+        "a\0",
+        "a\0\0",
+        "\0",
+        " hello",
+        "0123456789abcdef",
+        "0123456789abcdefg",
+    ] {
+        let direct = bpe.count(piece.as_bytes());
+        assert_eq!(memo.count(bpe, piece.as_bytes()), direct, "{piece:?}");
+        assert_eq!(
+            memo.count(bpe, piece.as_bytes()),
+            direct,
+            "{piece:?}, remembered"
+        );
+    }
+    // A full memo starts again and goes on counting right.
+    for n in 0..PIECE_ENTRIES + 10 {
+        let piece = format!(" w{n}");
+        assert_eq!(
+            memo.count(bpe, piece.as_bytes()),
+            bpe.count(piece.as_bytes())
+        );
+    }
+    assert!(memo.counts.len() <= PIECE_ENTRIES);
+}
+
 fn word() -> impl Strategy<Value = String> {
     proptest::string::string_regex(r"[a-zA-Z0-9éü日本'.,;:!?(){}\[\]\x22/\\_-]{1,24}").unwrap()
 }
@@ -437,8 +477,11 @@ proptest! {
             Just("123456"), Just("日本語"), Just("😀"), Just("\u{a0}"), Just("İ"), Just("ﬁ"), Just("Ω"),
             Just("ab"), Just("CD"), Just("-->"), Just("é")], 0..80)) {
         prop_assert_eq!(tokenizer().count(text.as_str()) as u64, tok(&text));
+        // The remembered piece counts are the tokenizer's own (chunked, as `tokenize` is).
+        prop_assert_eq!(tokenize(&text), chunked_without_memo(&text));
         let mixed: String = mixed.concat();
         prop_assert_eq!(tokenizer().count(mixed.as_str()) as u64, tok(&mixed));
+        prop_assert_eq!(tokenize(&mixed), chunked_without_memo(&mixed));
     }
 }
 
