@@ -32,7 +32,9 @@
 //! Tokenising is the costly part (about 25 MB/s of text in a release build with `bpe-openai`,
 //! four times tiktoken-rs, whose counts the tests hold it to), so the counts of
 //! texts of 64 bytes or more are remembered by content hash: agent loops resend the same system
-//! prompt, tools and history on every call, and only the new part is tokenised. Text is split
+//! prompt, tools and history on every call, and only the new part is tokenised. Within the new
+//! part, each thread remembers the counts of short pre-tokens (words, numbers): text repeats
+//! them, and counting one afresh allocates the encoder's state. Text is split
 //! into chunks at points where the o200k pre-tokeniser always splits (before a space that follows
 //! a non-space), which keeps the count exact, and runs of more than 256 bytes without such a
 //! point are cut as well: this bounds the work on one pre-token (a long run of one letter takes
