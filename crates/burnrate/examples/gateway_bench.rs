@@ -360,13 +360,7 @@ impl Target {
             .tcp_nodelay(true)
             .pool_max_idle_per_host(20_000)
             .build()?;
-        Ok(Target {
-            name,
-            url: format!("{base}/v1/chat/completions"),
-            key,
-            attribution,
-            client,
-        })
+        Ok(Target::with_client(name, base, key, attribution, client))
     }
 
     /// A client that speaks HTTP/2 without upgrade (h2c), with no timeout: one connection.
@@ -375,13 +369,23 @@ impl Target {
             .http2_prior_knowledge()
             .tcp_nodelay(true)
             .build()?;
-        Ok(Target {
+        Ok(Target::with_client(name, base, key, true, client))
+    }
+
+    fn with_client(
+        name: &'static str,
+        base: &str,
+        key: &'static str,
+        attribution: bool,
+        client: reqwest::Client,
+    ) -> Target {
+        Target {
             name,
             url: format!("{base}/v1/chat/completions"),
             key,
-            attribution: true,
+            attribution,
             client,
-        })
+        }
     }
 
     fn request(&self, stream: bool) -> reqwest::RequestBuilder {
@@ -549,10 +553,10 @@ async fn ingest(
     Ok((ok, failed, started.elapsed()))
 }
 
-/// Opens `count` streams through `target` that stay open (the mock waits between chunks),
-/// waits until each has its first chunk, and reads the gateway's resident memory: after one
-/// whole call first (the base: code and tables touched, the tokenizer loaded), then with the
-/// streams open (now and peak).
+/// Opens `count` streams through `targets` (in turn) that stay open (the mock waits between
+/// chunks), waits until each has its first chunk, and reads the gateway's resident memory:
+/// after one whole call first (the base: code and tables touched, the tokenizer loaded), then
+/// with the streams open (now and peak).
 async fn open_streams(
     targets: &[Arc<Target>],
     count: usize,
