@@ -339,9 +339,19 @@ impl DuckStore {
     /// Runs a query spec.
     pub fn query(&self, spec: &QuerySpec) -> Result<QueryResult, StoreError> {
         spec.validate()?;
-        let rendered = sql::render(spec, &self.thresholds, self.rows_for(spec));
+        let run_costs = self.run_costs_from_totals(spec)?;
+        // With the runs' costs from the totals, the sums need no run ids.
+        let rows = match run_costs {
+            Some(_) => self.rows_reading(spec, false),
+            None => self.rows_for(spec),
+        };
+        let rendered = sql::render(spec, &self.thresholds, rows, run_costs.as_ref());
         let kinds = crate::query::result::column_kinds(spec);
-        let mut result = self.run_sql(&rendered.sql, &rendered.params, rendered.columns, kinds)?;
+        let result = self.run_sql(&rendered.sql, &rendered.params, rendered.columns, kinds);
+        if run_costs.is_some() {
+            self.drop_run_split()?;
+        }
+        let mut result = result?;
         self.annotate_unpriced(spec, &mut result)?;
         Ok(result)
     }
@@ -467,18 +477,21 @@ impl DuckStore {
             return Ok(crate::query::result::Unpriced::default());
         }
         let mut params = Vec::new();
-        let parts = self.rows_for(spec).scan(spec, &mut params, |rollup| {
-            let requests = if rollup { "sum(requests)" } else { "count(*)" };
-            (
-                format!(
-                    "{requests} AS requests, sum(input_tokens) AS input_tokens, \
+        // The count needs no run ids, whatever the spec's metrics.
+        let parts = self
+            .rows_reading(spec, false)
+            .scan(spec, &mut params, |rollup| {
+                let requests = if rollup { "sum(requests)" } else { "count(*)" };
+                (
+                    format!(
+                        "{requests} AS requests, sum(input_tokens) AS input_tokens, \
                      sum(output_tokens) AS output_tokens"
-                ),
-                " AND (provider, model) IN (SELECT (provider, model) FROM model_map \
+                    ),
+                    " AND (provider, model) IN (SELECT (provider, model) FROM model_map \
                  WHERE price_key IS NULL)"
-                    .to_owned(),
-            )
-        });
+                        .to_owned(),
+                )
+            });
         let statement_sql = format!(
             "SELECT CAST(coalesce(sum(requests), 0) AS BIGINT), coalesce(sum(input_tokens), 0), \
              coalesce(sum(output_tokens), 0) FROM ({parts})"

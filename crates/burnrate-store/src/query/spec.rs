@@ -139,6 +139,16 @@ impl Metric {
         )
     }
 
+    /// The percentile of run cost the metric is, if it is one.
+    pub fn run_quantile(self) -> Option<u32> {
+        match self {
+            Metric::CostPerRunP50 => Some(50),
+            Metric::CostPerRunP90 => Some(90),
+            Metric::CostPerRunP99 => Some(99),
+            _ => None,
+        }
+    }
+
     /// True for metrics that need each call priced (money, shares of cost, runs' costs,
     /// calls without a price).
     pub fn needs_prices(self) -> bool {

@@ -21,6 +21,17 @@ pub struct Rendered {
     pub columns: Vec<String>,
 }
 
+/// Per-run costs a query takes from elsewhere than its own priced rows (the run totals):
+/// SQL selecting the group keys (`g0`, ...; the spec has no bucket), `run` and `run_cost`,
+/// one row per run and group, and its parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunCosts {
+    /// The select.
+    pub sql: String,
+    /// Its parameters, in order.
+    pub params: Vec<String>,
+}
+
 /// The SQL expression reading a dimension from the `events` table.
 pub fn dimension_expr(dimension: &Dimension) -> String {
     match dimension {
@@ -105,6 +116,9 @@ pub fn filter_clauses(
     clauses
 }
 
+/// The percentiles of run cost a query can ask for, computed together.
+const RUN_QUANTILES: [u32; 3] = [50, 90, 99];
+
 /// Nearest-rank percentile of a sorted 1-based list.
 fn percentile(list: &str, percent: u32) -> String {
     format!("{list}[({percent} * len({list}) + 99) // 100]")
@@ -171,6 +185,15 @@ impl Rows<'_> {
         match self {
             Rows::Events => "coalesce(agent_run_id, CAST(id AS VARCHAR))",
             Rows::Rollup { .. } => "coalesce(agent_run_id, CAST(call_id AS VARCHAR))",
+        }
+    }
+
+    /// SQL for whether a row's calls are outside any run and reached an outcome (each counts
+    /// as its own run, [`Rows::outcome_run_expr`]).
+    pub fn outcome_call_expr(&self) -> &'static str {
+        match self {
+            Rows::Events => "agent_run_id IS NULL AND outcome_name IS NOT NULL",
+            Rows::Rollup { .. } => "call_id IS NOT NULL",
         }
     }
 
@@ -262,19 +285,19 @@ impl Rows<'_> {
 pub struct RunKey<'a> {
     /// SQL of a row's run.
     pub expr: &'a str,
-    /// A query of the `agent_run_id`s whose rows to read; `None`: every row.
-    pub among: Option<&'a str>,
+    /// A condition on the rows to read; `None`: every row.
+    pub only: Option<&'a str>,
 }
 
 impl<'a> RunKey<'a> {
     /// Every row's run, by `expr`.
     pub fn every(expr: &'a str) -> RunKey<'a> {
-        RunKey { expr, among: None }
+        RunKey { expr, only: None }
     }
 }
 
 /// The `base` and `priced` common table expressions: the rows (events or roll-up rows) in
-/// the spec's range that match its filters (and are in [`RunKey::among`]), each with its
+/// the spec's range that match its filters (and [`RunKey::only`]), each with its
 /// `keys` (alias, expression), optional `run` key, model, tier, band, day and [`row_values_sql`](crate::duck::row_values_sql),
 /// then priced in femtodollars (`cost`, `naive_cost`; `unpriced` counts calls with no price)
 /// when `with_prices` (`NULL` and 0 otherwise: no join to the prices). Pushes the
@@ -298,9 +321,9 @@ pub fn priced_ctes(
     let run_select = run
         .map(|run| format!("{} AS run, ", run.expr))
         .unwrap_or_default();
-    let among = run
-        .and_then(|run| run.among)
-        .map(|runs| format!(" AND agent_run_id IN ({runs})"))
+    let only = run
+        .and_then(|run| run.only)
+        .map(|condition| format!(" AND ({condition})"))
         .unwrap_or_default();
     let band = rows.band(thresholds);
     let base = rows.scan(spec, params, |rollup| {
@@ -310,7 +333,7 @@ pub fn priced_ctes(
                  CAST(ts AS DATE) AS day, {}",
                 crate::duck::row_values_sql(rollup)
             ),
-            among.clone(),
+            only.clone(),
         )
     });
     if !with_prices {
@@ -330,8 +353,14 @@ pub fn priced_ctes(
 }
 
 /// Renders a validated spec; `thresholds` are the price book's input-size band thresholds,
-/// `rows` where the sums are read.
-pub fn render(spec: &QuerySpec, thresholds: &[u64], rows: Rows<'_>) -> Rendered {
+/// `rows` where the sums are read, `run_costs` where the per-run costs come from when not
+/// from `rows` (which then need not carry run ids).
+pub fn render(
+    spec: &QuerySpec,
+    thresholds: &[u64],
+    rows: Rows<'_>,
+    run_costs: Option<&RunCosts>,
+) -> Rendered {
     let mut params = Vec::new();
     let needs_runs = spec.metrics.iter().any(|m| m.needs_runs());
     let needs_latency = spec.metrics.iter().any(|m| m.needs_latency());
@@ -359,7 +388,7 @@ pub fn render(spec: &QuerySpec, thresholds: &[u64], rows: Rows<'_>) -> Rendered 
     let key_list: String = key_names.iter().map(|k| format!("{k}, ")).collect();
     let mut sql = priced_ctes(
         &keys,
-        needs_runs.then_some(RunKey::every("agent_run_id")),
+        (needs_runs && run_costs.is_none()).then_some(RunKey::every("agent_run_id")),
         spec,
         &mut params,
         thresholds,
@@ -377,10 +406,16 @@ pub fn render(spec: &QuerySpec, thresholds: &[u64], rows: Rows<'_>) -> Rendered 
          sum(layered) AS layered, sum(successes) AS successes FROM priced GROUP BY ALL)"
     ));
     if needs_runs {
-        sql.push_str(&format!(
-            ", runs AS (SELECT {key_list}run, coalesce(sum(cost), 0) AS run_cost FROM priced \
-             WHERE run IS NOT NULL GROUP BY ALL)"
-        ));
+        match run_costs {
+            Some(costs) => {
+                sql.push_str(&format!(", runs AS ({})", costs.sql));
+                params.extend(costs.params.iter().cloned());
+            }
+            None => sql.push_str(&format!(
+                ", runs AS (SELECT {key_list}run, coalesce(sum(cost), 0) AS run_cost FROM priced \
+                 WHERE run IS NOT NULL GROUP BY ALL)"
+            )),
+        }
         // A run's whole cost, over every group it is in, only for the share of it.
         let (share, share_join) = if spec.metrics.contains(&Metric::RunCostShare) {
             sql.push_str(
@@ -393,9 +428,22 @@ pub fn render(spec: &QuerySpec, thresholds: &[u64], rows: Rows<'_>) -> Rendered 
         } else {
             ("", "")
         };
+        // Nearest rank: `quantile_disc(x, q)` is the smallest value whose cumulative
+        // distribution reaches q, the value at rank ⌈q·n⌉ (DuckDB computes it with integer
+        // arithmetic for a decimal literal q), without sorting a list per group.
+        let quantiles = if spec.metrics.iter().any(|m| m.run_quantile().is_some()) {
+            let qs: Vec<String> = RUN_QUANTILES.iter().map(|p| format!("0.{p:02}")).collect();
+            format!(
+                ", quantile_disc(run_cost, [{}]) AS quantiles",
+                qs.join(", ")
+            )
+        } else {
+            String::new()
+        };
         sql.push_str(&format!(
-            ", run_stats AS (SELECT {key_list}count(*) AS runs, \
-             list_sort(list(run_cost)) AS costs{share} FROM runs{share_join} GROUP BY ALL)"
+            ", run_stats AS (SELECT {key_list}count(*) AS runs, min(run_cost) AS min_cost, \
+             max(run_cost) AS max_cost, min(run_cost) FILTER (WHERE run_cost > 0) AS min_paid\
+             {quantiles}{share} FROM runs{share_join} GROUP BY ALL)"
         ));
     }
     if needs_latency {
@@ -546,14 +594,21 @@ fn metric_expr(metric: Metric) -> String {
         }
         Metric::ToolCalls => "g.tool_calls".into(),
         Metric::Runs => "coalesce(r.runs, 0)".into(),
-        Metric::CostPerRunP50 => percentile("r.costs", 50),
-        Metric::CostPerRunP90 => percentile("r.costs", 90),
-        Metric::CostPerRunP99 => percentile("r.costs", 99),
-        Metric::CostPerRunMin => "r.costs[1]".into(),
-        Metric::CostPerRunMax => "r.costs[len(r.costs)]".into(),
-        Metric::RunCostSpread => "CAST(r.costs[len(r.costs)] AS DOUBLE) / \
-             nullif(CAST(list_filter(r.costs, lambda c: c > 0)[1] AS DOUBLE), 0)"
-            .into(),
+        Metric::CostPerRunP50 | Metric::CostPerRunP90 | Metric::CostPerRunP99 => {
+            let percent = metric.run_quantile().unwrap_or_default();
+            let index = RUN_QUANTILES
+                .iter()
+                .position(|p| *p == percent)
+                .unwrap_or(0)
+                + 1;
+            format!("r.quantiles[{index}]")
+        }
+        Metric::CostPerRunMin => "r.min_cost".into(),
+        Metric::CostPerRunMax => "r.max_cost".into(),
+        // The costliest run over the cheapest that cost anything.
+        Metric::RunCostSpread => {
+            "CAST(r.max_cost AS DOUBLE) / nullif(CAST(r.min_paid AS DOUBLE), 0)".into()
+        }
         // The group's part of the runs it is in: its cost in them over their whole cost.
         Metric::RunCostShare => {
             "CAST(r.in_runs AS DOUBLE) / nullif(CAST(r.of_runs AS DOUBLE), 0)".into()

@@ -1,4 +1,5 @@
-//! The runs overview from the run totals answers what the queries answer.
+//! The runs overview, queries of run metrics and the outcomes report from the run totals
+//! answer what the queries answer.
 
 use burnrate_model::UsageEvent;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -7,15 +8,20 @@ use proptest::prelude::*;
 use super::super::DuckStore;
 use super::super::tests::{TEST_PRICES, hand_built, rollup_events, ts};
 use crate::query::runs::overview_by_queries;
-use crate::query::spec::QuerySpec;
+use crate::query::spec::{Metric, QuerySpec};
+use crate::reports::{Report, ReportParams};
 
 /// Renames the runs of two calls in three so runs vary: some span the three days and mix
-/// tenants (as generated), some keep to one tenant, some to one tenant and two hours; and
-/// gives one call in four a feature other tenants' calls share.
+/// tenants (as generated), some keep to one tenant, some to one tenant and two hours; gives
+/// one call in four a feature other tenants' calls share, and one outcome in five another
+/// name (so some runs reach two).
 fn with_short_runs(mut events: Vec<UsageEvent>) -> Vec<UsageEvent> {
     for (i, event) in events.iter_mut().enumerate() {
         if i % 4 == 0 {
             event.feature = Some("f-shared".into());
+        }
+        if let Some(outcome) = event.outcome.as_mut().filter(|_| i % 5 == 0) {
+            outcome.name = "escalated".into();
         }
         let tenant = event.tenant_id.clone().unwrap_or_default();
         let window = event.ts.timestamp() / 7200;
@@ -50,15 +56,47 @@ fn specs(since: DateTime<Utc>, until: DateTime<Utc>) -> Vec<QuerySpec> {
         .collect()
 }
 
-/// Every overview of `specs` from the totals, checked against the queries'.
-fn same_overviews(store: &DuckStore, since: DateTime<Utc>, until: DateTime<Utc>) {
-    for spec in specs(since, until) {
+/// Every overview of `specs` from the totals, checked against the queries'; and the same
+/// specs asking for every run metric, and the outcomes report with their filters, from the
+/// totals checked against the events.
+fn same_overviews(store: &mut DuckStore, since: DateTime<Utc>, until: DateTime<Utc>) {
+    for mut spec in specs(since, until) {
         let from_totals = store
             .overview_from_totals(&spec, 5)
             .unwrap()
             .expect("the run totals answer");
         let from_queries = overview_by_queries(store, &spec, 5).unwrap();
         assert_eq!(from_totals, from_queries, "{spec:?}");
+
+        spec.metrics = vec![
+            Metric::Requests,
+            Metric::CostUsd,
+            Metric::Runs,
+            Metric::CostPerRunP50,
+            Metric::CostPerRunP90,
+            Metric::CostPerRunP99,
+            Metric::CostPerRunMin,
+            Metric::CostPerRunMax,
+            Metric::RunCostSpread,
+            Metric::RunCostShare,
+        ];
+        let outcomes = ReportParams {
+            since,
+            until,
+            filters: spec.filters.clone(),
+            top: None,
+        };
+        assert!(store.totals_answer(&spec), "{spec:?}");
+        let query = store.query(&spec).unwrap();
+        let report = store.report(Report::Outcomes, &outcomes).unwrap();
+        store.set_rollup_reads(false);
+        assert_eq!(query, store.query(&spec).unwrap(), "{spec:?}");
+        assert_eq!(
+            report,
+            store.report(Report::Outcomes, &outcomes).unwrap(),
+            "{spec:?}"
+        );
+        store.set_rollup_reads(true);
     }
 }
 
@@ -81,21 +119,21 @@ proptest! {
         store.append(&events[cut / 2..]).unwrap();
         let since = ts("2026-11-20T00:00:00Z") + Duration::milliseconds(since_ms);
         let until = since + Duration::milliseconds(span_ms);
-        same_overviews(&store, since, until);
+        same_overviews(&mut store, since, until);
         store.compact_rollup().unwrap();
         let fresh: i64 = store
             .conn
             .query_row("SELECT count(*) FROM runs_fresh", [], |row| row.get(0))
             .unwrap();
         prop_assert_eq!(fresh, 0);
-        same_overviews(&store, since, until);
+        same_overviews(&mut store, since, until);
         store.import_overrides(TEST_PRICES, "test").unwrap();
-        same_overviews(&store, since, until);
+        same_overviews(&mut store, since, until);
         // Whole days and hours, as the dashboard asks: runs end and start at the range's ends.
-        same_overviews(&store, ts("2026-11-20T00:00:00Z"), ts("2026-11-23T00:00:00Z"));
-        same_overviews(&store, ts("2026-11-21T00:00:00Z"), ts("2026-11-22T00:00:00Z"));
+        same_overviews(&mut store, ts("2026-11-20T00:00:00Z"), ts("2026-11-23T00:00:00Z"));
+        same_overviews(&mut store, ts("2026-11-21T00:00:00Z"), ts("2026-11-22T00:00:00Z"));
         let hour = ts("2026-11-20T00:00:00Z") + Duration::hours(since_ms / 3_600_000);
-        same_overviews(&store, hour, hour + Duration::hours(span_ms / 3_600_000 + 1));
+        same_overviews(&mut store, hour, hour + Duration::hours(span_ms / 3_600_000 + 1));
     }
 }
 
@@ -123,10 +161,10 @@ fn the_run_totals_follow_prices_archiving_and_reopening() {
     let whole = {
         let mut store = DuckStore::open(&path).unwrap();
         store.append(&two_months()).unwrap();
-        same_overviews(&store, since, until);
+        same_overviews(&mut store, since, until);
         let unpriced = store.runs_overview(&specs(since, until)[0], 5).unwrap();
         store.import_overrides(TEST_PRICES, "test").unwrap();
-        same_overviews(&store, since, until);
+        same_overviews(&mut store, since, until);
         let priced = store.runs_overview(&specs(since, until)[0], 5).unwrap();
         assert_ne!(unpriced, priced, "a new price re-prices the runs");
         priced
@@ -138,7 +176,7 @@ fn the_run_totals_follow_prices_archiving_and_reopening() {
         store.runs_overview(&specs(since, until)[0], 5).unwrap(),
         whole
     );
-    same_overviews(&store, since, until);
+    same_overviews(&mut store, since, until);
 
     // Archiving October takes its calls out of the runs that had them.
     let archive = tempfile::tempdir().unwrap();
@@ -149,7 +187,7 @@ fn the_run_totals_follow_prices_archiving_and_reopening() {
         )
         .unwrap();
     assert_eq!(moved.len(), 1);
-    same_overviews(&store, since, until);
+    same_overviews(&mut store, since, until);
     let november = store.runs_overview(&specs(since, until)[0], 5).unwrap();
     assert!(november.groups[0].cost < whole.groups[0].cost);
 
@@ -166,7 +204,7 @@ fn the_run_totals_follow_prices_archiving_and_reopening() {
         store.conn.execute_batch(damage).unwrap();
         drop(store);
         store = DuckStore::open(&path).unwrap();
-        same_overviews(&store, since, until);
+        same_overviews(&mut store, since, until);
         assert_eq!(
             store.runs_overview(&specs(since, until)[0], 5).unwrap(),
             november,
@@ -186,7 +224,7 @@ fn the_run_totals_follow_prices_archiving_and_reopening() {
     late.truncate(1);
     late[0].id = Some(uuid::Uuid::now_v7());
     store.append(&late).unwrap();
-    same_overviews(&store, since, until);
+    same_overviews(&mut store, since, until);
 }
 
 #[test]
@@ -211,7 +249,7 @@ fn the_totals_answer_only_what_every_call_of_a_run_shares() {
         .unwrap();
     assert!(mixed, "a run with and without a tenant is mixed");
     let (since, until) = (ts("2026-11-01T00:00:00Z"), ts("2026-12-01T00:00:00Z"));
-    same_overviews(&store, since, until);
+    same_overviews(&mut store, since, until);
     for (group_by, filter) in [("model", None), ("feature", Some("user_id=u1"))] {
         let mut spec = QuerySpec::new(since, until);
         spec.group_by = vec![group_by.parse().unwrap()];
@@ -234,7 +272,7 @@ fn the_totals_answer_only_what_every_call_of_a_run_shares() {
     store.append(&early[..2]).unwrap();
     store.compact_rollup().unwrap();
     same_overviews(
-        &store,
+        &mut store,
         ts("1969-12-01T00:00:00Z"),
         ts("1970-02-01T00:00:00Z"),
     );
