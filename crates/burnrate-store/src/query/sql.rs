@@ -419,11 +419,12 @@ pub fn render(
         // A run's whole cost, over every group it is in, only for the share of it.
         let (share, share_join) = if spec.metrics.contains(&Metric::RunCostShare) {
             sql.push_str(
-                ", run_totals AS (SELECT run, sum(run_cost) AS run_total FROM runs GROUP BY run)",
+                // Not named `run_totals`: that is the table `runs` may read.
+                ", run_wholes AS (SELECT run, sum(run_cost) AS run_total FROM runs GROUP BY run)",
             );
             (
                 ", sum(run_cost) AS in_runs, sum(run_total) AS of_runs",
-                " JOIN run_totals USING (run)",
+                " JOIN run_wholes USING (run)",
             )
         } else {
             ("", "")
