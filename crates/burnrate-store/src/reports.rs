@@ -241,7 +241,9 @@ impl DuckStore {
         );
         let result = self.report_sql(&spec, &statement, &sql_params, Report::OUTCOME_COLUMNS);
         if from_totals {
-            self.drop_run_split()?;
+            // The report's own error first.
+            let dropped = self.drop_run_split();
+            return result.and_then(|result| dropped.map(|()| result));
         }
         result
     }

@@ -348,10 +348,13 @@ impl DuckStore {
         let rendered = sql::render(spec, &self.thresholds, rows, run_costs.as_ref());
         let kinds = crate::query::result::column_kinds(spec);
         let result = self.run_sql(&rendered.sql, &rendered.params, rendered.columns, kinds);
-        if run_costs.is_some() {
-            self.drop_run_split()?;
-        }
+        let dropped = match run_costs {
+            Some(_) => self.drop_run_split(),
+            None => Ok(()),
+        };
+        // The query's own error first.
         let mut result = result?;
+        dropped?;
         self.annotate_unpriced(spec, &mut result)?;
         Ok(result)
     }
