@@ -241,9 +241,7 @@ impl DuckStore {
         );
         let result = self.report_sql(&spec, &statement, &sql_params, Report::OUTCOME_COLUMNS);
         if from_totals {
-            // The report's own error first.
-            let dropped = self.drop_run_split();
-            return result.and_then(|result| dropped.map(|()| result));
+            return self.end_run_split(result);
         }
         result
     }

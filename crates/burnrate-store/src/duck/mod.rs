@@ -348,13 +348,10 @@ impl DuckStore {
         let rendered = sql::render(spec, &self.thresholds, rows, run_costs.as_ref());
         let kinds = crate::query::result::column_kinds(spec);
         let result = self.run_sql(&rendered.sql, &rendered.params, rendered.columns, kinds);
-        let dropped = match run_costs {
-            Some(_) => self.drop_run_split(),
-            None => Ok(()),
+        let mut result = match run_costs {
+            Some(_) => self.end_run_split(result)?,
+            None => result?,
         };
-        // The query's own error first.
-        let mut result = result?;
-        dropped?;
         self.annotate_unpriced(spec, &mut result)?;
         Ok(result)
     }
@@ -488,10 +485,10 @@ impl DuckStore {
                 (
                     format!(
                         "{requests} AS requests, sum(input_tokens) AS input_tokens, \
-                     sum(output_tokens) AS output_tokens"
+                         sum(output_tokens) AS output_tokens"
                     ),
                     " AND (provider, model) IN (SELECT (provider, model) FROM model_map \
-                 WHERE price_key IS NULL)"
+                     WHERE price_key IS NULL)"
                         .to_owned(),
                 )
             });

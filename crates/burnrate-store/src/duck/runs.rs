@@ -379,7 +379,7 @@ impl DuckStore {
     /// the calls outside any run that reached an outcome, each as its own run
     /// ([`Rows::outcome_run_expr`](sql::Rows::outcome_run_expr)), and the rows are also per
     /// outcome name, with `outcome_success`. Returns the condition on `run_totals` that
-    /// picks the former, and its parameters. [`DuckStore::drop_run_split`] drops the temp
+    /// picks the former, and its parameters. [`DuckStore::end_run_split`] drops the temp
     /// tables.
     pub(crate) fn split_runs(
         &self,
@@ -418,19 +418,19 @@ impl DuckStore {
                 )
             })
             .into();
-        let mut outcome = "";
-        if outcome_calls {
+        let other = "agent_run_id IN (SELECT agent_run_id FROM runs_other)";
+        let (expr, only, outcome, success) = if outcome_calls {
             for column in ["outcome_name", "outcome_success"] {
                 keys.push((column.to_owned(), column.to_owned()));
             }
-            outcome = ", outcome_name";
-        }
-        let other = "agent_run_id IN (SELECT agent_run_id FROM runs_other)";
-        let (expr, only) = if outcome_calls {
-            let only = format!("{other} OR {}", rows.outcome_call_expr());
-            (rows.outcome_run_expr(), only)
+            (
+                rows.outcome_run_expr(),
+                format!("{other} OR {}", rows.outcome_call_expr()),
+                ", outcome_name",
+                ", bool_or(outcome_success) AS outcome_success",
+            )
         } else {
-            ("agent_run_id", other.to_owned())
+            ("agent_run_id", other.to_owned(), "", "")
         };
         let priced = sql::priced_ctes(
             &keys,
@@ -450,12 +450,7 @@ impl DuckStore {
                  agent_run_id, tenant_id, feature{outcome}, coalesce(sum(cost), 0) AS cost, \
                  sum(requests) AS requests, sum(tool_calls) AS tool_calls, \
                  sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens{success} \
-                 FROM priced WHERE run IS NOT NULL GROUP BY run, tenant_id, feature{outcome}",
-                success = if outcome_calls {
-                    ", bool_or(outcome_success) AS outcome_success"
-                } else {
-                    ""
-                }
+                 FROM priced WHERE run IS NOT NULL GROUP BY run, tenant_id, feature{outcome}"
             ),
             params_from_iter(params.iter()),
         )?;
@@ -477,16 +472,20 @@ impl DuckStore {
         Ok((inside.join(" AND "), params))
     }
 
-    /// Drops the temp tables of [`DuckStore::split_runs`].
-    pub(crate) fn drop_run_split(&self) -> Result<(), StoreError> {
-        self.conn
-            .execute_batch("DROP TABLE IF EXISTS runs_other; DROP TABLE IF EXISTS runs_exact")?;
-        Ok(())
+    /// Drops the temp tables of [`DuckStore::split_runs`] once `result`, which read them,
+    /// is known; its own error comes first.
+    pub(crate) fn end_run_split<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        let dropped = self
+            .conn
+            .execute_batch("DROP TABLE IF EXISTS runs_other; DROP TABLE IF EXISTS runs_exact");
+        let value = result?;
+        dropped?;
+        Ok(value)
     }
 
     /// For a query with run metrics and no bucket that the totals can answer for: each
     /// run's cost per group (`g0`, ..., `run`, `run_cost`) from the totals and the split's
-    /// exact rows, which [`DuckStore::drop_run_split`] drops after the query; `None` when
+    /// exact rows, which [`DuckStore::end_run_split`] drops after the query; `None` when
     /// the totals cannot answer.
     pub(super) fn run_costs_from_totals(
         &self,
@@ -610,8 +609,7 @@ impl DuckStore {
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
-        self.drop_run_split()?;
-        Ok(Some(RunsOverview { groups, bins, top }))
+        self.end_run_split(Ok(Some(RunsOverview { groups, bins, top })))
     }
 }
 
