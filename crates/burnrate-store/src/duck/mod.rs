@@ -3,9 +3,9 @@
 //! Tables: `events` (one row per call, counters raw), `price_versions` (the whole price book
 //! with its history), `model_map` (each provider + model seen, resolved to a price key),
 //! `price_bands` (per-token prices in femtodollars of the keys in use, per tier, input band
-//! and validity period: what queries join to), `rollup` and `rollup_day` (the events summed
-//! per hour and per day, kept at append: see [`rollup`]), `run_totals` and `runs_fresh`
-//! (each agent run's cost and use: see [`runs`]) and `meta`.
+//! and validity period: what queries join to), `rollup`, `rollup_day` and `rollup_user_day`
+//! (the events summed per hour and per day, kept at append: see [`rollup`]), `run_totals`
+//! and `runs_fresh` (each agent run's cost and use: see [`runs`]) and `meta`.
 
 mod export;
 mod loops;
@@ -108,9 +108,9 @@ pub struct DuckStore {
     rollup_reads: bool,
     /// Per [`Level`], the rows appended since its last compaction that count towards the
     /// next one (for the hourly roll-up only small appends' rows).
-    pending: [rollup::Pending; 2],
-    /// Rows in the daily roll-up after its last compaction.
-    day_rows_compacted: usize,
+    pending: [rollup::Pending; Level::ALL.len()],
+    /// Per daily [`Level`], its rows after its last compaction.
+    rows_compacted: [usize; Level::ALL.len()],
     /// The state of the run totals.
     run_totals: runs::RunTotals,
 }
@@ -168,7 +168,7 @@ impl DuckStore {
             rollup_valid: false,
             rollup_reads: true,
             pending: Default::default(),
-            day_rows_compacted: 0,
+            rows_compacted: Default::default(),
             run_totals: Default::default(),
         };
         store.create_rollups()?;
@@ -387,11 +387,11 @@ impl DuckStore {
     /// Where a query over `spec` reads its sums: the roll-ups for the whole hours of the
     /// range when they can answer (they are current, the store does not read the archive,
     /// every label grouped or filtered by is one they keep, and the range holds a whole
-    /// hour), else the events. The daily roll-up answers for the whole days among those
-    /// hours when the query reads no run or call ids (`run_ids`), groups and filters only by
-    /// its keys and buckets by days or longer.
+    /// hour), else the events. A daily roll-up answers for the whole days among those hours
+    /// when the query reads no run or call ids (`run_ids`), groups and filters only by its
+    /// keys and buckets by days or longer: the first of [`Level::DAILY`] that can.
     pub(crate) fn rows_reading(&self, spec: &QuerySpec, run_ids: bool) -> sql::Rows<'_> {
-        let mut dimensions = spec
+        let dimensions = spec
             .group_by
             .iter()
             .chain(spec.filters.iter().map(|filter| &filter.dimension));
@@ -415,16 +415,23 @@ impl DuckStore {
         let Some((from, to)) = whole_units(spec, hour) else {
             return sql::Rows::Events;
         };
-        let daily = !run_ids
-            && spec.bucket != Some(crate::query::spec::Bucket::Hour)
-            && dimensions.all(|dimension| Level::Day.keeps(dimension));
+        let daily = Level::DAILY
+            .into_iter()
+            .find(|level| dimensions.clone().all(|dimension| level.keeps(dimension)))
+            .filter(|_| !run_ids && spec.bucket != Some(crate::query::spec::Bucket::Hour));
+        let days = daily.and_then(|level| {
+            let (start, end) = whole_units(spec, chrono::TimeDelta::days(1))?;
+            Some(sql::Days {
+                table: level.table(),
+                start,
+                end,
+            })
+        });
         sql::Rows::Rollup {
             universe: &self.rollup_universe,
             from,
             to,
-            days: daily
-                .then(|| whole_units(spec, chrono::TimeDelta::days(1)))
-                .flatten(),
+            days,
         }
     }
 

@@ -1,19 +1,20 @@
-//! The roll-ups: `events` summed per hour and every dimension (`rollup`), and per day and
-//! the dimensions with few values (`rollup_day`), kept at append, so queries over
-//! whole hours or days read tables several (or many) times smaller than the events.
+//! The roll-ups: `events` summed per hour and every dimension (`rollup`), per day and the
+//! dimensions with few values (`rollup_day`), and per day, tenant, user and what pricing
+//! needs (`rollup_user_day`), kept at append, so queries over whole hours or days read
+//! tables several (or many) times smaller than the events.
 //!
 //! An hourly row holds the hour (`ts`), every dimension column of the event (so any filter
 //! or group-by on a dimension can be answered), derived keys (`call_id`: the event id of a
 //! call outside any agent run that reached an outcome, which counts as its own run;
 //! `input_class`: how many of the whole price book's input-size thresholds the call's input
 //! exceeds, from which any query's price band follows; one column per [`KEPT_LABELS`];
-//! [`USER_MISSING`]), and the sums queries need. A daily row has the day, the dimensions
-//! with few values per day ([`Level::Day`]) and the same derived keys but `call_id`: it
-//! answers queries that group and filter only by those and ask for no run metrics. Cost is
-//! linear in the token sums, so pricing the sums per (model, tier, band, day) is exact.
+//! [`USER_MISSING`]), and the sums queries need. A daily row has the day, its level's keys
+//! ([`Level::Day`], [`Level::UserDay`]) and the same derived keys but `call_id`: it answers
+//! queries that group and filter only by those and ask for no run metrics. Cost is linear
+//! in the token sums, so pricing the sums per (model, tier, band, day) is exact.
 //!
 //! The roll-ups are kept consistent with `events`: every append adds the roll-up rows of the
-//! rows it added, retention deletes all three in one transaction, and opening a ledger whose
+//! rows it added, retention deletes them all in one transaction, and opening a ledger whose
 //! roll-ups do not count every event (a crash between the appends), have other columns (a
 //! ledger written by an older burnrate) or were built for other thresholds rebuilds them.
 
@@ -21,8 +22,8 @@ use std::hash::Hash;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, FixedSizeBinaryBuilder, Int64Array, Int64Builder,
-    StringBuilder, TimestampMicrosecondArray, UInt8Array, UInt32Array,
+    Array, ArrayRef, AsArray, BooleanArray, FixedSizeBinaryBuilder, Int64Array, StringBuilder,
+    TimestampMicrosecondArray, UInt8Array, UInt32Array,
 };
 use arrow::compute::take;
 use arrow::datatypes::{
@@ -83,6 +84,11 @@ const DAY_KEYS: [&str; 12] = [
     "outcome_success",
 ];
 
+/// The [`KEY_COLUMNS`] the user-day roll-up keeps: tenant and user, and what pricing needs.
+/// Users-per-day reports read it: about a fifth of the hourly roll-up, where the daily
+/// roll-up keeps no users.
+const USER_DAY_KEYS: [&str; 5] = ["provider", "model", "service_tier", "tenant_id", "user_id"];
+
 /// The labels the roll-ups keep, each as a column of the same name without its prefix:
 /// the OTLP receiver's `burnrate.missing` and the ladder's `burnrate.degraded`.
 pub const KEPT_LABELS: [(&str, &str); 2] = [
@@ -115,39 +121,52 @@ pub enum Level {
     Hour,
     /// `rollup_day`: per day and the [`DAY_KEYS`].
     Day,
+    /// `rollup_user_day`: per day and the [`USER_DAY_KEYS`].
+    UserDay,
 }
 
 impl Level {
-    /// Both levels, finest first.
-    pub const ALL: [Level; 2] = [Level::Hour, Level::Day];
+    /// Every level, the hourly one first (the others are built from it).
+    pub const ALL: [Level; 3] = [Level::Hour, Level::Day, Level::UserDay];
+
+    /// The levels per day, in the order queries prefer them (smaller first).
+    pub const DAILY: [Level; 2] = [Level::Day, Level::UserDay];
 
     /// The level's table.
     pub fn table(self) -> &'static str {
         match self {
             Level::Hour => "rollup",
             Level::Day => "rollup_day",
+            Level::UserDay => "rollup_user_day",
         }
     }
 
     fn micros(self) -> i64 {
         match self {
             Level::Hour => HOUR_MICROS,
-            Level::Day => 24 * HOUR_MICROS,
+            Level::Day | Level::UserDay => 24 * HOUR_MICROS,
         }
     }
 
     fn unit(self) -> &'static str {
         match self {
             Level::Hour => "hour",
-            Level::Day => "day",
+            Level::Day | Level::UserDay => "day",
+        }
+    }
+
+    /// Whether its rows keep the event column `key` as it is.
+    fn has_key(self, key: &str) -> bool {
+        match self {
+            Level::Hour => KEY_COLUMNS.contains(&key),
+            Level::Day => DAY_KEYS.contains(&key),
+            Level::UserDay => USER_DAY_KEYS.contains(&key),
         }
     }
 
     /// The event columns its rows keep as they are.
     pub fn keys(self) -> impl Iterator<Item = &'static str> {
-        KEY_COLUMNS
-            .into_iter()
-            .filter(move |key| self == Level::Hour || DAY_KEYS.contains(key))
+        KEY_COLUMNS.into_iter().filter(move |key| self.has_key(key))
     }
 
     /// Whether its rows can be grouped or filtered by `dimension`.
@@ -296,15 +315,14 @@ fn class_of(input_tokens: i64, universe: &[u64]) -> u8 {
     u8::try_from(exceeded).unwrap_or(u8::MAX)
 }
 
-/// Position in [`texts_before_depth`] of `user_id`, of which the daily key keeps whether
-/// it is set.
-const USER_TEXT: usize = 7;
-/// Positions in [`texts_before_depth`] of the other keys not in [`DAY_KEYS`]: task, run,
-/// parent run, agent name.
-const NOT_DAY_TEXTS: [usize; 4] = [9, 11, 12, 13];
-/// Positions in `texts_after_depth` of the keys not in [`DAY_KEYS`]: session, prompt
-/// version, effort, outcome name.
-const NOT_DAY_TEXTS_AFTER_DEPTH: [usize; 4] = [0, 2, 3, 4];
+/// The columns of [`KeyRef::texts_after_depth`], in order.
+const TEXTS_AFTER_DEPTH: [&str; 5] = [
+    "session_id",
+    "deployment",
+    "prompt_version",
+    "effort",
+    "outcome_name",
+];
 
 /// An hourly roll-up key of one event, borrowing its text.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -342,43 +360,70 @@ impl<'a> KeyRef<'a> {
         }
     }
 
-    /// The daily key of the events with this hourly key: the day (as its first hour), the
-    /// [`DAY_KEYS`] and the kept labels.
-    fn day(&self) -> KeyRef<'a> {
-        let mut day = *self;
-        day.hour = self.hour.div_euclid(24) * 24;
-        day.texts[USER_TEXT] = self.texts[USER_TEXT].map(|_| "");
-        for position in NOT_DAY_TEXTS {
-            day.texts[position] = None;
+    /// The key at a daily `level` of the events with this hourly key: the day (as its first
+    /// hour), the level's keys, the kept labels, and whether a user is set (the
+    /// [`USER_MISSING`] column).
+    fn at(&self, level: Level) -> KeyRef<'a> {
+        let mut key = *self;
+        key.hour = self.hour.div_euclid(24) * 24;
+        // The columns of `texts_before_depth` are the first 14 key columns.
+        for (text, name) in key.texts.iter_mut().zip(KEY_COLUMNS) {
+            if !level.has_key(name) {
+                // Of a user not kept, only whether one is set.
+                *text = if name == "user_id" {
+                    text.map(|_| "")
+                } else {
+                    None
+                };
+            }
         }
-        for position in NOT_DAY_TEXTS_AFTER_DEPTH {
-            day.texts_after_depth[position] = None;
+        for (text, name) in key.texts_after_depth.iter_mut().zip(TEXTS_AFTER_DEPTH) {
+            if !level.has_key(name) {
+                *text = None;
+            }
         }
-        day.span_depth = None;
-        day.call_id = None;
-        day
+        if !level.has_key("span_depth") {
+            key.span_depth = None;
+        }
+        if !level.has_key("status") {
+            key.status = "";
+        }
+        if !level.has_key("outcome_success") {
+            key.outcome_success = None;
+        }
+        key.call_id = None;
+        key
     }
 }
 
 /// The roll-up groups of a batch of events, found on the worker thread that builds the
 /// batch: each row's hourly group; per hourly group its first row, `call_id`, kept labels
-/// and daily group; per daily group its first hourly group. The input class, which depends
-/// on the ledger's price book, is added at append.
+/// and group at each daily level. The input class, which depends on the ledger's price
+/// book, is added at append.
 #[derive(Debug, Default)]
 pub struct Groups {
     row_group: Vec<u32>,
     first_row: Vec<u32>,
     call_id: Vec<Option<Uuid>>,
     labels: Vec<[Option<String>; KEPT_LABELS.len()]>,
-    day_of: Vec<u32>,
-    day_first_group: Vec<u32>,
+    /// Per level of [`Level::DAILY`], in that order.
+    daily: [DailyGroups; 2],
+}
+
+/// The groups of a batch at one daily level.
+#[derive(Debug, Default)]
+struct DailyGroups {
+    /// Per hourly group, its group at this level.
+    of: Vec<u32>,
+    /// Per group at this level, its first hourly group.
+    first_group: Vec<u32>,
 }
 
 impl Groups {
     /// Groups `events` by their roll-up keys (without the input class).
     pub fn of(events: &[UsageEvent]) -> Groups {
         let mut index: FxHashMap<KeyRef<'_>, u32> = FxHashMap::default();
-        let mut days: FxHashMap<KeyRef<'_>, u32> = FxHashMap::default();
+        let mut daily_index: [FxHashMap<KeyRef<'_>, u32>; 2] = Default::default();
         let mut groups = Groups {
             row_group: Vec::with_capacity(events.len()),
             ..Groups::default()
@@ -391,12 +436,18 @@ impl Groups {
                 groups.first_row.push(index_of(row));
                 groups.call_id.push(key.call_id);
                 groups.labels.push(key.labels.map(|l| l.map(str::to_owned)));
-                let next_day = index_of(groups.day_first_group.len());
-                let day = *days.entry(key.day()).or_insert_with(|| {
-                    groups.day_first_group.push(next);
-                    next_day
-                });
-                groups.day_of.push(day);
+                for ((level, daily), index) in Level::DAILY
+                    .into_iter()
+                    .zip(&mut groups.daily)
+                    .zip(&mut daily_index)
+                {
+                    let next_daily = index_of(daily.first_group.len());
+                    let group = *index.entry(key.at(level)).or_insert_with(|| {
+                        daily.first_group.push(next);
+                        next_daily
+                    });
+                    daily.of.push(group);
+                }
                 next
             });
             groups.row_group.push(group);
@@ -411,6 +462,8 @@ struct Slot {
     group: u32,
     class: u8,
     requests: i64,
+    errors: i64,
+    successes: i64,
     tokens: [i64; 7],
     layers: [Option<i64>; 3],
     layered: i64,
@@ -444,18 +497,19 @@ pub(super) fn rows(
         int64("layer_tool")?,
         int64("layer_memory")?,
     ];
+    let status = column("status")?.as_string::<i32>().clone();
+    let success = column("outcome_success")?.as_boolean().clone();
     // A row's group at this level, and the hourly group whose first row stands for a group.
+    let daily = Level::DAILY
+        .iter()
+        .position(|daily| *daily == level)
+        .map(|i| &groups.daily[i]);
     let group_of = |row: usize| {
         let hourly = groups.row_group[row];
-        match level {
-            Level::Hour => hourly,
-            Level::Day => groups.day_of[hourly as usize],
-        }
+        daily.map_or(hourly, |daily| daily.of[hourly as usize])
     };
-    let representative = |group: u32| match level {
-        Level::Hour => group as usize,
-        Level::Day => groups.day_first_group[group as usize] as usize,
-    };
+    let representative =
+        |group: u32| daily.map_or(group, |daily| daily.first_group[group as usize]) as usize;
     let mut index: FxHashMap<(u32, u8), usize> = FxHashMap::default();
     let mut slots: Vec<Slot> = Vec::new();
     for row in 0..groups.row_group.len() {
@@ -474,6 +528,8 @@ pub(super) fn rows(
         });
         let slot = &mut slots[slot];
         slot.requests += 1;
+        slot.errors += i64::from(status.value(row) == "error");
+        slot.successes += i64::from(success.is_valid(row) && success.value(row));
         for (sum, count) in slot.tokens.iter_mut().zip(&counts) {
             *sum += count.value(row);
         }
@@ -536,21 +592,12 @@ pub(super) fn rows(
             .iter()
             .map(|&row| Some(users.is_null(row as usize))),
     )));
-    let status = column("status")?.as_string::<i32>().clone();
-    let success = column("outcome_success")?.as_boolean().clone();
-    let mut requests = Int64Builder::with_capacity(slots.len());
-    let mut errors = Int64Builder::with_capacity(slots.len());
-    let mut successes = Int64Builder::with_capacity(slots.len());
-    for (slot, &row) in slots.iter().zip(first_rows.values()) {
-        let row = row as usize;
-        requests.append_value(slot.requests);
-        let error = status.value(row) == "error";
-        errors.append_value(if error { slot.requests } else { 0 });
-        let succeeded = success.is_valid(row) && success.value(row);
-        successes.append_value(if succeeded { slot.requests } else { 0 });
-    }
-    columns.push(Arc::new(requests.finish()));
-    columns.push(Arc::new(errors.finish()));
+    columns.push(Arc::new(Int64Array::from_iter_values(
+        slots.iter().map(|slot| slot.requests),
+    )));
+    columns.push(Arc::new(Int64Array::from_iter_values(
+        slots.iter().map(|slot| slot.errors),
+    )));
     for i in 0..7 {
         columns.push(Arc::new(Int64Array::from_iter_values(
             slots.iter().map(|slot| slot.tokens[i]),
@@ -564,7 +611,9 @@ pub(super) fn rows(
     columns.push(Arc::new(Int64Array::from_iter_values(
         slots.iter().map(|slot| slot.layered),
     )));
-    columns.push(Arc::new(successes.finish()));
+    columns.push(Arc::new(Int64Array::from_iter_values(
+        slots.iter().map(|slot| slot.successes),
+    )));
     Ok(Some(RecordBatch::try_new(schema(level), columns)?))
 }
 
@@ -669,7 +718,8 @@ impl DuckStore {
     }
 
     /// Rebuilds the roll-ups when they do not count every event or were built for other
-    /// thresholds.
+    /// thresholds; only the daily ones that do not count every event when the hourly one is
+    /// sound (a ledger from a version without one of them).
     pub(super) fn check_rollup(&mut self) -> Result<(), StoreError> {
         let universe = self.universe();
         let recorded: Option<String> = self
@@ -683,7 +733,8 @@ impl DuckStore {
         let events: i64 = self
             .conn
             .query_row("SELECT count(*) FROM events", [], |row| row.get(0))?;
-        let mut complete = recorded.as_deref() == Some(universe_text(&universe).as_str());
+        let same_universe = recorded.as_deref() == Some(universe_text(&universe).as_str());
+        let mut incomplete = Vec::new();
         for level in Level::ALL {
             let counted: i64 = self.conn.query_row(
                 &format!(
@@ -693,27 +744,37 @@ impl DuckStore {
                 [],
                 |row| row.get(0),
             )?;
-            complete &= counted == events;
+            if counted != events {
+                incomplete.push(level);
+            }
         }
         self.rollup_universe = universe;
-        if complete {
-            self.rollup_valid = true;
-            return Ok(());
+        if !same_universe || incomplete.contains(&Level::Hour) {
+            return self.rebuild_rollup();
         }
-        self.rebuild_rollup()
+        if !incomplete.is_empty() {
+            self.ensure_writable("rebuild the roll-up")?;
+            let rebuilt: Vec<String> = incomplete.into_iter().map(daily_rebuild_sql).collect();
+            if let Err(error) = self.conn.execute_batch(&rebuilt.join("; ")) {
+                self.rollup_valid = false;
+                return Err(error.into());
+            }
+        }
+        self.rollup_valid = true;
+        Ok(())
     }
 
-    /// Builds the roll-ups again, the hourly one from the events and the daily one from it,
+    /// Builds the roll-ups again, the hourly one from the events and the daily ones from it,
     /// and the run totals from the hourly one.
     pub fn rebuild_rollup(&mut self) -> Result<(), StoreError> {
         self.ensure_writable("rebuild the roll-up")?;
         let universe = self.universe();
+        let daily: Vec<String> = Level::DAILY.into_iter().map(daily_rebuild_sql).collect();
         let statement = format!(
-            "DELETE FROM rollup; DELETE FROM rollup_day; INSERT INTO rollup {hour}; \
-             INSERT INTO rollup_day {day}; \
+            "DELETE FROM rollup; INSERT INTO rollup {hour}; {daily}; \
              INSERT OR REPLACE INTO meta VALUES ('{META_UNIVERSE}', '{text}')",
             hour = merged_sql(Level::Hour, &events_as_rollup_sql(&universe), false, None),
-            day = merged_sql(Level::Day, "rollup", true, None),
+            daily = daily.join("; "),
             text = universe_text(&universe),
         );
         // No explicit transaction (DuckDB 2.0 can fail large optimistic writes inside one):
@@ -725,7 +786,7 @@ impl DuckStore {
         }
         self.rollup_universe = universe;
         self.rollup_valid = true;
-        self.pending = [Pending::default(); 2];
+        self.pending = Default::default();
         self.rebuild_run_totals()
     }
 
@@ -777,8 +838,8 @@ impl DuckStore {
                 appender.flush()?;
             }
             // An import's hourly rows are summed per batch already; its daily rows repeat
-            // keys across batches, so the daily roll-up is compacted after every append
-            // once its new rows could have doubled it.
+            // keys across batches, so a daily roll-up is compacted after every append once
+            // its new rows could have doubled it.
             if level == Level::Hour && appended >= SMALL_APPEND {
                 continue;
             }
@@ -787,7 +848,9 @@ impl DuckStore {
             pending.from = earlier(pending.from, added.from);
             let due = match level {
                 Level::Hour => COMPACT_AFTER_ROWS,
-                Level::Day => COMPACT_AFTER_ROWS.max(self.day_rows_compacted),
+                Level::Day | Level::UserDay => {
+                    COMPACT_AFTER_ROWS.max(self.rows_compacted[level as usize])
+                }
             };
             if pending.rows >= due {
                 self.compact(level)?;
@@ -796,7 +859,7 @@ impl DuckStore {
         Ok(())
     }
 
-    /// Merges the rows both roll-ups received since they were last compacted into one row
+    /// Merges the rows the roll-ups received since they were last compacted into one row
     /// per key, and computes the run totals of the runs with new calls.
     pub fn compact_rollup(&mut self) -> Result<(), StoreError> {
         for level in Level::ALL {
@@ -826,8 +889,8 @@ impl DuckStore {
             return Err(error.into());
         }
         self.pending[level as usize] = Pending::default();
-        if level == Level::Day {
-            self.day_rows_compacted = self.rollup_rows(Level::Day)?;
+        if level != Level::Hour {
+            self.rows_compacted[level as usize] = self.rollup_rows(level)?;
         }
         Ok(())
     }
@@ -858,6 +921,15 @@ fn merged_sql(level: Level, from: &str, rollup: bool, filter: Option<&str>) -> S
         "SELECT {keys}, {sums} FROM {from}{filter} GROUP BY ALL",
         keys = keys.join(", "),
         sums = sums_sql(rollup),
+    )
+}
+
+/// SQL building the daily `level` roll-up again from the hourly one.
+fn daily_rebuild_sql(level: Level) -> String {
+    let table = level.table();
+    format!(
+        "DELETE FROM {table}; INSERT INTO {table} {}",
+        merged_sql(level, "rollup", true, None)
     )
 }
 
@@ -912,7 +984,7 @@ mod tests {
     }
 
     #[test]
-    fn the_day_key_keeps_exactly_the_day_keys() {
+    fn a_daily_key_keeps_exactly_its_keys() {
         let base = event_with("");
         for field in Dimension::ALL {
             let changed = event_with(field.as_str());
@@ -920,19 +992,34 @@ mod tests {
                 KeyRef::of(&changed) != KeyRef::of(&base),
                 "{field:?} is no key"
             );
-            let same_day = KeyRef::of(&changed).day() == KeyRef::of(&base).day();
-            assert_eq!(
-                same_day,
-                !DAY_KEYS.contains(&field.as_str()),
-                "{field:?} in the daily key"
+            for (level, keys) in [
+                (Level::Day, &DAY_KEYS[..]),
+                (Level::UserDay, &USER_DAY_KEYS),
+            ] {
+                let same = KeyRef::of(&changed).at(level) == KeyRef::of(&base).at(level);
+                assert_eq!(
+                    same,
+                    !keys.contains(&field.as_str()),
+                    "{field:?} in the {level:?} key"
+                );
+            }
+        }
+        for level in Level::DAILY {
+            let mut without_user = base.clone();
+            without_user.user_id = None;
+            assert!(
+                KeyRef::of(&without_user).at(level) != KeyRef::of(&base).at(level),
+                "the {level:?} key keeps whether a user is set"
+            );
+            let mut an_hour_later = base.clone();
+            an_hour_later.ts += chrono::Duration::hours(1);
+            let (hour, later) = (KeyRef::of(&base), KeyRef::of(&an_hour_later));
+            assert!(hour != later);
+            assert!(
+                hour.at(level) == later.at(level),
+                "hours of a day share its {level:?} key"
             );
         }
-        let mut without_user = base.clone();
-        without_user.user_id = None;
-        assert!(
-            KeyRef::of(&without_user).day() != KeyRef::of(&base).day(),
-            "the daily key keeps whether a user is set"
-        );
     }
 
     #[test]

@@ -795,7 +795,7 @@ pub(super) fn rollup_events() -> impl Strategy<Value = Vec<UsageEvent>> {
 /// Every answer of `store` with the roll-up read and with only the events read.
 fn answers(store: &mut DuckStore, since: DateTime<Utc>, until: DateTime<Utc>) -> Vec<String> {
     let mut specs = Vec::new();
-    let group_bys: [&[&str]; 9] = [
+    let group_bys: [&[&str]; 12] = [
         &[],
         &["tenant_id"],
         &["feature", "model"],
@@ -805,6 +805,9 @@ fn answers(store: &mut DuckStore, since: DateTime<Utc>, until: DateTime<Utc>) ->
         &["span_depth"],
         &["status", "label.burnrate.degraded"],
         &["label.burnrate.missing"],
+        &["provider"],
+        &["tenant_id", "user_id"],
+        &["user_id", "model"],
     ];
     // Every metric (run metrics read the hourly roll-up), and every metric but the run
     // metrics (which the daily roll-up can answer).
@@ -832,6 +835,9 @@ fn answers(store: &mut DuckStore, since: DateTime<Utc>, until: DateTime<Utc>) ->
             }
             if i == 8 {
                 spec.filters = vec!["label.burnrate.degraded=claude-haiku,".parse().unwrap()];
+            }
+            if i == 10 {
+                spec.filters = vec!["service_tier!=batch".parse().unwrap()];
             }
             specs.push(spec);
         }
@@ -904,6 +910,16 @@ fn the_rollup_is_compacted_and_rebuilt_when_it_misses_events() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.duckdb");
     let events = hand_built();
+    // With the roll-ups read and with only the events read.
+    let over_november = |store: &mut DuckStore| -> [String; 2] {
+        answers(
+            store,
+            ts("2026-11-01T00:00:00Z"),
+            ts("2026-12-01T00:00:00Z"),
+        )
+        .try_into()
+        .unwrap()
+    };
     let expected = {
         let mut store = DuckStore::open(&path).unwrap();
         store.import_overrides(TEST_PRICES, "test").unwrap();
@@ -914,43 +930,34 @@ fn the_rollup_is_compacted_and_rebuilt_when_it_misses_events() {
         let before = Level::ALL.map(|level| store.rollup_rows(level).unwrap());
         store.compact_rollup().unwrap();
         let after = Level::ALL.map(|level| store.rollup_rows(level).unwrap());
-        assert!(
-            after[0] < before[0] && after[1] < before[1],
-            "compaction merged nothing: {before:?} rows before, {after:?} after"
-        );
-        assert!(
-            after[1] <= after[0],
-            "the daily roll-up is larger: {after:?}"
-        );
-        let [with, without] = answers(
-            &mut store,
-            ts("2026-11-01T00:00:00Z"),
-            ts("2026-12-01T00:00:00Z"),
-        )
-        .try_into()
-        .unwrap();
+        for i in 0..Level::ALL.len() {
+            assert!(
+                after[i] < before[i],
+                "compaction merged nothing: {before:?} rows before, {after:?} after"
+            );
+            assert!(after[i] <= after[0], "a daily roll-up is larger: {after:?}");
+        }
+        let [with, without] = over_november(&mut store);
         assert_eq!(with, without);
-        // A crash between the events' append and the roll-up's loses roll-up rows, and a
-        // ledger written by an older burnrate has a daily roll-up of other columns.
-        store
-            .conn
-            .execute_batch(
-                "DELETE FROM rollup WHERE tenant_id = 'A'; \
-                 ALTER TABLE rollup_day DROP COLUMN degraded",
-            )
-            .unwrap();
         with
     };
-    let mut store = DuckStore::open(&path).unwrap();
-    let [with, without] = answers(
-        &mut store,
-        ts("2026-11-01T00:00:00Z"),
-        ts("2026-12-01T00:00:00Z"),
-    )
-    .try_into()
-    .unwrap();
-    assert_eq!(with, without);
-    assert_eq!(with, expected);
+    // A crash between the events' append and the roll-up's loses roll-up rows, a ledger
+    // written by an older burnrate has a daily roll-up of other columns, and one written
+    // before the user-day roll-up has none: the next open rebuilds what is off.
+    for damage in [
+        "DELETE FROM rollup WHERE tenant_id = 'A'; ALTER TABLE rollup_day DROP COLUMN degraded",
+        "DROP TABLE rollup_user_day",
+    ] {
+        DuckStore::open(&path)
+            .unwrap()
+            .conn
+            .execute_batch(damage)
+            .unwrap();
+        let mut store = DuckStore::open(&path).unwrap();
+        let [with, without] = over_november(&mut store);
+        assert_eq!(with, without, "after {damage}");
+        assert_eq!(with, expected, "after {damage}");
+    }
 }
 
 #[test]
@@ -982,14 +989,74 @@ fn counts_read_without_prices_equal_counts_read_with_them() {
 }
 
 #[test]
-fn the_daily_rollup_answers_only_what_it_keeps() {
-    let store = store_with(&hand_built());
-    let days = |spec: &QuerySpec| {
-        matches!(
-            store.rows_for(spec),
-            crate::query::sql::Rows::Rollup { days: Some(_), .. }
-        )
+fn the_user_day_rollup_keeps_users_apart_and_counts_each_call() {
+    // Calls alike but for their user, status and outcome, in every hour of one day.
+    let events: Vec<UsageEvent> = (0..96)
+        .map(|i| {
+            let mut event = UsageEvent::from_json(&format!(
+                r#"{{"ts": "2026-11-20T{:02}:30:00Z", "provider": "anthropic",
+                "model": "claude-sonnet-4-5-20250929", "tenant_id": "t",
+                "usage": {{"input_tokens": {}, "output_tokens": 7}}}}"#,
+                i % 24,
+                100 + i
+            ))
+            .unwrap();
+            event.user_id = [Some("u1"), Some("u2"), None][i % 3].map(str::to_owned);
+            if i % 4 == 0 {
+                event.status = Status::Error;
+                event.error = Some("upstream 500".into());
+            }
+            if i % 5 < 2 {
+                event.outcome = Some(Outcome {
+                    name: "resolved".into(),
+                    success: i % 5 == 0,
+                });
+            }
+            event.id = Some(uuid::Uuid::now_v7());
+            event
+        })
+        .collect();
+    let mut store = DuckStore::open_in_memory().unwrap();
+    store.import_overrides(TEST_PRICES, "test").unwrap();
+    store.append(&events[..40]).unwrap();
+    store.append(&events[40..]).unwrap();
+    let without_runs: Vec<Metric> = Metric::ALL
+        .iter()
+        .copied()
+        .filter(|m| !m.needs_runs())
+        .collect();
+    let mut per_user = spec(&["tenant_id", "user_id"], &without_runs);
+    per_user.bucket = Some(Bucket::Day);
+    let read = |store: &mut DuckStore, rollup: bool| {
+        store.set_rollup_reads(rollup);
+        if rollup {
+            assert!(matches!(
+                store.rows_for(&per_user),
+                crate::query::sql::Rows::Rollup { days: Some(days), .. }
+                    if days.table == Level::UserDay.table()
+            ));
+        }
+        store.query(&per_user).unwrap()
     };
+    let expected = read(&mut store, false);
+    assert_eq!(expected.rows.len(), 3, "one row per user and the untagged");
+    assert_eq!(read(&mut store, true), expected);
+    store.compact_rollup().unwrap();
+    assert_eq!(read(&mut store, true), expected);
+    store.rebuild_rollup().unwrap();
+    assert_eq!(read(&mut store, true), expected);
+}
+
+#[test]
+fn the_daily_rollups_answer_only_what_they_keep() {
+    let store = store_with(&hand_built());
+    let table = |spec: &QuerySpec| match store.rows_for(spec) {
+        crate::query::sql::Rows::Rollup {
+            days: Some(days), ..
+        } => Some(days.table),
+        _ => None,
+    };
+    let days = |spec: &QuerySpec| table(spec) == Some(Level::Day.table());
     let kept = spec(
         &["tenant_id", "label.burnrate.degraded"],
         &[Metric::CostUsd],
@@ -1006,6 +1073,18 @@ fn the_daily_rollup_answers_only_what_it_keeps() {
     let mut by_run = kept.clone();
     by_run.filters = vec!["agent_run_id=r1".parse().unwrap()];
     assert!(!days(&by_run));
+    let mut per_user = spec(&["tenant_id", "user_id"], &[Metric::CostUsd]);
+    per_user.filters = vec!["model=m".parse().unwrap()];
+    assert_eq!(table(&per_user), Some(Level::UserDay.table()));
+    per_user.filters = vec!["feature=f".parse().unwrap()];
+    assert_eq!(
+        table(&per_user),
+        None,
+        "the user-day roll-up keeps no features"
+    );
+    per_user.filters.clear();
+    per_user.bucket = Some(Bucket::Hour);
+    assert_eq!(table(&per_user), None);
     assert_eq!(
         store.rows_for(&spec(&["label.team"], &[Metric::CostUsd])),
         crate::query::sql::Rows::Events,

@@ -140,7 +140,7 @@ const NAIVE_COST_EXPR: &str = "b.input_tokens * p.input + b.output_tokens * p.ou
 pub enum Rows<'a> {
     /// The `events` table, one row per call.
     Events,
-    /// The roll-ups: `rollup_day` for the whole days `days` (when given), `rollup` for the
+    /// The roll-ups: a daily one for the whole days `days` (when given), `rollup` for the
     /// other whole hours in `[from, to)`, and `events` for the parts of hours at the range's
     /// ends. `universe` lists the thresholds the roll-ups' input classes count; it holds
     /// every threshold of the query's bands.
@@ -151,9 +151,20 @@ pub enum Rows<'a> {
         from: chrono::NaiveDateTime,
         /// End of those hours, exclusive.
         to: chrono::NaiveDateTime,
-        /// The whole days within them the daily roll-up answers for, `[start, end)`.
-        days: Option<(chrono::NaiveDateTime, chrono::NaiveDateTime)>,
+        /// The whole days within them a daily roll-up answers for.
+        days: Option<Days>,
     },
+}
+
+/// Whole days a daily roll-up answers for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Days {
+    /// The daily roll-up's table.
+    pub table: &'static str,
+    /// The first day.
+    pub start: chrono::NaiveDateTime,
+    /// End of the days, exclusive.
+    pub end: chrono::NaiveDateTime,
 }
 
 impl Rows<'_> {
@@ -220,10 +231,10 @@ impl Rows<'_> {
     }
 
     /// `FROM ... WHERE ...` over `rows` with the spec's range and filters, as one SELECT or
-    /// a UNION ALL of the daily roll-up's whole days, the hourly roll-up's other whole hours
+    /// a UNION ALL of a daily roll-up's whole days, the hourly roll-up's other whole hours
     /// and the events at the ends; `select` renders a part's select list and grouping from
-    /// whether it reads a roll-up (the daily and hourly roll-ups have the same columns but
-    /// `call_id` and the per-call ids, which only the hourly one can answer for).
+    /// whether it reads a roll-up (every roll-up has the sums, the derived keys but
+    /// `call_id`, and the dimensions the query reads).
     pub fn scan(
         &self,
         spec: &QuerySpec,
@@ -254,8 +265,8 @@ impl Rows<'_> {
                     format!("ts >= TIMESTAMP '{from}' AND ts < TIMESTAMP '{to}'")
                 };
                 let mut hours = span(from, to);
-                if let Some((start, end)) = days {
-                    part("rollup_day", span(start, end), true);
+                if let Some(Days { table, start, end }) = days {
+                    part(table, span(start, end), true);
                     if start > from || end < to {
                         hours.push_str(&format!(
                             " AND (ts < TIMESTAMP '{start}' OR ts >= TIMESTAMP '{end}')"
