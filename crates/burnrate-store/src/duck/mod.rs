@@ -451,7 +451,8 @@ impl DuckStore {
         Ok(())
     }
 
-    /// Runs SQL whose every output column is text, typing the cells by `kinds`.
+    /// Runs SQL whose output columns are `columns`, typing the cells by `kinds` (text is
+    /// parsed, numbers taken as they are: [`QueryResult::push_batch`]).
     pub(crate) fn run_sql(
         &self,
         statement_sql: &str,
@@ -460,15 +461,9 @@ impl DuckStore {
         kinds: Vec<crate::query::result::ColumnKind>,
     ) -> Result<QueryResult, StoreError> {
         let mut statement = self.conn.prepare(statement_sql)?;
-        let width = columns.len();
-        let rows = statement.query_map(params_from_iter(params.iter()), |row| {
-            (0..width)
-                .map(|i| row.get::<_, Option<String>>(i))
-                .collect::<Result<Vec<_>, _>>()
-        })?;
         let mut result = QueryResult::new(columns, kinds);
-        for row in rows {
-            result.push_text_row(row?)?;
+        for batch in statement.query_arrow(params_from_iter(params.iter()))? {
+            result.push_batch(&batch)?;
         }
         Ok(result)
     }

@@ -1,5 +1,9 @@
 //! Typed query results and their JSON form (`{"rows": [{...}, ...]}`).
 
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Decimal128Type, Float64Type};
+use arrow::record_batch::RecordBatch;
 use burnrate_model::Money;
 use burnrate_model::dimension::Dimension;
 use serde::Serialize;
@@ -176,6 +180,36 @@ impl QueryResult {
         Ok(())
     }
 
+    /// Adds the rows of `batch`, whose columns are the result's, typing each cell by its
+    /// column: text is parsed as [`QueryResult::push_text_row`] does, numbers are taken as
+    /// they are (DuckDB's HUGEINT sums arrive as `Decimal128(38, 0)`), so a query need not
+    /// cast its numbers to text.
+    pub fn push_batch(&mut self, batch: &RecordBatch) -> Result<(), StoreError> {
+        if batch.num_columns() != self.kinds.len() {
+            return Err(StoreError::Corrupt(format!(
+                "a result of {} columns where {} were expected",
+                batch.num_columns(),
+                self.kinds.len()
+            )));
+        }
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(&self.kinds)
+            .map(|(array, kind)| column_cells(array, *kind))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut columns: Vec<_> = columns.into_iter().map(Vec::into_iter).collect();
+        for _ in 0..batch.num_rows() {
+            self.rows.push(
+                columns
+                    .iter_mut()
+                    .map(|cells| cells.next().unwrap_or(Cell::Null))
+                    .collect(),
+            );
+        }
+        Ok(())
+    }
+
     /// Records the unpriced calls in the result's range, with a warning when there are any.
     pub fn note_unpriced(&mut self, unpriced: Unpriced) {
         if unpriced.requests > 0 {
@@ -266,6 +300,63 @@ fn parse_cell(text: &str, kind: ColumnKind) -> Result<Cell, StoreError> {
     })
 }
 
+/// The cells of one result column of `kind`.
+fn column_cells(array: &ArrayRef, kind: ColumnKind) -> Result<Vec<Cell>, StoreError> {
+    let array = match array.data_type() {
+        DataType::Decimal128(..) | DataType::Float64 | DataType::Utf8 => array.clone(),
+        integer if integer.is_integer() => cast(array, &DataType::Decimal128(38, 0))?,
+        DataType::Float32 => cast(array, &DataType::Float64)?,
+        _ => cast(array, &DataType::Utf8)?,
+    };
+    let cell = |row: usize| -> Result<Cell, StoreError> {
+        if array.is_null(row) {
+            return Ok(Cell::Null);
+        }
+        match array.data_type() {
+            DataType::Decimal128(_, scale) => decimal_cell(
+                array.as_primitive::<Decimal128Type>().value(row),
+                *scale,
+                kind,
+            ),
+            DataType::Float64 => float_cell(array.as_primitive::<Float64Type>().value(row), kind),
+            _ => parse_cell(array.as_string::<i32>().value(row), kind),
+        }
+    };
+    (0..array.len()).map(cell).collect()
+}
+
+/// A cell of `kind` from a decimal `value` with `scale` digits after the point.
+fn decimal_cell(value: i128, scale: i8, kind: ColumnKind) -> Result<Cell, StoreError> {
+    let bad = |what: &str| StoreError::Corrupt(format!("{value} (scale {scale}) is not {what}"));
+    let whole = || {
+        (scale == 0)
+            .then_some(value)
+            .ok_or_else(|| bad("a whole number"))
+    };
+    Ok(match kind {
+        ColumnKind::Count | ColumnKind::Millis => {
+            Cell::Count(i64::try_from(whole()?).map_err(|_| bad("a 64-bit count"))?)
+        }
+        ColumnKind::Money => {
+            Cell::Money(Money::from_femto(whole()?).map_err(|_| bad("a representable amount"))?)
+        }
+        // The nearest double, as DuckDB's own cast gives.
+        ColumnKind::Ratio | ColumnKind::Factor => Cell::Number(whole()? as f64),
+        ColumnKind::Text => Cell::Text(whole()?.to_string()),
+    })
+}
+
+/// A cell of `kind` from a double.
+fn float_cell(value: f64, kind: ColumnKind) -> Result<Cell, StoreError> {
+    match kind {
+        ColumnKind::Ratio | ColumnKind::Factor => Ok(Cell::Number(value)),
+        ColumnKind::Text => Ok(Cell::Text(value.to_string())),
+        ColumnKind::Count | ColumnKind::Millis | ColumnKind::Money => Err(StoreError::Corrupt(
+            format!("the double {value} where a whole number was expected"),
+        )),
+    }
+}
+
 /// `{"rows": [{column: cell, ...}, ...], "warnings": [...], "unpriced": {...}}`, written
 /// row by row (a report can hold hundreds of thousands of rows: no JSON tree is built).
 impl Serialize for QueryResult {
@@ -316,5 +407,115 @@ struct RowJson<'a>(&'a [String], &'a [Cell]);
 impl Serialize for RowJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_map(self.0.iter().zip(self.1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Decimal128Array, Float64Array, Int32Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
+
+    use super::*;
+
+    fn batch(columns: Vec<ArrayRef>) -> RecordBatch {
+        let fields: Vec<Field> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Field::new(format!("c{i}"), c.data_type().clone(), true))
+            .collect();
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+    }
+
+    fn result(kinds: &[ColumnKind]) -> QueryResult {
+        let names = (0..kinds.len()).map(|i| format!("c{i}")).collect();
+        QueryResult::new(names, kinds.to_vec())
+    }
+
+    #[test]
+    fn typed_columns_become_the_cells_their_text_would() {
+        use ColumnKind::*;
+        let kinds = [Text, Count, Money, Ratio, Millis, Count];
+        let femto = 1_234_567_890_123_456_789_i128;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec![Some("acme"), None])),
+            Arc::new(
+                Decimal128Array::from(vec![Some(7), Some(i128::from(i64::MAX))])
+                    .with_precision_and_scale(38, 0)
+                    .unwrap(),
+            ),
+            Arc::new(
+                Decimal128Array::from(vec![Some(femto), None])
+                    .with_precision_and_scale(38, 0)
+                    .unwrap(),
+            ),
+            Arc::new(Float64Array::from(vec![Some(0.25), None])),
+            Arc::new(Int32Array::from(vec![Some(12), Some(-3)])),
+            Arc::new(StringArray::from(vec![Some("5"), Some("6")])),
+        ];
+        let mut typed = result(&kinds);
+        typed.push_batch(&batch(columns)).unwrap();
+        let mut texts = result(&kinds);
+        let text = |v: &str| Some(v.to_owned());
+        texts
+            .push_text_row(vec![
+                text("acme"),
+                text("7"),
+                Some(femto.to_string()),
+                text("0.25"),
+                text("12"),
+                text("5"),
+            ])
+            .unwrap();
+        texts
+            .push_text_row(vec![
+                None,
+                Some(i64::MAX.to_string()),
+                None,
+                None,
+                text("-3"),
+                text("6"),
+            ])
+            .unwrap();
+        assert_eq!(typed, texts);
+    }
+
+    #[test]
+    fn a_cell_that_does_not_fit_its_kind_is_an_error_naming_it() {
+        let decimal = |value: i128, scale: i8| -> ArrayRef {
+            Arc::new(
+                Decimal128Array::from(vec![value])
+                    .with_precision_and_scale(38, scale)
+                    .unwrap(),
+            )
+        };
+        let cases: [(ColumnKind, ArrayRef, &str); 4] = [
+            (ColumnKind::Count, decimal(i128::MAX, 0), "64-bit"),
+            (ColumnKind::Money, decimal(15, 1), "whole number"),
+            (
+                ColumnKind::Count,
+                Arc::new(Float64Array::from(vec![1.5])),
+                "1.5",
+            ),
+            (
+                ColumnKind::Count,
+                Arc::new(StringArray::from(vec!["x"])),
+                "`x`",
+            ),
+        ];
+        for (kind, column, expected) in cases {
+            let error = result(&[kind])
+                .push_batch(&batch(vec![column]))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(expected), "{error}");
+        }
+        let two = batch(vec![
+            Arc::new(StringArray::from(vec!["a"])),
+            Arc::new(StringArray::from(vec!["b"])),
+        ]);
+        let error = result(&[ColumnKind::Text]).push_batch(&two).unwrap_err();
+        assert!(error.to_string().contains("2 columns"), "{error}");
     }
 }

@@ -483,7 +483,7 @@ pub fn render(
         spec,
         |i| format!("CAST(g.g{i} AS VARCHAR)"),
         "strftime(g.bucket, '%Y-%m-%dT%H:%M:%SZ')",
-        |metric| format!("CAST({} AS VARCHAR)", metric_expr(metric)),
+        metric_expr,
     );
     let order_by = order_by(spec, &key_names, "g.", metric_expr);
     let mut from = "groups g".to_owned();
