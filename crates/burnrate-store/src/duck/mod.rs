@@ -479,10 +479,14 @@ impl DuckStore {
             return Ok(crate::query::result::Unpriced::default());
         }
         let mut params = Vec::new();
-        // The count needs no run ids, whatever the spec's metrics.
+        // The count needs no run ids, groups or buckets, whatever the spec's, so it reads the
+        // smallest roll-up its filters allow.
+        let mut total = spec.clone();
+        total.group_by.clear();
+        total.bucket = None;
         let parts = self
-            .rows_reading(spec, false)
-            .scan(spec, &mut params, |rollup| {
+            .rows_reading(&total, false)
+            .scan(&total, &mut params, |rollup| {
                 let requests = if rollup { "sum(requests)" } else { "count(*)" };
                 (
                     format!(
