@@ -299,7 +299,10 @@ impl DuckStore {
     /// (the `burnrate.missing` label of OTLP events).
     fn coverage(&self, params: &ReportParams) -> Result<QueryResult, StoreError> {
         let spec = params.base_spec()?;
-        let rows = self.rows_for(&spec);
+        // The rows must hold the columns the flags read, not only the spec's filters.
+        let mut reading = spec.clone();
+        reading.group_by = vec![field(Field::Tenant), field(Field::Feature)];
+        let rows = self.rows_for(&reading);
         let mut sql_params = Vec::new();
         let missing = |what: &str| {
             format!(
@@ -355,7 +358,7 @@ impl DuckStore {
         self.report_sql(&spec, &statement, &sql_params, Report::COVERAGE_COLUMNS)
     }
 
-    /// Runs a report's own SQL (every output column text) and notes unpriced calls.
+    /// Runs a report's own SQL and notes unpriced calls.
     fn report_sql(
         &self,
         spec: &QuerySpec,

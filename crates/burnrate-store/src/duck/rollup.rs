@@ -68,7 +68,7 @@ pub const KEY_COLUMNS: [&str; 22] = [
 
 /// The [`KEY_COLUMNS`] the daily roll-up keeps: the dimensions with few values per day
 /// (not users, runs, sessions, tasks, agents, prompt versions or outcomes), which makes it
-/// about a sixth of the hourly one, plus what its sums need (`status`, `outcome_success`).
+/// about a sixth of the hourly one, plus `status` and `outcome_success`.
 const DAY_KEYS: [&str; 12] = [
     "source",
     "provider",
@@ -129,7 +129,8 @@ impl Level {
     /// Every level, the hourly one first (the others are built from it).
     pub const ALL: [Level; 3] = [Level::Hour, Level::Day, Level::UserDay];
 
-    /// The levels per day, in the order queries prefer them (smaller first).
+    /// The levels per day, in the order queries prefer them (the daily one, 1.33M rows at
+    /// 100M events, before the user-day one, 2.9M).
     pub const DAILY: [Level; 2] = [Level::Day, Level::UserDay];
 
     /// The level's table.
@@ -407,7 +408,7 @@ pub struct Groups {
     call_id: Vec<Option<Uuid>>,
     labels: Vec<[Option<String>; KEPT_LABELS.len()]>,
     /// Per level of [`Level::DAILY`], in that order.
-    daily: [DailyGroups; 2],
+    daily: [DailyGroups; Level::DAILY.len()],
 }
 
 /// The groups of a batch at one daily level.
@@ -423,7 +424,7 @@ impl Groups {
     /// Groups `events` by their roll-up keys (without the input class).
     pub fn of(events: &[UsageEvent]) -> Groups {
         let mut index: FxHashMap<KeyRef<'_>, u32> = FxHashMap::default();
-        let mut daily_index: [FxHashMap<KeyRef<'_>, u32>; 2] = Default::default();
+        let mut daily_index: [FxHashMap<KeyRef<'_>, u32>; Level::DAILY.len()] = Default::default();
         let mut groups = Groups {
             row_group: Vec::with_capacity(events.len()),
             ..Groups::default()

@@ -1048,6 +1048,21 @@ fn the_user_day_rollup_keeps_users_apart_and_counts_each_call() {
 }
 
 #[test]
+fn coverage_filtered_by_user_reads_a_rollup_that_holds_its_flags() {
+    let mut store = store_with(&hand_built());
+    let params = crate::reports::ReportParams {
+        since: ts("2026-11-01T00:00:00Z"),
+        until: ts("2026-12-01T00:00:00Z"),
+        filters: vec!["user_id!=nobody".parse().unwrap()],
+        top: None,
+    };
+    let coverage = crate::reports::Report::Coverage;
+    let from_rollups = store.report(coverage, &params).unwrap();
+    store.set_rollup_reads(false);
+    assert_eq!(from_rollups, store.report(coverage, &params).unwrap());
+}
+
+#[test]
 fn the_daily_rollups_answer_only_what_they_keep() {
     let store = store_with(&hand_built());
     let table = |spec: &QuerySpec| match store.rows_for(spec) {

@@ -233,8 +233,9 @@ impl Rows<'_> {
     /// `FROM ... WHERE ...` over `rows` with the spec's range and filters, as one SELECT or
     /// a UNION ALL of a daily roll-up's whole days, the hourly roll-up's other whole hours
     /// and the events at the ends; `select` renders a part's select list and grouping from
-    /// whether it reads a roll-up (every roll-up has the sums, the derived keys but
-    /// `call_id`, and the dimensions the query reads).
+    /// whether it reads a roll-up (every roll-up has the sums and the derived keys but
+    /// `call_id`; [`crate::duck::DuckStore::rows_reading`] chose one that keeps the spec's
+    /// dimensions, so a caller reading other columns must name them in the spec it chose by).
     pub fn scan(
         &self,
         spec: &QuerySpec,
