@@ -358,9 +358,10 @@ pub fn priced_ctes(
         "WITH base AS ({base}), \
          priced AS (SELECT b.*, {COST_EXPR} AS cost, {NAIVE_COST_EXPR} AS naive_cost, \
          CASE WHEN p.price_key IS NULL THEN b.requests ELSE 0 END AS unpriced \
-         FROM base b LEFT JOIN model_map m ON m.provider = b.provider AND m.model = b.model \
-         LEFT JOIN price_bands p ON p.price_key = m.price_key AND p.tier = b.tier \
-         AND p.band = b.band AND b.day >= p.valid_from AND b.day < p.valid_to)",
+         FROM base b LEFT JOIN (SELECT m.provider, m.model, p.* FROM model_map m \
+         JOIN price_bands p USING (price_key)) p ON p.provider = b.provider \
+         AND p.model = b.model AND p.tier = b.tier AND p.band = b.band \
+         AND b.day >= p.valid_from AND b.day < p.valid_to)",
     )
 }
 
