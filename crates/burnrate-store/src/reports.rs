@@ -234,10 +234,8 @@ impl DuckStore {
             "{ctes}, totals AS (SELECT name, feature, count(*) AS outcomes, \
              count(*) FILTER (WHERE success) AS successes, coalesce(sum(cost), 0) AS cost \
              FROM reached GROUP BY ALL) \
-             SELECT name, feature, CAST(outcomes AS VARCHAR), CAST(successes AS VARCHAR), \
-             CAST(CAST(successes AS DOUBLE) / outcomes AS VARCHAR), CAST(cost AS VARCHAR), \
-             CAST((cost * 2 + successes) // nullif(successes * 2, 0) AS VARCHAR) \
-             FROM totals ORDER BY cost DESC, name, feature{limit}",
+             SELECT name, feature, outcomes, successes, CAST(successes AS DOUBLE) / outcomes, \
+             cost, (cost * 2 + successes) // nullif(successes * 2, 0) FROM totals ORDER BY cost DESC, name, feature{limit}",
         );
         let result = self.report_sql(&spec, &statement, &sql_params, Report::OUTCOME_COLUMNS);
         if from_totals {
@@ -331,11 +329,8 @@ impl DuckStore {
              totals AS (SELECT sum(requests) AS requests, sum(cost) AS cost FROM flags), \
              parts AS ({} UNION ALL {} UNION ALL {} UNION ALL {} UNION ALL {} UNION ALL {} \
              UNION ALL {}) \
-             SELECT p.dimension, CAST(p.requests AS VARCHAR), \
-             CAST(CAST(p.requests AS DOUBLE) / nullif(t.requests, 0) AS VARCHAR), \
-             CAST(p.cost AS VARCHAR), \
-             CAST(CAST(p.cost AS DOUBLE) / nullif(CAST(t.cost AS DOUBLE), 0) AS VARCHAR) \
-             FROM parts p, totals t ORDER BY CASE p.dimension WHEN 'tenant_id' THEN 1 \
+             SELECT p.dimension, p.requests, CAST(p.requests AS DOUBLE) / nullif(t.requests, 0), \
+             p.cost, CAST(p.cost AS DOUBLE) / nullif(CAST(t.cost AS DOUBLE), 0) FROM parts p, totals t ORDER BY CASE p.dimension WHEN 'tenant_id' THEN 1 \
              WHEN 'user_id' THEN 2 WHEN 'feature' THEN 3 WHEN 'any' THEN 4 \
              WHEN 'span_without_model' THEN 5 WHEN 'span_without_usage' THEN 6 ELSE 7 END",
             part("tenant_id", "t"),

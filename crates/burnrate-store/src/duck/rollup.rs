@@ -756,10 +756,7 @@ impl DuckStore {
         if !incomplete.is_empty() {
             self.ensure_writable("rebuild the roll-up")?;
             let rebuilt: Vec<String> = incomplete.into_iter().map(daily_rebuild_sql).collect();
-            if let Err(error) = self.conn.execute_batch(&rebuilt.join("; ")) {
-                self.rollup_valid = false;
-                return Err(error.into());
-            }
+            self.conn.execute_batch(&rebuilt.join("; "))?;
         }
         self.rollup_valid = true;
         Ok(())
