@@ -7,6 +7,7 @@
 //! (the events summed per hour and per day, kept at append: see [`rollup`]), `run_totals`
 //! and `runs_fresh` (each agent run's cost and use: see [`runs`]) and `meta`.
 
+mod complete;
 mod export;
 mod loops;
 mod sessions;
@@ -31,7 +32,7 @@ use arrow::datatypes::Schema;
 use arrow::record_batch::RecordBatch;
 use burnrate_model::{PriceBook, UsageEvent};
 use chrono::DurationRound;
-use duckdb::{Connection, params_from_iter};
+use duckdb::{Connection, OptionalExt, params_from_iter};
 use uuid::Uuid;
 
 use crate::batch::{EVENT_COLUMNS, event_schema, events_to_batch, uuid_field};
@@ -113,6 +114,9 @@ pub struct DuckStore {
     rows_compacted: [usize; Level::ALL.len()],
     /// The state of the run totals.
     run_totals: runs::RunTotals,
+    /// Whether `meta` may hold the marker that the roll-ups and run totals count every event
+    /// (see [`complete`]).
+    complete_marked: bool,
 }
 
 impl DuckStore {
@@ -170,12 +174,16 @@ impl DuckStore {
             pending: Default::default(),
             rows_compacted: Default::default(),
             run_totals: Default::default(),
+            complete_marked: true,
         };
-        store.create_rollups()?;
-        store.create_run_totals()?;
+        let created = store.create_rollups()?.max(store.create_run_totals()?);
         store.load_prices()?;
-        store.check_rollup()?;
-        store.check_run_totals()?;
+        let complete = created == rollup::Created::None && store.marked_complete()?;
+        store.check_rollup(complete)?;
+        store.check_run_totals(complete)?;
+        if !store.complete_marked {
+            store.mark_complete()?;
+        }
         Ok(store)
     }
 
@@ -225,6 +233,7 @@ impl DuckStore {
     ) -> Result<(AppendOutcome, Vec<bool>), StoreError> {
         let all_ids: Vec<Uuid> = batches.iter().flat_map(|b| b.ids.iter().copied()).collect();
         let existing = self.existing_ids(&all_ids)?;
+        self.unmark_complete()?;
         // Before the calls are written, so a run whose total they change is always listed.
         let runs: HashSet<&str> = batches
             .iter()
@@ -273,6 +282,7 @@ impl DuckStore {
             self.runs_after_new_models(&pairs)?;
         }
         self.after_append_runs()?;
+        self.mark_complete()?;
         Ok((
             AppendOutcome {
                 inserted,
@@ -319,6 +329,16 @@ impl DuckStore {
             existing.insert(id);
         }
         Ok(existing)
+    }
+
+    /// The value `meta` holds under `key`, if any.
+    pub(super) fn meta_value(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?", [key], |row| {
+                row.get(0)
+            })
+            .optional()?)
     }
 
     /// Number of events in the ledger.

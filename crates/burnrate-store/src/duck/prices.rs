@@ -85,15 +85,9 @@ impl DuckStore {
             })
         })?;
         let rows = rows.collect::<Result<Vec<_>, _>>()?;
-        let as_of: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = ?",
-                [META_PRICES_AS_OF],
-                |row| row.get(0),
-            )
-            .ok();
-        let as_of = as_of.and_then(|text| NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok());
+        let as_of = self
+            .meta_value(META_PRICES_AS_OF)?
+            .and_then(|text| NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok());
         StoredVersion::into_book(rows, as_of)
     }
 

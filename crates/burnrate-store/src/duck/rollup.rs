@@ -682,22 +682,23 @@ impl DuckStore {
 
     /// Creates the roll-up tables, replacing one whose columns are not this version's (it is
     /// rebuilt by [`DuckStore::check_rollup`]).
-    pub(super) fn create_rollups(&self) -> Result<(), StoreError> {
+    pub(super) fn create_rollups(&self) -> Result<Created, StoreError> {
+        let mut created = Created::None;
         for level in Level::ALL {
             let expected: Vec<String> = level.columns().into_iter().map(|(name, _)| name).collect();
-            self.drop_if_columns_differ(level.table(), &expected)?;
+            created = created.max(self.drop_if_columns_differ(level.table(), &expected)?);
             self.conn.execute_batch(&create_table_sql(level))?;
         }
-        Ok(())
+        Ok(created)
     }
 
     /// Drops `table` when it exists with other columns than `expected` (a ledger written by
-    /// another version); says whether it did.
+    /// another version); says whether the table is to be created, and why.
     pub(super) fn drop_if_columns_differ(
         &self,
         table: &str,
         expected: &[impl AsRef<str>],
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Created, StoreError> {
         let found: Vec<String> = self
             .conn
             .prepare(
@@ -707,34 +708,37 @@ impl DuckStore {
             )?
             .query_map([table], |row| row.get(0))?
             .collect::<Result<_, _>>()?;
-        let differ = !found.is_empty()
-            && !found
-                .iter()
-                .map(String::as_str)
-                .eq(expected.iter().map(AsRef::as_ref));
-        if differ {
-            self.conn.execute_batch(&format!("DROP TABLE {table}"))?;
+        if found.is_empty() {
+            return Ok(Created::Absent);
         }
-        Ok(differ)
+        if found
+            .iter()
+            .map(String::as_str)
+            .eq(expected.iter().map(AsRef::as_ref))
+        {
+            return Ok(Created::None);
+        }
+        self.conn.execute_batch(&format!("DROP TABLE {table}"))?;
+        Ok(Created::Replaced)
     }
 
     /// Rebuilds the roll-ups when they do not count every event or were built for other
     /// thresholds; only the daily ones that do not count every event when the hourly one is
     /// sound (a ledger from a version without one of them).
-    pub(super) fn check_rollup(&mut self) -> Result<(), StoreError> {
+    /// `complete`: the marker says they count every event ([`DuckStore::marked_complete`]).
+    pub(super) fn check_rollup(&mut self, complete: bool) -> Result<(), StoreError> {
         let universe = self.universe();
-        let recorded: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = ?",
-                [META_UNIVERSE],
-                |row| row.get(0),
-            )
-            .ok();
+        let recorded = self.meta_value(META_UNIVERSE)?;
+        let same_universe = recorded.as_deref() == Some(universe_text(&universe).as_str());
+        if complete && same_universe {
+            self.rollup_universe = universe;
+            self.rollup_valid = true;
+            return Ok(());
+        }
+        self.unmark_complete()?;
         let events: i64 = self
             .conn
             .query_row("SELECT count(*) FROM events", [], |row| row.get(0))?;
-        let same_universe = recorded.as_deref() == Some(universe_text(&universe).as_str());
         let mut incomplete = Vec::new();
         for level in Level::ALL {
             let counted: i64 = self.conn.query_row(
@@ -766,6 +770,7 @@ impl DuckStore {
     /// and the run totals from the hourly one.
     pub fn rebuild_rollup(&mut self) -> Result<(), StoreError> {
         self.ensure_writable("rebuild the roll-up")?;
+        self.unmark_complete()?;
         let universe = self.universe();
         let daily: Vec<String> = Level::DAILY.into_iter().map(daily_rebuild_sql).collect();
         let statement = format!(
@@ -929,6 +934,17 @@ fn daily_rebuild_sql(level: Level) -> String {
         "DELETE FROM {table}; INSERT INTO {table} {}",
         merged_sql(level, "rollup", true, None)
     )
+}
+
+/// Whether opening found a derived table to create, and why (ordered: the worst wins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Created {
+    /// It was there, as expected.
+    None,
+    /// It was there with other columns (another version's), and was dropped.
+    Replaced,
+    /// It was not there.
+    Absent,
 }
 
 /// The earlier of two optional instants.

@@ -27,6 +27,7 @@ use chrono::{NaiveDate, NaiveDateTime, TimeDelta};
 use duckdb::params_from_iter;
 
 use super::DuckStore;
+use super::rollup::Created;
 use crate::error::StoreError;
 use crate::query::bins::RunCostBin;
 use crate::query::runs::{RunGroup, RunSummary, RunsOverview};
@@ -76,7 +77,7 @@ const MIXED_SQL: &str = "(min(tenant_id) IS DISTINCT FROM max(tenant_id) \
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct RunTotals {
     /// The rows match the roll-ups and the prices (`meta.run_totals`).
-    valid: bool,
+    pub(super) valid: bool,
     /// Runs listed fresh since the last computation (with repeats).
     fresh: usize,
     /// Rows after the last computation.
@@ -86,8 +87,9 @@ pub(super) struct RunTotals {
 impl DuckStore {
     /// Creates the tables, replacing a `run_totals` of other columns (then rebuilt by
     /// [`DuckStore::check_run_totals`]).
-    pub(super) fn create_run_totals(&self) -> Result<(), StoreError> {
-        if self.drop_if_columns_differ("run_totals", &COLUMNS.map(|(name, _)| name))? {
+    pub(super) fn create_run_totals(&self) -> Result<Created, StoreError> {
+        let created = self.drop_if_columns_differ("run_totals", &COLUMNS.map(|(name, _)| name))?;
+        if created == Created::Replaced {
             self.conn
                 .execute("DELETE FROM meta WHERE key = ?", [META_KEY])?;
         }
@@ -100,12 +102,19 @@ impl DuckStore {
              CREATE TABLE IF NOT EXISTS runs_fresh (agent_run_id VARCHAR NOT NULL)",
             columns.join(", ")
         ))?;
-        Ok(())
+        Ok(created)
     }
 
-    /// At open, once the roll-ups were checked: uses the totals when they were complete,
-    /// else builds them again.
-    pub(super) fn check_run_totals(&mut self) -> Result<(), StoreError> {
+    /// At open, once the roll-ups were checked: uses the totals when they were complete
+    /// (`complete`: as the marker says, [`DuckStore::marked_complete`]), else builds them
+    /// again.
+    pub(super) fn check_run_totals(&mut self, complete: bool) -> Result<(), StoreError> {
+        if self.run_prices_changed()? || !self.rollup_valid {
+            return self.rebuild_run_totals();
+        }
+        if complete {
+            return self.use_run_totals();
+        }
         // Each side is its whole sum less the fresh runs' part: a semi join against the few
         // fresh runs, where `NOT IN` made DuckDB mark every row of both tables (0.67 s of
         // every open at 100M events, against 0.05 s).
@@ -119,9 +128,14 @@ impl DuckStore {
             [],
             |row| row.get(0),
         )?;
-        if self.run_prices_changed()? || !counted || !self.rollup_valid {
+        if !counted {
             return self.rebuild_run_totals();
         }
+        self.use_run_totals()
+    }
+
+    /// Uses the run totals as they are.
+    fn use_run_totals(&mut self) -> Result<(), StoreError> {
         self.run_totals = RunTotals {
             valid: true,
             fresh: self.count_rows("runs_fresh")?,
@@ -133,6 +147,7 @@ impl DuckStore {
     /// Builds every run's row again from the hourly roll-up; without a complete roll-up the
     /// totals stay unused (the overview runs its queries) until the roll-up is rebuilt.
     pub(super) fn rebuild_run_totals(&mut self) -> Result<(), StoreError> {
+        self.unmark_complete()?;
         self.run_totals.valid = false;
         self.conn
             .execute("DELETE FROM meta WHERE key = ?", [META_KEY])?;
@@ -153,19 +168,13 @@ impl DuckStore {
             fresh: 0,
             rows: self.count_rows("run_totals")?,
         };
-        Ok(())
+        self.mark_complete()
     }
 
     /// Whether the rows were priced with other prices than the ledger's now (or are being
     /// rebuilt: no prices recorded).
     pub(super) fn run_prices_changed(&self) -> Result<bool, StoreError> {
-        let recorded: Option<String> = self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = ?", [META_KEY], |row| {
-                row.get(0)
-            })
-            .ok();
-        Ok(recorded != Some(self.prices_fingerprint()?))
+        Ok(self.meta_value(META_KEY)? != Some(self.prices_fingerprint()?))
     }
 
     /// Records the prices the rows are priced with (they match the prices now).

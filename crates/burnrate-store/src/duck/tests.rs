@@ -905,21 +905,22 @@ proptest! {
     }
 }
 
+/// [`answers`] over November: with the roll-ups read and with only the events read.
+fn over_november(store: &mut DuckStore) -> [String; 2] {
+    answers(
+        store,
+        ts("2026-11-01T00:00:00Z"),
+        ts("2026-12-01T00:00:00Z"),
+    )
+    .try_into()
+    .unwrap()
+}
+
 #[test]
 fn the_rollup_is_compacted_and_rebuilt_when_it_misses_events() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.duckdb");
     let events = hand_built();
-    // With the roll-ups read and with only the events read.
-    let over_november = |store: &mut DuckStore| -> [String; 2] {
-        answers(
-            store,
-            ts("2026-11-01T00:00:00Z"),
-            ts("2026-12-01T00:00:00Z"),
-        )
-        .try_into()
-        .unwrap()
-    };
     let expected = {
         let mut store = DuckStore::open(&path).unwrap();
         store.import_overrides(TEST_PRICES, "test").unwrap();
@@ -941,11 +942,13 @@ fn the_rollup_is_compacted_and_rebuilt_when_it_misses_events() {
         assert_eq!(with, without);
         with
     };
-    // A crash between the events' append and the roll-up's loses roll-up rows, a ledger
-    // written by an older burnrate has a daily roll-up of other columns, and one written
-    // before the user-day roll-up has none: the next open rebuilds what is off.
+    // A crash between the events' append and the roll-up's loses roll-up rows (and leaves no
+    // marker that they are complete: an append removes it first), a ledger written by an
+    // older burnrate has a daily roll-up of other columns, and one written before the
+    // user-day roll-up has none: the next open rebuilds what is off.
     for damage in [
-        "DELETE FROM rollup WHERE tenant_id = 'A'; ALTER TABLE rollup_day DROP COLUMN degraded",
+        "DELETE FROM rollup WHERE tenant_id = 'A'; DELETE FROM meta WHERE key = 'derived_complete_at'",
+        "ALTER TABLE rollup_day DROP COLUMN degraded",
         "DROP TABLE rollup_user_day",
     ] {
         DuckStore::open(&path)
@@ -958,6 +961,54 @@ fn the_rollup_is_compacted_and_rebuilt_when_it_misses_events() {
         assert_eq!(with, without, "after {damage}");
         assert_eq!(with, expected, "after {damage}");
     }
+}
+
+/// A rebuild cut short leaves roll-ups that count fewer calls than the ledger holds, and no
+/// marker that they are complete: the next open sums them, finds them short and builds them
+/// again (it does not trust a marker written before the rebuild began).
+#[test]
+fn a_rebuild_cut_short_is_not_taken_for_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.duckdb");
+    let expected = {
+        let mut store = DuckStore::open(&path).unwrap();
+        store.import_overrides(TEST_PRICES, "test").unwrap();
+        store.append(&hand_built()).unwrap();
+        assert!(
+            store.marked_complete().unwrap(),
+            "an append marks them complete"
+        );
+        let [with, without] = over_november(&mut store);
+        assert_eq!(with, without);
+        with
+    };
+    {
+        let mut store = DuckStore::open(&path).unwrap();
+        assert!(store.marked_complete().unwrap());
+        // The fault: reading the events fails once the rebuild has emptied the hourly
+        // roll-up (a view named `events` is read before the table).
+        store
+            .conn
+            .execute_batch(
+                "CREATE TEMP VIEW events AS SELECT * FROM ledger.main.events \
+                 WHERE error('injected fault') IS NULL",
+            )
+            .unwrap();
+        let error = store.rebuild_rollup().unwrap_err();
+        assert!(error.to_string().contains("injected fault"), "{error}");
+        store.conn.execute_batch("DROP VIEW events").unwrap();
+        assert!(!store.marked_complete().unwrap());
+        assert_eq!(store.rollup_rows(Level::Hour).unwrap(), 0);
+    }
+    let mut store = DuckStore::open(&path).unwrap();
+    assert!(
+        store.rollup_rows(Level::Hour).unwrap() > 0,
+        "the open rebuilt it"
+    );
+    assert!(store.marked_complete().unwrap());
+    let [with, without] = over_november(&mut store);
+    assert_eq!(with, without);
+    assert_eq!(with, expected);
 }
 
 #[test]

@@ -408,15 +408,24 @@ pub fn render(
         rows,
         spec.metrics.iter().any(|m| m.needs_prices()),
     );
+    let (columns, select) = output_columns(
+        spec,
+        |i| format!("CAST(g.g{i} AS VARCHAR)"),
+        "strftime(g.bucket, '%Y-%m-%dT%H:%M:%SZ')",
+        metric_expr,
+    );
+    let order_by = order_by(spec, &key_names, "g.", metric_expr);
+    // The top groups are chosen by cost.
+    let top_by_cost = spec.top.is_some().then_some("g.cost");
+    let read: Vec<&str> = select
+        .iter()
+        .map(String::as_str)
+        .chain([order_by.as_str()])
+        .chain(top_by_cost)
+        .collect();
     sql.push_str(&format!(
-        ", groups AS (SELECT {key_list}sum(requests) AS requests, sum(errors) AS errors, \
-         coalesce(sum(cost), 0) AS cost, coalesce(sum(naive_cost), 0) AS naive_cost, \
-         sum(unpriced) AS unpriced, sum(input_tokens) AS input_tokens, \
-         sum(cache_read_tokens) AS cache_read_tokens, sum(cache_write_tokens) AS cache_write_tokens, \
-         sum(output_tokens) AS output_tokens, sum(reasoning_tokens) AS reasoning_tokens, \
-         sum(tool_calls) AS tool_calls, sum(layer_prompt) AS layer_prompt, \
-         sum(layer_tool) AS layer_tool, sum(layer_memory) AS layer_memory, \
-         sum(layered) AS layered, sum(successes) AS successes FROM priced GROUP BY ALL)"
+        ", groups AS (SELECT {key_list}{} FROM priced GROUP BY ALL)",
+        group_sums(&read)
     ));
     if needs_runs {
         match run_costs {
@@ -481,13 +490,6 @@ pub fn render(
                 .join(" AND ")
         }
     };
-    let (columns, select) = output_columns(
-        spec,
-        |i| format!("CAST(g.g{i} AS VARCHAR)"),
-        "strftime(g.bucket, '%Y-%m-%dT%H:%M:%SZ')",
-        metric_expr,
-    );
-    let order_by = order_by(spec, &key_names, "g.", metric_expr);
     let mut from = "groups g".to_owned();
     if needs_runs {
         from.push_str(&format!(" LEFT JOIN run_stats r ON {}", join_on("r")));
@@ -523,6 +525,53 @@ pub fn render(
         params,
         columns,
     }
+}
+
+/// The sums the `groups` expression can hold, by name, as read by [`metric_expr`] (`g.name`).
+const GROUP_SUMS: [(&str, &str); 16] = [
+    ("requests", "sum(requests)"),
+    ("errors", "sum(errors)"),
+    ("cost", "coalesce(sum(cost), 0)"),
+    ("naive_cost", "coalesce(sum(naive_cost), 0)"),
+    ("unpriced", "sum(unpriced)"),
+    ("input_tokens", "sum(input_tokens)"),
+    ("cache_read_tokens", "sum(cache_read_tokens)"),
+    ("cache_write_tokens", "sum(cache_write_tokens)"),
+    ("output_tokens", "sum(output_tokens)"),
+    ("reasoning_tokens", "sum(reasoning_tokens)"),
+    ("tool_calls", "sum(tool_calls)"),
+    ("layer_prompt", "sum(layer_prompt)"),
+    ("layer_tool", "sum(layer_tool)"),
+    ("layer_memory", "sum(layer_memory)"),
+    ("layered", "sum(layered)"),
+    ("successes", "sum(successes)"),
+];
+
+/// The `groups` sums that the SQL in `read` reads as `g.name`, `requests` always (so the
+/// list is never empty). Only those: DuckDB computes every aggregate of a common table
+/// expression whether it is read or not (users-daily at 100M events spent 0.13 of 0.66 s on
+/// sums nobody read).
+fn group_sums(read: &[&str]) -> String {
+    GROUP_SUMS
+        .iter()
+        .filter(|(name, _)| {
+            *name == "requests" || read.iter().any(|sql| reads_group_sum(sql, name))
+        })
+        .map(|(name, sum)| format!("{sum} AS {name}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Whether `sql` reads `g.{name}` (not merely a longer name that starts with it).
+fn reads_group_sum(sql: &str, name: &str) -> bool {
+    let column = format!("g.{name}");
+    sql.match_indices(&column).any(|(at, _)| {
+        let before = sql[..at].chars().next_back();
+        let after = sql[at + column.len()..].chars().next();
+        let part_of_name =
+            |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        !part_of_name(before) && !part_of_name(after)
+    })
 }
 
 /// A spec's output column names and their SQL, in order: dimension `i` as `dimension(i)`,

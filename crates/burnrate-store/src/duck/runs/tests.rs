@@ -192,13 +192,15 @@ fn the_run_totals_follow_prices_archiving_and_reopening() {
     assert!(november.groups[0].cost < whole.groups[0].cost);
 
     // Totals lost (a crash while rebuilding them), priced with other prices (a crash after a
-    // price change), missing calls (appended by a burnrate without run totals) or of another
-    // version's columns are built again on open.
+    // price change), missing calls (appended by a burnrate without run totals, which changed
+    // the event count the completeness marker names) or of another version's columns are
+    // built again on open.
     for damage in [
         "DELETE FROM meta WHERE key = 'run_totals'; DELETE FROM run_totals",
         "UPDATE meta SET value = 'older prices' WHERE key = 'run_totals'; \
          UPDATE run_totals SET cost = cost + 1",
-        "DELETE FROM run_totals WHERE agent_run_id = 'r1'",
+        "DELETE FROM run_totals WHERE agent_run_id = 'r1'; \
+         DELETE FROM meta WHERE key = 'derived_complete_at'",
         "ALTER TABLE run_totals DROP COLUMN mixed",
     ] {
         store.conn.execute_batch(damage).unwrap();

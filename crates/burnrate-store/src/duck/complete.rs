@@ -1,0 +1,50 @@
+//! A marker in `meta` that the derived tables (the roll-ups and the run totals) counted every
+//! event when the ledger was last written, so opening a ledger need not sum them to find out.
+//!
+//! Appends are not one transaction (see [`DuckStore::append_batches`]): a crash between the
+//! events' append and the derived tables' leaves them behind. Every write that can stop
+//! half-way like that removes the marker first and records it again, with the event count,
+//! once it completed. Opening trusts the derived tables when the marker is there and names
+//! the ledger's event count; otherwise it sums them against the events (0.09 s of every open
+//! at 100M events), repairs what is behind and records the marker.
+
+use super::DuckStore;
+use crate::error::StoreError;
+
+/// The `meta` key of the marker; its value is the event count the derived tables counted.
+const META_COMPLETE: &str = "derived_complete_at";
+
+impl DuckStore {
+    /// Whether the marker says the derived tables count every one of the ledger's events.
+    pub(super) fn marked_complete(&self) -> Result<bool, StoreError> {
+        let Some(marked) = self.meta_value(META_COMPLETE)? else {
+            return Ok(false);
+        };
+        Ok(marked == self.event_count()?.to_string())
+    }
+
+    /// Removes the marker before a write that can stop with the derived tables behind the
+    /// events (a no-op when this store removed it already).
+    pub(super) fn unmark_complete(&mut self) -> Result<(), StoreError> {
+        if self.complete_marked {
+            self.conn
+                .execute("DELETE FROM meta WHERE key = ?", [META_COMPLETE])?;
+            self.complete_marked = false;
+        }
+        Ok(())
+    }
+
+    /// Records the marker, when the roll-ups and the run totals are both in use (so they
+    /// count every event) and this store writes the ledger.
+    pub(super) fn mark_complete(&mut self) -> Result<(), StoreError> {
+        if !self.rollup_valid || !self.run_totals.valid || self.archive.is_some() {
+            return Ok(());
+        }
+        self.conn.execute(
+            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+            [META_COMPLETE, &self.event_count()?.to_string()],
+        )?;
+        self.complete_marked = true;
+        Ok(())
+    }
+}
