@@ -411,7 +411,8 @@ pub fn render(
     let (columns, select) = output_columns(
         spec,
         |i| format!("CAST(g.g{i} AS VARCHAR)"),
-        "strftime(g.bucket, '%Y-%m-%dT%H:%M:%SZ')",
+        // The instant itself: the fetch writes it as text (`result::instant_cells`).
+        "g.bucket",
         metric_expr,
     );
     let order_by = order_by(spec, &key_names, "g.", metric_expr);
@@ -633,7 +634,12 @@ pub(crate) fn order_by(
         clause.push_str(&format!(", {} DESC NULLS LAST", metric_sql(*money)));
     }
     for key in keys {
-        clause.push_str(&format!(", {prefix}{} ASC NULLS FIRST", key.as_ref()));
+        let key = key.as_ref();
+        // The bucket, when it is what the rows are ordered by, breaks no ties.
+        if order.key == OrderKey::Bucket && key == "bucket" {
+            continue;
+        }
+        clause.push_str(&format!(", {prefix}{key} ASC NULLS FIRST"));
     }
     clause
 }
