@@ -81,7 +81,10 @@ impl Ledger {
         };
         let thread = std::thread::Builder::new()
             .name("ledger".into())
-            .spawn(move || writer.run(&jobs_rx, &stop_rx, flush_interval))
+            .spawn(move || {
+                lower_priority();
+                writer.run(&jobs_rx, &stop_rx, flush_interval)
+            })
             .map_err(|source| StoreError::Io {
                 path: journal_dir.display().to_string(),
                 source,
@@ -311,10 +314,67 @@ impl Writer {
     }
 }
 
+/// The ledger thread's nice value: calls in flight go first when the cores are busy. A flush
+/// moves events the journal holds already, so running it a little later loses nothing; run at
+/// the calls' priority, its burst of DuckDB work every second showed in their tail latency.
+const LEDGER_NICE: i32 = 10;
+
+/// Runs `work` on a thread of its own at the ledger's priority and returns its result: threads
+/// it starts inherit that priority.
+pub fn at_ledger_priority<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        let thread = scope.spawn(|| {
+            lower_priority();
+            work()
+        });
+        match thread.join() {
+            Ok(result) => result,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+/// Lowers the calling thread's scheduling priority to [`LEDGER_NICE`] (Linux keeps a nice
+/// value per thread). Failing to is logged, not fatal.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(error) =
+        rustix::process::setpriority_process(Some(rustix::thread::gettid()), LEDGER_NICE)
+    {
+        tracing::warn!(%error, "could not lower the ledger thread's priority");
+    }
+}
+
 /// An audit failure as the ledger reports it: the events stay journaled and are retried.
 fn audit_failed(error: burnrate_audit::AuditError) -> StoreError {
     StoreError::Journal {
         path: "audit trail".into(),
         reason: format!("{error}; the calls stay in the journal until it can be written"),
+    }
+}
+
+#[cfg(test)]
+#[cfg(target_os = "linux")]
+mod tests {
+    use super::*;
+
+    /// The calling thread's nice value, from `/proc/thread-self/stat` (its 19th field).
+    fn own_nice() -> i32 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        // The fields after the command name (in parentheses, which may hold spaces).
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        rest.split(' ').nth(16).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn work_at_ledger_priority_and_the_threads_it_starts_yield_to_calls() {
+        let before = own_nice();
+        let (inside, started) = at_ledger_priority(|| {
+            let started = std::thread::spawn(own_nice).join().unwrap();
+            (own_nice(), started)
+        });
+        assert_eq!(inside, LEDGER_NICE.max(before));
+        assert_eq!(started, inside, "a thread it starts inherits the priority");
+        assert_eq!(own_nice(), before, "the caller's priority is untouched");
     }
 }

@@ -89,7 +89,11 @@ impl Gateway {
         };
         let mut store: Box<dyn Store> = match &config.clickhouse {
             Some(url) => Box::new(ClickHouse::connect(url)?),
-            None => Box::new(DuckStore::open(&config.store_path)?),
+            // Opened on a thread at the ledger's priority, so DuckDB's worker threads (started
+            // with the database, inheriting their creator's priority) yield to calls too.
+            None => Box::new(crate::ledger::at_ledger_priority(|| {
+                DuckStore::open(&config.store_path)
+            })?),
         };
         let mut overrides = String::new();
         if let Some(path) = &config.price_overrides {
