@@ -317,6 +317,7 @@ impl Writer {
 /// The ledger thread's nice value: calls in flight go first when the cores are busy. A flush
 /// moves events the journal holds already, so running it a little later loses nothing; run at
 /// the calls' priority, its burst of DuckDB work every second showed in their tail latency.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 const LEDGER_NICE: i32 = 10;
 
 /// Runs `work` on a thread of its own at the ledger's priority and returns its result: threads

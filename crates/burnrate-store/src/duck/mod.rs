@@ -234,6 +234,27 @@ impl DuckStore {
         let all_ids: Vec<Uuid> = batches.iter().flat_map(|b| b.ids.iter().copied()).collect();
         let existing = self.existing_ids(&all_ids)?;
         self.unmark_complete()?;
+        let written = self.write_new(batches, &all_ids, &existing);
+        if written.is_err() {
+            // Part of the events may be in the table without their roll-up rows (an appender
+            // flushes what it holds when it is dropped, and on its own when full): queries read
+            // the events, and no completeness marker is recorded, until the next open rebuilds.
+            self.rollup_valid = false;
+        }
+        let written = written?;
+        self.mark_complete()?;
+        Ok(written)
+    }
+
+    /// Writes the events of `batches` whose ids are not in `existing` (nor earlier in the
+    /// batches), their roll-up rows and run totals; returns the counts and, row by row,
+    /// whether it was new.
+    fn write_new(
+        &mut self,
+        batches: Vec<EventBatch>,
+        all_ids: &[Uuid],
+        existing: &HashSet<Uuid>,
+    ) -> Result<(AppendOutcome, Vec<bool>), StoreError> {
         // Before the calls are written, so a run whose total they change is always listed.
         let runs: HashSet<&str> = batches
             .iter()
@@ -282,7 +303,6 @@ impl DuckStore {
             self.runs_after_new_models(&pairs)?;
         }
         self.after_append_runs()?;
-        self.mark_complete()?;
         Ok((
             AppendOutcome {
                 inserted,

@@ -1011,6 +1011,60 @@ fn a_rebuild_cut_short_is_not_taken_for_complete() {
     assert_eq!(with, expected);
 }
 
+/// An append that fails may have written part of its events without their roll-up rows:
+/// later appends in the same session record no completeness marker, queries read the events,
+/// and the next open sums the roll-ups and rebuilds them.
+#[test]
+fn a_failed_append_leaves_no_marker_for_later_appends_to_renew() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.duckdb");
+    let events = hand_built();
+    let (first, rest) = events.split_at(events.len() / 2);
+    let expected = {
+        let mut store = DuckStore::open_in_memory().unwrap();
+        store.import_overrides(TEST_PRICES, "test").unwrap();
+        store.append(&events).unwrap();
+        over_november(&mut store)[1].clone()
+    };
+    {
+        let mut store = DuckStore::open(&path).unwrap();
+        store.import_overrides(TEST_PRICES, "test").unwrap();
+        store.append(first).unwrap();
+        assert!(store.marked_complete().unwrap());
+        // The fault: the events table no longer has the batch's columns.
+        store
+            .conn
+            .execute_batch("ALTER TABLE events ADD COLUMN injected_fault INTEGER")
+            .unwrap();
+        assert!(store.append(rest).is_err());
+        store
+            .conn
+            .execute_batch("ALTER TABLE events DROP COLUMN injected_fault")
+            .unwrap();
+        store.append(rest).unwrap();
+        assert!(
+            !store.marked_complete().unwrap(),
+            "an append after a failed one recorded the marker"
+        );
+        let by_tenant = spec(&["tenant_id"], &[Metric::CostUsd]);
+        assert!(
+            !matches!(
+                store.rows_for(&by_tenant),
+                crate::query::sql::Rows::Rollup { .. }
+            ),
+            "queries read the events until the next open"
+        );
+    }
+    let mut store = DuckStore::open(&path).unwrap();
+    assert!(
+        store.marked_complete().unwrap(),
+        "the open checked and recorded it"
+    );
+    let [with, without] = over_november(&mut store);
+    assert_eq!(with, without);
+    assert_eq!(with, expected);
+}
+
 #[test]
 fn counts_read_without_prices_equal_counts_read_with_them() {
     let store = store_with(&hand_built());
