@@ -24,19 +24,16 @@ impl DuckStore {
     }
 
     /// Removes the marker before a write that can stop with the derived tables behind the
-    /// events (a no-op when this store removed it already).
-    pub(super) fn unmark_complete(&mut self) -> Result<(), StoreError> {
-        if self.complete_marked {
-            self.conn
-                .execute("DELETE FROM meta WHERE key = ?", [META_COMPLETE])?;
-            self.complete_marked = false;
-        }
+    /// events.
+    pub(super) fn unmark_complete(&self) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM meta WHERE key = ?", [META_COMPLETE])?;
         Ok(())
     }
 
     /// Records the marker, when the roll-ups and the run totals are both in use (so they
     /// count every event) and this store writes the ledger.
-    pub(super) fn mark_complete(&mut self) -> Result<(), StoreError> {
+    pub(super) fn mark_complete(&self) -> Result<(), StoreError> {
         if !self.rollup_valid || !self.run_totals.valid || self.archive.is_some() {
             return Ok(());
         }
@@ -45,7 +42,6 @@ impl DuckStore {
             "INSERT OR REPLACE INTO meta SELECT ?, CAST(count(*) AS VARCHAR) FROM events",
             [META_COMPLETE],
         )?;
-        self.complete_marked = true;
         Ok(())
     }
 }

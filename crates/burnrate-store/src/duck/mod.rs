@@ -114,9 +114,6 @@ pub struct DuckStore {
     rows_compacted: [usize; Level::ALL.len()],
     /// The state of the run totals.
     run_totals: runs::RunTotals,
-    /// Whether `meta` may hold the marker that the roll-ups and run totals count every event
-    /// (see [`complete`]).
-    complete_marked: bool,
 }
 
 impl DuckStore {
@@ -174,14 +171,13 @@ impl DuckStore {
             pending: Default::default(),
             rows_compacted: Default::default(),
             run_totals: Default::default(),
-            complete_marked: true,
         };
         let created = store.create_rollups()?.max(store.create_run_totals()?);
         store.load_prices()?;
         let complete = created == rollup::Created::None && store.marked_complete()?;
         store.check_rollup(complete)?;
         store.check_run_totals(complete)?;
-        if !store.complete_marked {
+        if !complete {
             store.mark_complete()?;
         }
         Ok(store)

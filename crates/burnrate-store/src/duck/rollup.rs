@@ -730,8 +730,8 @@ impl DuckStore {
         let universe = self.universe();
         let recorded = self.meta_value(META_UNIVERSE)?;
         let same_universe = recorded.as_deref() == Some(universe_text(&universe).as_str());
+        self.rollup_universe = universe;
         if complete && same_universe {
-            self.rollup_universe = universe;
             self.rollup_valid = true;
             return Ok(());
         }
@@ -753,7 +753,6 @@ impl DuckStore {
                 incomplete.push(level);
             }
         }
-        self.rollup_universe = universe;
         if !same_universe || incomplete.contains(&Level::Hour) {
             return self.rebuild_rollup();
         }
