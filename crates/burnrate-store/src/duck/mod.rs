@@ -261,7 +261,7 @@ impl DuckStore {
         let mut fresh = Vec::with_capacity(all_ids.len());
         let mut new_models = HashSet::new();
         let mut rollup_parts = Vec::with_capacity(batches.len());
-        let mut appender = self.conn.appender("events")?;
+        let mut new_rows = Vec::with_capacity(batches.len());
         for batch in batches {
             let keep: BooleanArray = batch
                 .ids
@@ -279,7 +279,7 @@ impl DuckStore {
                 filter_record_batch(&batch.batch, &keep)?
             };
             if rows.num_rows() > 0 {
-                appender.append_record_batch(rows)?;
+                new_rows.push(rows);
             }
             rollup_parts.push((batch.batch, batch.groups, (!all).then_some(keep)));
             new_models.extend(
@@ -289,10 +289,18 @@ impl DuckStore {
                     .filter(|pair| !self.known_models.contains(pair)),
             );
         }
-        appender.flush()?;
-        drop(appender);
         let inserted = seen.len() as u64;
-        self.append_rollup(rollup_parts, seen.len())?;
+        // The events and the roll-up rows are appended at once, on two connections: each
+        // append converts and compresses in its caller's thread, and they touch different
+        // tables.
+        let events_conn = self.conn.try_clone()?;
+        let (events, rollup) = std::thread::scope(|scope| {
+            let events = scope.spawn(move || append_events(&events_conn, new_rows));
+            let rollup = self.append_rollup(rollup_parts, seen.len());
+            (events.join(), rollup)
+        });
+        events.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        rollup?;
         if !new_models.is_empty() {
             let pairs: Vec<(String, String)> = new_models.into_iter().collect();
             self.map_models(pairs.clone())?;
@@ -560,6 +568,16 @@ impl DuckStore {
         Ok(())
     }
 
+    /// Sets how many threads DuckDB runs each statement on (by default, one per core). A
+    /// bulk import that parses on every core and appends on threads of its own sets 1:
+    /// DuckDB's idle workers would otherwise spin waiting for tasks on the cores the parser
+    /// needs.
+    pub fn set_threads(&self, threads: usize) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch(&format!("SET threads = {}", threads.max(1)))?;
+        Ok(())
+    }
+
     /// The price book's input-size thresholds for the models in use.
     pub(crate) fn thresholds(&self) -> &[u64] {
         &self.thresholds
@@ -581,6 +599,16 @@ fn whole_units(
     };
     let to = floor(spec.until.naive_utc());
     (from < to).then_some((from, to))
+}
+
+/// Appends the rows to `events` through DuckDB's appender on `conn`.
+fn append_events(conn: &Connection, batches: Vec<RecordBatch>) -> Result<(), StoreError> {
+    let mut appender = conn.appender("events")?;
+    for rows in batches {
+        appender.append_record_batch(rows)?;
+    }
+    appender.flush()?;
+    Ok(())
 }
 
 #[cfg(test)]

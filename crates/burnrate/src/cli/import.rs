@@ -68,6 +68,9 @@ struct Parsed {
 /// Runs `burnrate import`.
 pub fn run(db: &Path, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let mut store = DuckStore::open(db).with_context(|| format!("opening {}", db.display()))?;
+    // The parser takes every core and the appends run on threads of their own (measured on
+    // 3M events: 20.8 s and 36.4 CPU-s with DuckDB's default workers, 19.1 s and 30.5 with one).
+    store.set_threads(1)?;
     let total_bytes: u64 = files
         .iter()
         .filter(|f| f.as_os_str() != "-")
