@@ -506,9 +506,10 @@ impl DuckStore {
     ) -> Result<QueryResult, StoreError> {
         let mut statement = self.conn.prepare(statement_sql)?;
         let mut result = QueryResult::new(columns, kinds);
-        for batch in statement.query_arrow(params_from_iter(params.iter()))? {
-            result.push_batch(&batch)?;
-        }
+        let batches: Vec<RecordBatch> = statement
+            .query_arrow(params_from_iter(params.iter()))?
+            .collect();
+        result.push_batches(&batches)?;
         Ok(result)
     }
 

@@ -1,6 +1,7 @@
 //! Typed query results and their JSON form (`{"rows": [{...}, ...]}`).
 
 use std::collections::HashMap;
+use std::io::Write;
 
 use arrow::array::{Array, ArrayRef, AsArray, TimestampMicrosecondArray};
 use arrow::compute::cast;
@@ -9,6 +10,7 @@ use arrow::record_batch::RecordBatch;
 use burnrate_model::Money;
 use burnrate_model::dimension::Dimension;
 use chrono::DateTime;
+use rayon::prelude::*;
 use serde::Serialize;
 use serde::ser::{SerializeStruct, Serializer};
 use serde_json::Value;
@@ -188,29 +190,61 @@ impl QueryResult {
     /// they are (DuckDB's HUGEINT sums arrive as `Decimal128(38, 0)`), so a query need not
     /// cast its numbers to text.
     pub fn push_batch(&mut self, batch: &RecordBatch) -> Result<(), StoreError> {
-        if batch.num_columns() != self.kinds.len() {
-            return Err(StoreError::Corrupt(format!(
-                "a result of {} columns where {} were expected",
-                batch.num_columns(),
-                self.kinds.len()
-            )));
-        }
-        let columns = batch
-            .columns()
-            .iter()
-            .zip(&self.kinds)
-            .map(|(array, kind)| column_cells(array, *kind))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut columns: Vec<_> = columns.into_iter().map(Vec::into_iter).collect();
-        for _ in 0..batch.num_rows() {
-            self.rows.push(
-                columns
-                    .iter_mut()
-                    .map(|cells| cells.next().unwrap_or(Cell::Null))
-                    .collect(),
-            );
-        }
+        let rows = batch_rows(batch, &self.kinds)?;
+        self.rows.extend(rows);
         Ok(())
+    }
+
+    /// Adds the rows of `batches` in order, as [`QueryResult::push_batch`] does, converting
+    /// the batches on every core (a report can be hundreds of thousands of rows).
+    pub fn push_batches(&mut self, batches: &[RecordBatch]) -> Result<(), StoreError> {
+        let kinds = &self.kinds;
+        let converted = batches
+            .par_iter()
+            .map(|batch| batch_rows(batch, kinds))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.rows.reserve(converted.iter().map(Vec::len).sum());
+        self.rows.extend(converted.into_iter().flatten());
+        Ok(())
+    }
+
+    /// Writes the result's JSON document (its `Serialize` form) laid out for people and line
+    /// tools alike: each field and each row on a line of its own, each row compact (so `grep`
+    /// and `wc -l` work on it). Rows are rendered on every core, a window at a time.
+    pub fn write_json(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        /// Rows rendered by one task.
+        const CHUNK: usize = 4096;
+        /// Rows rendered before they are written, bounding the memory held.
+        const WINDOW: usize = 16 * CHUNK;
+        let columns = &self.columns;
+        let render = |rows: &[Vec<Cell>]| -> Result<Vec<u8>, serde_json::Error> {
+            let mut text = Vec::with_capacity(rows.len() * 128);
+            for row in rows {
+                text.extend_from_slice(b",\n    ");
+                serde_json::to_writer(&mut text, &RowJson(columns, row))?;
+            }
+            Ok(text)
+        };
+        out.write_all(b"{\n  \"rows\": [")?;
+        let mut first = true;
+        for window in self.rows.chunks(WINDOW) {
+            let parts = window
+                .par_chunks(CHUNK)
+                .map(render)
+                .collect::<Result<Vec<_>, _>>()?;
+            for part in &parts {
+                // Every row but the first follows a comma.
+                out.write_all(if first { &part[1..] } else { part })?;
+                first = false;
+            }
+        }
+        out.write_all(if first { b"]" } else { b"\n  ]" })?;
+        // The remaining fields of `document`, in its order.
+        out.write_all(b",\n  \"warnings\": ")?;
+        serde_json::to_writer(&mut *out, &self.warnings)?;
+        out.write_all(b",\n  \"unpriced\": ")?;
+        serde_json::to_writer(&mut *out, &self.unpriced)?;
+        out.write_all(b"\n}\n")
     }
 
     /// Records the unpriced calls in the result's range, with a warning when there are any.
@@ -304,6 +338,33 @@ fn parse_cell(text: &str, kind: ColumnKind) -> Result<Cell, StoreError> {
 }
 
 /// The cells of one result column of `kind`.
+/// The rows of `batch`, whose columns are typed by `kinds` (see
+/// [`QueryResult::push_batch`]).
+fn batch_rows(batch: &RecordBatch, kinds: &[ColumnKind]) -> Result<Vec<Vec<Cell>>, StoreError> {
+    if batch.num_columns() != kinds.len() {
+        return Err(StoreError::Corrupt(format!(
+            "a result of {} columns where {} were expected",
+            batch.num_columns(),
+            kinds.len()
+        )));
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(kinds)
+        .map(|(array, kind)| column_cells(array, *kind))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut columns: Vec<_> = columns.into_iter().map(Vec::into_iter).collect();
+    Ok((0..batch.num_rows())
+        .map(|_| {
+            columns
+                .iter_mut()
+                .map(|cells| cells.next().unwrap_or(Cell::Null))
+                .collect()
+        })
+        .collect())
+}
+
 fn column_cells(array: &ArrayRef, kind: ColumnKind) -> Result<Vec<Cell>, StoreError> {
     if let DataType::Timestamp(TimeUnit::Microsecond, None) = array.data_type() {
         return Ok(instant_cells(
@@ -554,5 +615,99 @@ mod tests {
         ]);
         let error = result(&[ColumnKind::Text]).push_batch(&two).unwrap_err();
         assert!(error.to_string().contains("2 columns"), "{error}");
+    }
+
+    #[test]
+    fn json_puts_each_row_on_a_line_and_reads_back_as_the_result() {
+        let mut result = QueryResult::new(
+            vec![
+                "tenant_id".into(),
+                "cost_usd".into(),
+                "cache_hit_rate".into(),
+            ],
+            vec![ColumnKind::Text, ColumnKind::Money, ColumnKind::Ratio],
+        );
+        result.rows = vec![
+            vec![
+                Cell::Text("a \"quoted\" tenant".into()),
+                Cell::Money("1.5".parse().unwrap()),
+                Cell::Number(0.25),
+            ],
+            vec![Cell::Null, Cell::Money("0".parse().unwrap()), Cell::Null],
+        ];
+        result.warnings = vec!["one".into(), "two".into()];
+        let mut out = Vec::new();
+        result.write_json(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "{",
+                "  \"rows\": [",
+                r#"    {"tenant_id":"a \"quoted\" tenant","cost_usd":"1.5","cache_hit_rate":0.25},"#,
+                r#"    {"tenant_id":null,"cost_usd":"0","cache_hit_rate":null}"#,
+                "  ],",
+                r#"  "warnings": ["one","two"],"#,
+                r#"  "unpriced": {"requests":0,"input_tokens":0,"output_tokens":0}"#,
+                "}",
+            ]
+        );
+        let read: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, serde_json::to_value(&result).unwrap());
+
+        let empty = QueryResult::new(vec!["requests".into()], vec![ColumnKind::Count]);
+        let mut out = Vec::new();
+        empty.write_json(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("{\n  \"rows\": [],\n  \"warnings\": [],\n"),
+            "{text}"
+        );
+        let read: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, serde_json::to_value(&empty).unwrap());
+    }
+
+    #[test]
+    fn json_of_many_windows_keeps_every_row_in_order() {
+        // More rows than one window of rendering, ending mid-chunk.
+        let mut result = QueryResult::new(vec!["n".into()], vec![ColumnKind::Count]);
+        result.rows = (0..150_001).map(|n| vec![Cell::Count(n)]).collect();
+        let mut out = Vec::new();
+        result.write_json(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("    {")).collect();
+        assert_eq!(rows.len(), 150_001);
+        assert_eq!(rows[0], r#"    {"n":0},"#);
+        assert_eq!(rows[150_000], r#"    {"n":150000}"#);
+        let read: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, serde_json::to_value(&result).unwrap());
+    }
+
+    #[test]
+    fn batches_converted_together_equal_batches_pushed_one_by_one() {
+        let kinds = [ColumnKind::Text, ColumnKind::Count];
+        let batches: Vec<RecordBatch> = (0..5)
+            .map(|b| {
+                let names: Vec<Option<String>> = (0..1000)
+                    .map(|i| (i % 7 != 0).then(|| format!("t{b}-{i}")))
+                    .collect();
+                batch(vec![
+                    Arc::new(StringArray::from(names)),
+                    Arc::new(Int32Array::from_iter_values(
+                        (0..1000).map(|i| b * 1000 + i),
+                    )),
+                ])
+            })
+            .collect();
+        let mut one_by_one = result(&kinds);
+        for batch in &batches {
+            one_by_one.push_batch(batch).unwrap();
+        }
+        let mut together = result(&kinds);
+        together.push_batches(&batches).unwrap();
+        assert_eq!(together.rows.len(), 5000);
+        assert_eq!(together, one_by_one);
+        assert_eq!(together.rows[4999][1], Cell::Count(4999));
     }
 }

@@ -21,9 +21,7 @@ pub fn print_result(
     // buffering would make a write call per line.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match format {
-        Format::Json => {
-            write_json(&mut out, result)?;
-        }
+        Format::Json => result.write_json(&mut out)?,
         Format::Csv => {
             let mut writer = csv::Writer::from_writer(&mut out);
             writer.write_record(&result.columns)?;
@@ -47,114 +45,6 @@ pub fn print_result(
     }
     out.flush()?;
     Ok(())
-}
-
-/// Writes a result as JSON, laid out by [`RowPerLine`], and a final line break.
-fn write_json(out: &mut impl Write, result: &QueryResult) -> anyhow::Result<()> {
-    let mut serializer = serde_json::Serializer::with_formatter(&mut *out, RowPerLine::default());
-    serde::Serialize::serialize(result, &mut serializer)?;
-    writeln!(out)?;
-    Ok(())
-}
-
-/// JSON laid out for people and for line tools alike: the document's fields and each result
-/// row on a line of their own, each row compact. serde_json's own formatters are pretty or
-/// compact all through; a 100 MB report pretty-printed is a quarter whitespace and takes a
-/// third longer to write.
-#[derive(Default)]
-struct RowPerLine {
-    /// Containers open around the next token.
-    depth: usize,
-    /// Whether the innermost open container has a value yet.
-    has_value: bool,
-}
-
-impl RowPerLine {
-    /// Containers up to this depth (the document, its arrays) put each value on its own line.
-    const LAID_OUT: usize = 2;
-
-    fn open<W: ?Sized + Write>(&mut self, out: &mut W, bracket: &[u8]) -> std::io::Result<()> {
-        self.depth += 1;
-        self.has_value = false;
-        out.write_all(bracket)
-    }
-
-    fn close<W: ?Sized + Write>(&mut self, out: &mut W, bracket: &[u8]) -> std::io::Result<()> {
-        let laid_out = self.depth <= Self::LAID_OUT;
-        self.depth -= 1;
-        if laid_out && self.has_value {
-            new_line(out, self.depth)?;
-        }
-        out.write_all(bracket)
-    }
-
-    fn item<W: ?Sized + Write>(&mut self, out: &mut W, first: bool) -> std::io::Result<()> {
-        let laid_out = self.depth <= Self::LAID_OUT;
-        if !first {
-            out.write_all(if laid_out { b",".as_slice() } else { b", " })?;
-        }
-        if laid_out {
-            new_line(out, self.depth)?;
-        }
-        Ok(())
-    }
-}
-
-/// A line break and `levels` levels of indentation.
-fn new_line<W: ?Sized + Write>(out: &mut W, levels: usize) -> std::io::Result<()> {
-    out.write_all(b"\n")?;
-    for _ in 0..levels {
-        out.write_all(b"  ")?;
-    }
-    Ok(())
-}
-
-impl serde_json::ser::Formatter for RowPerLine {
-    fn begin_array<W: ?Sized + Write>(&mut self, out: &mut W) -> std::io::Result<()> {
-        self.open(out, b"[")
-    }
-
-    fn end_array<W: ?Sized + Write>(&mut self, out: &mut W) -> std::io::Result<()> {
-        self.close(out, b"]")
-    }
-
-    fn begin_array_value<W: ?Sized + Write>(
-        &mut self,
-        out: &mut W,
-        first: bool,
-    ) -> std::io::Result<()> {
-        self.item(out, first)
-    }
-
-    fn end_array_value<W: ?Sized + Write>(&mut self, _out: &mut W) -> std::io::Result<()> {
-        self.has_value = true;
-        Ok(())
-    }
-
-    fn begin_object<W: ?Sized + Write>(&mut self, out: &mut W) -> std::io::Result<()> {
-        self.open(out, b"{")
-    }
-
-    fn end_object<W: ?Sized + Write>(&mut self, out: &mut W) -> std::io::Result<()> {
-        self.close(out, b"}")
-    }
-
-    fn begin_object_key<W: ?Sized + Write>(
-        &mut self,
-        out: &mut W,
-        first: bool,
-    ) -> std::io::Result<()> {
-        self.item(out, first)
-    }
-
-    fn begin_object_value<W: ?Sized + Write>(&mut self, out: &mut W) -> std::io::Result<()> {
-        out.write_all(b": ")
-    }
-
-    fn end_object_value<W: ?Sized + Write>(&mut self, _out: &mut W) -> std::io::Result<()> {
-        self.has_value = true;
-        Ok(())
-    }
 }
 
 /// A human table: money rounded to 6 decimals (JSON and CSV stay exact), rates as percents.
@@ -294,55 +184,5 @@ mod tests {
         assert_eq!(human(&money, ColumnKind::Money), "$0.009350");
         assert_eq!(human(&Cell::Number(0.44), ColumnKind::Ratio), "44.0%");
         assert_eq!(human(&Cell::Null, ColumnKind::Text), "(none)");
-    }
-
-    #[test]
-    fn json_puts_each_row_on_a_line_and_reads_back_as_the_result() {
-        let mut result = QueryResult::new(
-            vec![
-                "tenant_id".into(),
-                "cost_usd".into(),
-                "cache_hit_rate".into(),
-            ],
-            vec![ColumnKind::Text, ColumnKind::Money, ColumnKind::Ratio],
-        );
-        result.rows = vec![
-            vec![
-                Cell::Text("a \"quoted\" tenant".into()),
-                Cell::Money("1.5".parse().unwrap()),
-                Cell::Number(0.25),
-            ],
-            vec![Cell::Null, Cell::Money("0".parse().unwrap()), Cell::Null],
-        ];
-        result.warnings = vec!["one".into(), "two".into()];
-        let mut out = Vec::new();
-        write_json(&mut out, &result).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[..2], ["{", "  \"rows\": ["]);
-        assert_eq!(
-            lines[2],
-            r#"    {"tenant_id": "a \"quoted\" tenant", "cost_usd": "1.5", "cache_hit_rate": 0.25},"#
-        );
-        assert_eq!(
-            lines[3],
-            r#"    {"tenant_id": null, "cost_usd": "0", "cache_hit_rate": null}"#
-        );
-        assert_eq!(
-            lines[4..8],
-            ["  ],", "  \"warnings\": [", "    \"one\",", "    \"two\""]
-        );
-        assert_eq!(lines.last(), Some(&"}"));
-        let read: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(read, serde_json::to_value(&result).unwrap());
-
-        let empty = QueryResult::new(vec!["requests".into()], vec![ColumnKind::Count]);
-        let mut out = Vec::new();
-        write_json(&mut out, &empty).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        assert!(
-            text.starts_with("{\n  \"rows\": [],\n  \"warnings\": [],\n"),
-            "{text}"
-        );
     }
 }
