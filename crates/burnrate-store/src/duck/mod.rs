@@ -505,10 +505,18 @@ impl DuckStore {
         kinds: Vec<crate::query::result::ColumnKind>,
     ) -> Result<QueryResult, StoreError> {
         let mut statement = self.conn.prepare(statement_sql)?;
+        /// Batches converted together: enough for every core, few enough that a large
+        /// result is not held twice over.
+        const WINDOW: usize = 32;
         let mut result = QueryResult::new(columns, kinds);
-        let batches: Vec<RecordBatch> = statement
-            .query_arrow(params_from_iter(params.iter()))?
-            .collect();
+        let mut batches = Vec::with_capacity(WINDOW);
+        for batch in statement.query_arrow(params_from_iter(params.iter()))? {
+            batches.push(batch);
+            if batches.len() == WINDOW {
+                result.push_batches(&batches)?;
+                batches.clear();
+            }
+        }
         result.push_batches(&batches)?;
         Ok(result)
     }
