@@ -47,6 +47,19 @@ pub fn print_result(
     Ok(())
 }
 
+/// Prints a result as [`print_result`] does when it is the last thing the command does: its
+/// memory is left to the OS, which takes it back at exit all at once, where freeing a large
+/// result's cells one by one took 30 ms of users-daily's second at 100M.
+pub fn print_result_at_exit(
+    result: QueryResult,
+    format: Format,
+    title: Option<&str>,
+) -> anyhow::Result<()> {
+    print_result(&result, format, title)?;
+    std::mem::forget(result);
+    Ok(())
+}
+
 /// A human table: money rounded to 6 decimals (JSON and CSV stay exact), rates as percents.
 pub fn table(result: &QueryResult) -> Table {
     let mut table = headed(&result.columns);

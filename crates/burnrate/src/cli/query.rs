@@ -8,7 +8,7 @@ use burnrate_store::reports::{Report, ReportParams};
 use burnrate_store::{DuckStore, Filter, QuerySpec, Store};
 use chrono::Utc;
 
-use super::output::print_result;
+use super::output::print_result_at_exit;
 use super::remote;
 use super::time::parse_time;
 use crate::{QueryArgs, RangeArgs, ReportArgs};
@@ -74,7 +74,7 @@ pub fn run_query(args: QueryArgs) -> anyhow::Result<ExitCode> {
             result
         }
     };
-    print_result(&result, args.range.format, None)?;
+    print_result_at_exit(result, args.range.format, None)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -118,7 +118,7 @@ pub fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
         since.format("%Y-%m-%d %H:%M"),
         until.format("%Y-%m-%d %H:%M UTC")
     );
-    print_result(&result, args.range.format, Some(&title))?;
+    print_result_at_exit(result, args.range.format, Some(&title))?;
     Ok(ExitCode::SUCCESS)
 }
 
