@@ -496,7 +496,7 @@ impl DuckStore {
     }
 
     /// Runs SQL whose output columns are `columns`, typing the cells by `kinds` (text is
-    /// parsed, numbers taken as they are: [`QueryResult::push_batch`]).
+    /// parsed, numbers taken as they are: [`QueryResult::push_batches`]).
     pub(crate) fn run_sql(
         &self,
         statement_sql: &str,

@@ -185,18 +185,11 @@ impl QueryResult {
         Ok(())
     }
 
-    /// Adds the rows of `batch`, whose columns are the result's, typing each cell by its
-    /// column: text is parsed as [`QueryResult::push_text_row`] does, numbers are taken as
-    /// they are (DuckDB's HUGEINT sums arrive as `Decimal128(38, 0)`), so a query need not
-    /// cast its numbers to text.
-    pub fn push_batch(&mut self, batch: &RecordBatch) -> Result<(), StoreError> {
-        let rows = batch_rows(batch, &self.kinds)?;
-        self.rows.extend(rows);
-        Ok(())
-    }
-
-    /// Adds the rows of `batches` in order, as [`QueryResult::push_batch`] does, converting
-    /// the batches on every core (a report can be hundreds of thousands of rows).
+    /// Adds the rows of `batches` in order, whose columns are the result's, typing each cell
+    /// by its column: text is parsed as [`QueryResult::push_text_row`] does, numbers are taken
+    /// as they are (DuckDB's HUGEINT sums arrive as `Decimal128(38, 0)`), so a query need not
+    /// cast its numbers to text. The batches are converted on every core (a report can be
+    /// hundreds of thousands of rows).
     pub fn push_batches(&mut self, batches: &[RecordBatch]) -> Result<(), StoreError> {
         let kinds = &self.kinds;
         let converted = batches
@@ -339,7 +332,7 @@ fn parse_cell(text: &str, kind: ColumnKind) -> Result<Cell, StoreError> {
 
 /// The cells of one result column of `kind`.
 /// The rows of `batch`, whose columns are typed by `kinds` (see
-/// [`QueryResult::push_batch`]).
+/// [`QueryResult::push_batches`]).
 fn batch_rows(batch: &RecordBatch, kinds: &[ColumnKind]) -> Result<Vec<Vec<Cell>>, StoreError> {
     if batch.num_columns() != kinds.len() {
         return Err(StoreError::Corrupt(format!(
@@ -551,7 +544,7 @@ mod tests {
             ])),
         ];
         let mut typed = result(&kinds);
-        typed.push_batch(&batch(columns)).unwrap();
+        typed.push_batches(&[batch(columns)]).unwrap();
         let mut texts = result(&kinds);
         let text = |v: &str| Some(v.to_owned());
         texts
@@ -604,7 +597,7 @@ mod tests {
         ];
         for (kind, column, expected) in cases {
             let error = result(&[kind])
-                .push_batch(&batch(vec![column]))
+                .push_batches(&[batch(vec![column])])
                 .unwrap_err()
                 .to_string();
             assert!(error.contains(expected), "{error}");
@@ -613,7 +606,9 @@ mod tests {
             Arc::new(StringArray::from(vec!["a"])),
             Arc::new(StringArray::from(vec!["b"])),
         ]);
-        let error = result(&[ColumnKind::Text]).push_batch(&two).unwrap_err();
+        let error = result(&[ColumnKind::Text])
+            .push_batches(&[two])
+            .unwrap_err();
         assert!(error.to_string().contains("2 columns"), "{error}");
     }
 
@@ -685,7 +680,7 @@ mod tests {
     }
 
     #[test]
-    fn batches_converted_together_equal_batches_pushed_one_by_one() {
+    fn batches_converted_together_equal_batches_converted_one_by_one() {
         let kinds = [ColumnKind::Text, ColumnKind::Count];
         let batches: Vec<RecordBatch> = (0..5)
             .map(|b| {
@@ -702,7 +697,9 @@ mod tests {
             .collect();
         let mut one_by_one = result(&kinds);
         for batch in &batches {
-            one_by_one.push_batch(batch).unwrap();
+            one_by_one
+                .push_batches(std::slice::from_ref(batch))
+                .unwrap();
         }
         let mut together = result(&kinds);
         together.push_batches(&batches).unwrap();
