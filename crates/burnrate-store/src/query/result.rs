@@ -330,7 +330,6 @@ fn parse_cell(text: &str, kind: ColumnKind) -> Result<Cell, StoreError> {
     })
 }
 
-/// The cells of one result column of `kind`.
 /// The rows of `batch`, whose columns are typed by `kinds` (see
 /// [`QueryResult::push_batches`]).
 fn batch_rows(batch: &RecordBatch, kinds: &[ColumnKind]) -> Result<Vec<Vec<Cell>>, StoreError> {
@@ -358,6 +357,7 @@ fn batch_rows(batch: &RecordBatch, kinds: &[ColumnKind]) -> Result<Vec<Vec<Cell>
         .collect())
 }
 
+/// The cells of one result column of `kind`.
 fn column_cells(array: &ArrayRef, kind: ColumnKind) -> Result<Vec<Cell>, StoreError> {
     if let DataType::Timestamp(TimeUnit::Microsecond, None) = array.data_type() {
         return Ok(instant_cells(
