@@ -642,33 +642,46 @@ fn the_gateway_picks_up_a_newer_price_table_and_the_ledger_prices_with_it() {
         .send()
         .unwrap();
     assert_eq!(answer.status(), 200);
+    let usage = answer.json::<serde_json::Value>().unwrap()["usage"].clone();
+    let (input, output) = (
+        usage["prompt_tokens"].as_u64().unwrap(),
+        usage["completion_tokens"].as_u64().unwrap(),
+    );
+    assert_eq!(output, 100);
+    // Priced with the table read at start: $0.001 per input token, $0.002 per output token.
+    let expected =
+        Decimal::new(1, 3) * Decimal::from(input) + Decimal::new(2, 3) * Decimal::from(output);
+    let cost_in = |source: &[&str]| -> Option<Decimal> {
+        let mut args = vec!["query", "--since", "2d", "--metrics", "cost_usd"];
+        args.extend_from_slice(source);
+        args.extend_from_slice(&["--format", "json"]);
+        let cost: serde_json::Value = serde_json::from_str(&ok(&args)).unwrap();
+        cost["rows"][0]["cost_usd"]
+            .as_str()
+            .map(|c| c.parse().unwrap())
+    };
+    // The first update runs beside the first calls: wait until the gateway's ledger has
+    // taken it, or a stop right away would leave it for the next start.
+    let server = [
+        "--server",
+        &gateway.url,
+        "--admin-token",
+        support::ADMIN_TOKEN,
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut seen = cost_in(&server);
+    while seen != Some(expected) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        seen = cost_in(&server);
+    }
+    assert_eq!(seen, Some(expected));
     assert!(gateway.terminate().success());
 
     let db = dir.path().join("ledger.duckdb");
     let events = support::export(&db);
     assert_eq!(events.len(), 1);
-    let usage = &events[0]["usage"];
-    let (input, output) = (
-        usage["input_tokens"].as_u64().unwrap(),
-        usage["output_tokens"].as_u64().unwrap(),
-    );
-    assert_eq!(output, 100);
-    // Priced with the table read at start: $0.001 per input token, $0.002 per output token.
-    let cost = ok(&[
-        "query",
-        "--db",
-        db.to_str().unwrap(),
-        "--since",
-        "2d",
-        "--metrics",
-        "cost_usd",
-        "--format",
-        "json",
-    ]);
-    let cost: serde_json::Value = serde_json::from_str(&cost).unwrap();
-    let expected =
-        Decimal::new(1, 3) * Decimal::from(input) + Decimal::new(2, 3) * Decimal::from(output);
-    assert_eq!(decimal(&cost["rows"][0]["cost_usd"]), expected);
+    assert_eq!(events[0]["usage"]["input_tokens"].as_u64(), Some(input));
+    assert_eq!(cost_in(&["--db", db.to_str().unwrap()]), Some(expected));
     // The new version is on record with its source; the bundled one is its history.
     let shown = ok(&["prices", "show", "gpt-4o", "--db", db.to_str().unwrap()]);
     assert!(shown.contains("prices.json@"), "{shown}");
