@@ -117,6 +117,12 @@ pub trait Store: Send {
         Ok(())
     }
 
+    /// Lets each statement run on up to `threads` threads, for a backend that runs them in
+    /// this process (DuckDB); a server backend has nothing to set.
+    fn set_threads(&self, _threads: usize) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Picks up changes other processes made to shared state (the price book), for a
     /// backend several processes write.
     fn refresh(&mut self) -> Result<(), StoreError> {
@@ -224,6 +230,9 @@ store_by_inherent_methods!(
     DuckStore,
     fn checkpoint(&self) -> Result<(), StoreError> {
         DuckStore::checkpoint(self)
+    },
+    fn set_threads(&self, threads: usize) -> Result<(), StoreError> {
+        DuckStore::set_threads(self, threads)
     },
     fn run_cost_bins(&self, spec: &QuerySpec) -> Result<Vec<RunCostBin>, StoreError> {
         DuckStore::run_cost_bins(self, spec)

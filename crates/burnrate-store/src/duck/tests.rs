@@ -1211,3 +1211,21 @@ fn the_daily_rollups_answer_only_what_they_keep() {
         "only the events hold other labels"
     );
 }
+
+#[test]
+fn the_store_trait_sets_how_many_threads_a_statement_runs_on() {
+    let store = DuckStore::open_in_memory().unwrap();
+    let threads = |store: &DuckStore| -> i64 {
+        store
+            .conn
+            .query_row("SELECT current_setting('threads')", [], |row| row.get(0))
+            .unwrap()
+    };
+    crate::Store::set_threads(&store, 1).unwrap();
+    assert_eq!(threads(&store), 1);
+    crate::Store::set_threads(&store, 3).unwrap();
+    assert_eq!(threads(&store), 3);
+    // Zero is not a thread count DuckDB takes: one is set instead.
+    crate::Store::set_threads(&store, 0).unwrap();
+    assert_eq!(threads(&store), 1);
+}
