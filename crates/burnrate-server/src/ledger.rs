@@ -241,6 +241,7 @@ impl Writer {
         flush_interval: Duration,
     ) -> Result<(), StoreError> {
         let ticker = tick(flush_interval);
+        let every_core = std::thread::available_parallelism().map_or(1, usize::from);
         self.statement_threads(FLUSH_THREADS);
         loop {
             select! {
@@ -255,9 +256,7 @@ impl Writer {
                     self.flush_logged();
                     if let Ok(job) = job {
                         // Queries asked for (reports, the dashboard) use every core.
-                        self.statement_threads(
-                            std::thread::available_parallelism().map_or(1, usize::from),
-                        );
+                        self.statement_threads(every_core);
                         job(self.store.as_mut(), self.audit.as_mut());
                         self.statement_threads(FLUSH_THREADS);
                     }
