@@ -12,7 +12,10 @@ use super::DuckStore;
 use crate::error::StoreError;
 
 /// The `meta` key of the marker; its value is the event count the derived tables counted.
-const META_COMPLETE: &str = "derived_complete_at";
+/// The key changes whenever a derived table is added, so a ledger appended to meanwhile by
+/// an older burnrate (which records its own key and does not keep the new table) is never
+/// taken for complete. `derived_complete_at`: before the priced user days.
+pub(super) const META_COMPLETE: &str = "derived_complete_v2";
 
 impl DuckStore {
     /// Whether the marker says the derived tables count every one of the ledger's events.
@@ -24,17 +27,23 @@ impl DuckStore {
     }
 
     /// Removes the marker before a write that can stop with the derived tables behind the
-    /// events.
+    /// events (and an older burnrate's, which would otherwise outlive what it said).
     pub(super) fn unmark_complete(&self) -> Result<(), StoreError> {
-        self.conn
-            .execute("DELETE FROM meta WHERE key = ?", [META_COMPLETE])?;
+        self.conn.execute(
+            "DELETE FROM meta WHERE key IN (?, 'derived_complete_at')",
+            [META_COMPLETE],
+        )?;
         Ok(())
     }
 
-    /// Records the marker, when the roll-ups and the run totals are both in use (so they
-    /// count every event) and this store writes the ledger.
+    /// Records the marker, when the roll-ups, the run totals and the priced user days are
+    /// all in use (so they count every event) and this store writes the ledger.
     pub(super) fn mark_complete(&self) -> Result<(), StoreError> {
-        if !self.rollup_valid || !self.run_totals.valid || self.archive.is_some() {
+        if !self.rollup_valid
+            || !self.run_totals.valid
+            || !self.user_day_costs_valid
+            || self.archive.is_some()
+        {
             return Ok(());
         }
         // One statement (each costs a commit): the count as `event_count` writes it.

@@ -19,8 +19,10 @@ mod retention;
 pub use retention::{MonthArchive, expire_archives};
 mod rollup;
 mod runs;
+mod user_day_costs;
 pub use rollup::{
     Level, USER_MISSING, events_as_rollup_sql, kept_label_column, label_expr, row_values_sql,
+    sum_column_names,
 };
 
 use std::collections::HashSet;
@@ -114,6 +116,9 @@ pub struct DuckStore {
     rows_compacted: [usize; Level::ALL.len()],
     /// The state of the run totals.
     run_totals: runs::RunTotals,
+    /// Whether `user_day_costs` is the user-day roll-up priced with the prices now (see
+    /// [`user_day_costs`]).
+    user_day_costs_valid: bool,
 }
 
 impl DuckStore {
@@ -171,12 +176,17 @@ impl DuckStore {
             pending: Default::default(),
             rows_compacted: Default::default(),
             run_totals: Default::default(),
+            user_day_costs_valid: false,
         };
-        let created = store.create_rollups()?.max(store.create_run_totals()?);
+        let created = store
+            .create_rollups()?
+            .max(store.create_run_totals()?)
+            .max(store.create_user_day_costs()?);
         store.load_prices()?;
         let complete = created == rollup::Created::None && store.marked_complete()?;
         store.check_rollup(complete)?;
         store.check_run_totals(complete)?;
+        store.check_user_day_costs(complete)?;
         if !complete {
             store.mark_complete()?;
         }
@@ -257,9 +267,23 @@ impl DuckStore {
             .flat_map(|b| b.runs.iter().map(String::as_str))
             .collect();
         self.note_fresh_runs(runs.into_iter())?;
+        // Before the calls are written too, so what is priced as they are appended (the
+        // priced user days) finds their models. A model mapped whose calls then fail to be
+        // written only sits unused in the map.
+        let new_models: Vec<(String, String)> = batches
+            .iter()
+            .flat_map(|b| b.models.iter())
+            .filter(|pair| !self.known_models.contains(*pair))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .cloned()
+            .collect();
+        if !new_models.is_empty() {
+            self.map_models(new_models.clone())?;
+            self.user_day_costs_after_new_models(&new_models)?;
+        }
         let mut seen = HashSet::with_capacity(all_ids.len());
         let mut fresh = Vec::with_capacity(all_ids.len());
-        let mut new_models = HashSet::new();
         let mut rollup_parts = Vec::with_capacity(batches.len());
         let mut new_rows = Vec::with_capacity(batches.len());
         for batch in batches {
@@ -282,12 +306,6 @@ impl DuckStore {
                 new_rows.push(rows);
             }
             rollup_parts.push((batch.batch, batch.groups, (!all).then_some(keep)));
-            new_models.extend(
-                batch
-                    .models
-                    .into_iter()
-                    .filter(|pair| !self.known_models.contains(pair)),
-            );
         }
         let inserted = seen.len() as u64;
         // The events and the roll-up rows are appended at once, on two connections: each
@@ -302,9 +320,7 @@ impl DuckStore {
         events.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
         rollup?;
         if !new_models.is_empty() {
-            let pairs: Vec<(String, String)> = new_models.into_iter().collect();
-            self.map_models(pairs.clone())?;
-            self.runs_after_new_models(&pairs)?;
+            self.runs_after_new_models(&new_models)?;
         }
         self.after_append_runs()?;
         Ok((
@@ -389,6 +405,7 @@ impl DuckStore {
             Some(_) => self.rows_reading(spec, false),
             None => self.rows_for(spec),
         };
+        let rows = self.with_priced_days(spec, rows);
         let rendered = sql::render(spec, &self.thresholds, rows, run_costs.as_ref());
         let kinds = crate::query::result::column_kinds(spec);
         let result = self.run_sql(&rendered.sql, &rendered.params, rendered.columns, kinds);
@@ -469,6 +486,7 @@ impl DuckStore {
                 table: level.table(),
                 start,
                 end,
+                priced: None,
             })
         });
         sql::Rows::Rollup {

@@ -154,10 +154,13 @@ impl DuckStore {
         match result {
             Ok(()) => {
                 self.conn.execute_batch("COMMIT")?;
-                // A rebuilt roll-up rebuilds the run totals too; else they are priced again
-                // when any price they used changed.
-                if !self.rollup_after_price_change()? && self.run_prices_changed()? {
-                    self.rebuild_run_totals()?;
+                // A rebuilt roll-up rebuilds the run totals and the priced user days too;
+                // else they are priced again when any price they used changed.
+                if !self.rollup_after_price_change()? {
+                    self.user_day_costs_after_price_change()?;
+                    if self.run_prices_changed()? {
+                        self.rebuild_run_totals()?;
+                    }
                 }
                 Ok(())
             }

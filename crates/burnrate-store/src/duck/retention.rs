@@ -401,10 +401,14 @@ impl DuckStore {
             .execute(&format!("DELETE FROM {table} WHERE {filter}"), [])
             .and_then(|n| {
                 // The roll-ups' hours and days lie inside months, so the same filter takes
-                // their rows.
-                for level in super::Level::ALL {
+                // their rows, and the priced user days'.
+                let tables = super::Level::ALL
+                    .map(super::Level::table)
+                    .into_iter()
+                    .chain([super::user_day_costs::TABLE]);
+                for table in tables {
                     self.conn
-                        .execute(&format!("DELETE FROM {} WHERE {filter}", level.table()), [])?;
+                        .execute(&format!("DELETE FROM {table} WHERE {filter}"), [])?;
                 }
                 Ok(n)
             })

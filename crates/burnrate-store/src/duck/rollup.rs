@@ -179,7 +179,7 @@ impl Level {
     }
 
     /// Every column of its table, in order, with its SQL type.
-    fn columns(self) -> Vec<(String, String)> {
+    pub(super) fn columns(self) -> Vec<(String, String)> {
         let mut columns = vec![("ts".to_owned(), "TIMESTAMP NOT NULL".to_owned())];
         columns.extend(
             self.keys()
@@ -638,6 +638,11 @@ fn contributions() -> impl Iterator<Item = (&'static str, String)> {
     ])
 }
 
+/// The names of every column a roll-up sums, in table order.
+pub fn sum_column_names() -> impl Iterator<Item = &'static str> {
+    contributions().map(|(name, _)| name)
+}
+
 /// The roll-up's sums as named SQL aggregates, in table order, over the `rollup` table
 /// (`rollup`) or over `events` (`layer_*` stay NULL when no call had a layer split).
 fn sums_sql(rollup: bool) -> String {
@@ -789,6 +794,7 @@ impl DuckStore {
         self.rollup_universe = universe;
         self.rollup_valid = true;
         self.pending = Default::default();
+        self.rebuild_user_day_costs()?;
         self.rebuild_run_totals()
     }
 
@@ -828,16 +834,30 @@ impl DuckStore {
             let mut added = Pending::default();
             {
                 let mut appender = self.conn.appender(level.table())?;
+                // The user-day rows are also priced for `user_day_costs`.
+                let mut staged = match level {
+                    Level::UserDay => self.user_day_stage()?,
+                    Level::Hour | Level::Day => None,
+                };
                 for (batch, groups, keep) in &parts {
                     let universe = &self.rollup_universe;
                     if let Some(rows) = rows(batch, groups, keep.as_ref(), universe, level)? {
                         added.rows += rows.num_rows();
                         let starts = rows.column(0).as_primitive::<TimestampMicrosecondType>();
                         added.from = earlier(added.from, starts.values().iter().min().copied());
+                        if let Some(staged) = &mut staged {
+                            staged.append_record_batch(rows.clone())?;
+                        }
                         appender.append_record_batch(rows)?;
                     }
                 }
+                if let Some(mut staged) = staged {
+                    staged.flush()?;
+                }
                 appender.flush()?;
+            }
+            if level == Level::UserDay {
+                self.price_staged_user_days()?;
             }
             // An import's hourly rows are summed per batch already; its daily rows repeat
             // keys across batches, so a daily roll-up is compacted after every append once
@@ -879,11 +899,17 @@ impl DuckStore {
         let from = from.div_euclid(level.micros()) * level.micros();
         let table = level.table();
         let since = format!("ts >= make_timestamp({from})");
+        // The priced user days are merged with the rows they price.
+        let priced = match level {
+            Level::UserDay => self.merge_user_days_sql(&since),
+            Level::Hour | Level::Day => String::new(),
+        };
         let statement = format!(
             "BEGIN TRANSACTION; \
              CREATE OR REPLACE TEMP TABLE rollup_merged AS {merged}; \
              DELETE FROM {table} WHERE {since}; \
-             INSERT INTO {table} SELECT * FROM rollup_merged; DROP TABLE rollup_merged; COMMIT",
+             INSERT INTO {table} SELECT * FROM rollup_merged; DROP TABLE rollup_merged; \
+             {priced}COMMIT",
             merged = merged_sql(level, table, true, Some(&since)),
         );
         if let Err(error) = self.conn.execute_batch(&statement) {

@@ -286,7 +286,7 @@ impl DuckStore {
 
     /// A fingerprint of what the totals were priced with: the price bands, the model map and
     /// the band thresholds.
-    fn prices_fingerprint(&self) -> Result<String, StoreError> {
+    pub(super) fn prices_fingerprint(&self) -> Result<String, StoreError> {
         let sums: String = self.conn.query_row(
             "SELECT CAST((SELECT coalesce(sum(hash(price_key, tier, band, valid_from, valid_to, \
              input, cache_read, cache_write_5m, cache_write_1h, output, reasoning)), 0) \
@@ -300,7 +300,7 @@ impl DuckStore {
 
     /// The totals can be computed: the hourly roll-up is complete and its input classes
     /// count every threshold of the prices.
-    fn totals_buildable(&self) -> bool {
+    pub(super) fn totals_buildable(&self) -> bool {
         self.rollup_valid
             && self.archive.is_none()
             && self

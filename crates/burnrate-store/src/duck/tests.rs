@@ -167,6 +167,22 @@ pub(super) fn hand_built() -> Vec<UsageEvent> {
     vec![e1, e2, e3, e4, e5, e6]
 }
 
+/// Calls in October and November: the hand-built six, and the same again a month earlier
+/// with their runs going on into November.
+pub(super) fn two_months() -> Vec<UsageEvent> {
+    let mut events = hand_built();
+    let earlier: Vec<UsageEvent> = hand_built()
+        .into_iter()
+        .map(|mut event| {
+            event.ts -= chrono::Duration::days(30);
+            event.id = Some(uuid::Uuid::now_v7());
+            event
+        })
+        .collect();
+    events.extend(earlier);
+    events
+}
+
 fn store_with(events: &[UsageEvent]) -> DuckStore {
     let mut store = DuckStore::open_in_memory().unwrap();
     store.import_overrides(TEST_PRICES, "test").unwrap();
@@ -842,6 +858,28 @@ fn answers(store: &mut DuckStore, since: DateTime<Utc>, until: DateTime<Utc>) ->
             specs.push(spec);
         }
     }
+    // What the priced user days answer: tenants and users over the range's whole days (and
+    // the roll-ups and events its ends).
+    let priced_specs = [
+        (&["tenant_id", "user_id"][..], Some(Bucket::Day)),
+        (&["user_id"], None),
+    ]
+    .map(|(group_by, bucket)| {
+        let mut spec = spec(group_by, &without_runs);
+        spec.since = since;
+        spec.until = until;
+        spec.bucket = bucket;
+        spec.filters = vec!["tenant_id!=t2".parse().unwrap()];
+        spec
+    });
+    for spec in &priced_specs {
+        let rows = store.with_priced_days(spec, store.rows_for(spec));
+        assert!(
+            matches!(rows, crate::query::sql::Rows::Rollup { days: Some(days), .. } if days.priced.is_some()),
+            "{spec:?} reads the priced user days"
+        );
+    }
+    specs.extend(priced_specs);
     let params = crate::reports::ReportParams {
         since,
         until,
@@ -947,7 +985,7 @@ fn the_rollup_is_compacted_and_rebuilt_when_it_misses_events() {
     // older burnrate has a daily roll-up of other columns, and one written before the
     // user-day roll-up has none: the next open rebuilds what is off.
     for damage in [
-        "DELETE FROM rollup WHERE tenant_id = 'A'; DELETE FROM meta WHERE key = 'derived_complete_at'",
+        "DELETE FROM rollup WHERE tenant_id = 'A'; DELETE FROM meta WHERE key = 'derived_complete_v2'",
         "ALTER TABLE rollup_day DROP COLUMN degraded",
         "DROP TABLE rollup_user_day",
     ] {

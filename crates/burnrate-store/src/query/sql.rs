@@ -56,6 +56,23 @@ pub fn band_expr(thresholds: &[u64]) -> String {
         .join(" + ")
 }
 
+/// The band under `thresholds` of a roll-up row whose input class counts the thresholds of
+/// `universe` (ascending; it holds every one of `thresholds`): input > the k-th threshold
+/// of the universe exactly when the class exceeds k.
+fn rollup_band_expr(thresholds: &[u64], universe: &[u64]) -> String {
+    if thresholds.is_empty() {
+        return "0".to_owned();
+    }
+    thresholds
+        .iter()
+        .map(|t| {
+            let k = universe.iter().position(|u| u == t).unwrap_or(usize::MAX);
+            format!("CAST(input_class > {k} AS INTEGER)")
+        })
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
 /// The tier an event's `service_tier` prices at (mirrors `ServiceTier::from_event`).
 pub const TIER_EXPR: &str = "CASE service_tier WHEN 'batch' THEN 'batch' WHEN 'flex' THEN 'flex' \
      WHEN 'priority' THEN 'priority' WHEN 'scale' THEN 'priority' ELSE 'standard' END";
@@ -165,6 +182,11 @@ pub struct Days {
     pub start: chrono::NaiveDateTime,
     /// End of the days, exclusive.
     pub end: chrono::NaiveDateTime,
+    /// The table holding the same days' sums already priced and summed per day, tenant and
+    /// user ([`PRICED_DAYS_TABLE`]), when it is current and the query groups and filters
+    /// only by its keys: [`priced_ctes`] reads it instead of pricing `table`'s rows (every
+    /// other reader reads `table`).
+    pub priced: Option<&'static str>,
 }
 
 impl Rows<'_> {
@@ -214,19 +236,7 @@ impl Rows<'_> {
     fn band(&self, thresholds: &[u64]) -> String {
         match self {
             Rows::Events => band_expr(thresholds),
-            Rows::Rollup { universe, .. } => {
-                if thresholds.is_empty() {
-                    return "0".to_owned();
-                }
-                thresholds
-                    .iter()
-                    .map(|t| {
-                        let k = universe.iter().position(|u| u == t).unwrap_or(usize::MAX);
-                        format!("CAST(input_class > {k} AS INTEGER)")
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" + ")
-            }
+            Rows::Rollup { universe, .. } => rollup_band_expr(thresholds, universe),
         }
     }
 
@@ -242,11 +252,23 @@ impl Rows<'_> {
         params: &mut Vec<String>,
         select: impl Fn(bool) -> (String, String),
     ) -> String {
+        self.scan_parts(spec, params, select, false)
+            .join(" UNION ALL ")
+    }
+
+    /// The SELECTs of [`Rows::scan`], without the daily roll-up's when `skip_days`.
+    fn scan_parts(
+        &self,
+        spec: &QuerySpec,
+        params: &mut Vec<String>,
+        select: impl Fn(bool) -> (String, String),
+        skip_days: bool,
+    ) -> Vec<String> {
         match self {
             Rows::Events => {
                 let (list, tail) = select(false);
                 let filter = where_clause(spec, params);
-                format!("SELECT {list} FROM events WHERE {filter}{tail}")
+                vec![format!("SELECT {list} FROM events WHERE {filter}{tail}")]
             }
             Rows::Rollup {
                 universe,
@@ -266,8 +288,13 @@ impl Rows<'_> {
                     format!("ts >= TIMESTAMP '{from}' AND ts < TIMESTAMP '{to}'")
                 };
                 let mut hours = span(from, to);
-                if let Some(Days { table, start, end }) = days {
-                    part(table, span(start, end), true);
+                if let Some(Days {
+                    table, start, end, ..
+                }) = days
+                {
+                    if !skip_days {
+                        part(table, span(start, end), true);
+                    }
                     if start > from || end < to {
                         hours.push_str(&format!(
                             " AND (ts < TIMESTAMP '{start}' OR ts >= TIMESTAMP '{end}')"
@@ -286,9 +313,39 @@ impl Rows<'_> {
                         false,
                     );
                 }
-                parts.join(" UNION ALL ")
+                parts
             }
         }
+    }
+
+    /// The SELECT of the whole days [`Days::priced`] answers for, with the spec's filters and
+    /// each row's `keys` (alias, expression), [`row_values_sql`](crate::duck::row_values_sql)
+    /// and its `cost`, `naive_cost` and `unpriced`; `None` when there is no such table.
+    fn priced_days(
+        &self,
+        spec: &QuerySpec,
+        params: &mut Vec<String>,
+        key_select: &str,
+    ) -> Option<String> {
+        let Rows::Rollup {
+            days:
+                Some(Days {
+                    start,
+                    end,
+                    priced: Some(table),
+                    ..
+                }),
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let filter = where_clause_with(spec, params, |d| self.dimension_expr(d));
+        Some(format!(
+            "SELECT {key_select}{values}, cost, naive_cost, unpriced FROM {table} WHERE {filter} \
+             AND ts >= TIMESTAMP '{start}' AND ts < TIMESTAMP '{end}'",
+            values = crate::duck::row_values_sql(true),
+        ))
     }
 }
 
@@ -338,30 +395,95 @@ pub fn priced_ctes(
         .map(|condition| format!(" AND ({condition})"))
         .unwrap_or_default();
     let band = rows.band(thresholds);
-    let base = rows.scan(spec, params, |rollup| {
-        (
-            format!(
-                "{key_select}{run_select}provider, model, {TIER_EXPR} AS tier, {band} AS band, \
-                 CAST(ts AS DATE) AS day, {}",
-                crate::duck::row_values_sql(rollup)
-            ),
-            only.clone(),
-        )
-    });
+    // Pre-priced days, only where no run is read (their rows hold no run ids).
+    let priced_days = run.is_none()
+        && matches!(
+            rows,
+            Rows::Rollup {
+                days: Some(Days {
+                    priced: Some(_),
+                    ..
+                }),
+                ..
+            }
+        );
+    let base_parts = rows.scan_parts(
+        spec,
+        params,
+        |rollup| {
+            (
+                format!(
+                    "{key_select}{run_select}provider, model, {TIER_EXPR} AS tier, {band} AS band, \
+                     CAST(ts AS DATE) AS day, {}",
+                    crate::duck::row_values_sql(rollup)
+                ),
+                only.clone(),
+            )
+        },
+        priced_days,
+    );
+    let pre_priced = priced_days
+        .then(|| rows.priced_days(spec, params, &key_select))
+        .flatten();
+    // By name where pre-priced rows join the rows priced here, which also carry what they
+    // were priced by.
+    let joined = |name: &str| price_join(name, with_prices, &base_parts.join(" UNION ALL "));
+    match pre_priced {
+        None => joined("priced"),
+        Some(days) if base_parts.is_empty() => format!("WITH priced AS ({days})"),
+        Some(days) => format!(
+            "{}, priced AS (SELECT * FROM joined UNION ALL BY NAME {days})",
+            joined("joined")
+        ),
+    }
+}
+
+/// `WITH base AS (base), name AS (...)`: each row of `base` (token sums with their provider,
+/// model, tier, band and day) joined to the price band in force that day and priced in
+/// femtodollars (`cost`, `naive_cost`; `NULL` without a price, and `unpriced` counts its
+/// calls); `NULL` and 0 without `with_prices` (no join).
+fn price_join(name: &str, with_prices: bool, base: &str) -> String {
     if !with_prices {
         return format!(
-            "WITH base AS ({base}), priced AS (SELECT b.*, CAST(NULL AS HUGEINT) AS cost, \
+            "WITH base AS ({base}), {name} AS (SELECT b.*, CAST(NULL AS HUGEINT) AS cost, \
              CAST(NULL AS HUGEINT) AS naive_cost, 0 AS unpriced FROM base b)"
         );
     }
     format!(
         "WITH base AS ({base}), \
-         priced AS (SELECT b.*, {COST_EXPR} AS cost, {NAIVE_COST_EXPR} AS naive_cost, \
+         {name} AS (SELECT b.*, {COST_EXPR} AS cost, {NAIVE_COST_EXPR} AS naive_cost, \
          CASE WHEN p.price_key IS NULL THEN b.requests ELSE 0 END AS unpriced \
          FROM base b LEFT JOIN (SELECT m.provider, m.model, p.* FROM model_map m \
          JOIN price_bands p USING (price_key)) p ON p.provider = b.provider \
          AND p.model = b.model AND p.tier = b.tier AND p.band = b.band \
          AND b.day >= p.valid_from AND b.day < p.valid_to)",
+    )
+}
+
+/// SQL pricing the rows of `table` (a roll-up with the user-day roll-up's columns) that
+/// `filter` holds for, summed per day, tenant and user: `ts`, `tenant_id`, `user_id`, the
+/// sums of [`row_values_sql`](crate::duck::row_values_sql), `cost`, `naive_cost` and
+/// `unpriced`, priced exactly as queries price (what [`Days::priced`] tables hold).
+pub fn priced_user_days_sql(
+    table: &str,
+    filter: &str,
+    thresholds: &[u64],
+    universe: &[u64],
+) -> String {
+    let band = rollup_band_expr(thresholds, universe);
+    let base = format!(
+        "SELECT ts, tenant_id, user_id, provider, model, {TIER_EXPR} AS tier, {band} AS band, \
+         CAST(ts AS DATE) AS day, {} FROM {table} WHERE {filter}",
+        crate::duck::row_values_sql(true)
+    );
+    let sums: Vec<String> = crate::duck::sum_column_names()
+        .chain(["cost", "naive_cost", "unpriced"])
+        .map(|name| format!("sum({name}) AS {name}"))
+        .collect();
+    format!(
+        "{} SELECT ts, tenant_id, user_id, {} FROM priced GROUP BY ts, tenant_id, user_id",
+        price_join("priced", true, &base),
+        sums.join(", ")
     )
 }
 

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use proptest::prelude::*;
 
 use super::super::DuckStore;
-use super::super::tests::{TEST_PRICES, hand_built, rollup_events, ts};
+use super::super::tests::{TEST_PRICES, hand_built, rollup_events, ts, two_months};
 use crate::query::runs::overview_by_queries;
 use crate::query::spec::{Metric, QuerySpec};
 use crate::reports::{Report, ReportParams};
@@ -137,22 +137,6 @@ proptest! {
     }
 }
 
-/// Calls in October and November: the hand-built six, and the same again a month earlier
-/// with their runs going on into November.
-fn two_months() -> Vec<UsageEvent> {
-    let mut events = hand_built();
-    let earlier: Vec<UsageEvent> = hand_built()
-        .into_iter()
-        .map(|mut event| {
-            event.ts -= Duration::days(30);
-            event.id = Some(uuid::Uuid::now_v7());
-            event
-        })
-        .collect();
-    events.extend(earlier);
-    events
-}
-
 #[test]
 fn the_run_totals_follow_prices_archiving_and_reopening() {
     let dir = tempfile::tempdir().unwrap();
@@ -200,7 +184,7 @@ fn the_run_totals_follow_prices_archiving_and_reopening() {
         "UPDATE meta SET value = 'older prices' WHERE key = 'run_totals'; \
          UPDATE run_totals SET cost = cost + 1",
         "DELETE FROM run_totals WHERE agent_run_id = 'r1'; \
-         DELETE FROM meta WHERE key = 'derived_complete_at'",
+         DELETE FROM meta WHERE key = 'derived_complete_v2'",
         "ALTER TABLE run_totals DROP COLUMN mixed",
     ] {
         store.conn.execute_batch(damage).unwrap();
