@@ -1,5 +1,5 @@
-//! A marker in `meta` that the derived tables (the roll-ups and the run totals) counted every
-//! event when the ledger was last written, so opening a ledger need not sum them to find out.
+//! A marker in `meta` that the derived tables (the roll-ups, the run totals and the priced
+//! user days) counted every event when the ledger was last written, so opening a ledger need not sum them to find out.
 //!
 //! Appends are not one transaction (see [`DuckStore::append_batches`]): a crash between the
 //! events' append and the derived tables' leaves them behind. Every write that can stop
@@ -13,8 +13,9 @@ use crate::error::StoreError;
 
 /// The `meta` key of the marker; its value is the event count the derived tables counted.
 /// The key changes whenever a derived table is added, so a ledger appended to meanwhile by
-/// an older burnrate (which records its own key and does not keep the new table) is never
-/// taken for complete. `derived_complete_at`: before the priced user days.
+/// an older burnrate (which records its own key and does not keep the new table) is taken
+/// for complete only if it left the event count exactly as it was (say, archived a month
+/// and then appended as many calls). `derived_complete_at`: before the priced user days.
 pub(super) const META_COMPLETE: &str = "derived_complete_v2";
 
 impl DuckStore {

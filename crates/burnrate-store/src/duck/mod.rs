@@ -5,7 +5,8 @@
 //! `price_bands` (per-token prices in femtodollars of the keys in use, per tier, input band
 //! and validity period: what queries join to), `rollup`, `rollup_day` and `rollup_user_day`
 //! (the events summed per hour and per day, kept at append: see [`rollup`]), `run_totals`
-//! and `runs_fresh` (each agent run's cost and use: see [`runs`]) and `meta`.
+//! and `runs_fresh` (each agent run's cost and use: see [`runs`]), `user_day_costs` (the
+//! user-day roll-up priced per day, tenant and user: see [`user_day_costs`]) and `meta`.
 
 mod complete;
 mod export;
@@ -185,8 +186,9 @@ impl DuckStore {
         store.load_prices()?;
         let complete = created == rollup::Created::None && store.marked_complete()?;
         store.check_rollup(complete)?;
-        store.check_run_totals(complete)?;
+        // Before the run totals, whose rebuild records the marker only when these are in use.
         store.check_user_day_costs(complete)?;
+        store.check_run_totals(complete)?;
         if !complete {
             store.mark_complete()?;
         }

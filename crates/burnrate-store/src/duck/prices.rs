@@ -156,13 +156,17 @@ impl DuckStore {
                 self.conn.execute_batch("COMMIT")?;
                 // A rebuilt roll-up rebuilds the run totals and the priced user days too;
                 // else they are priced again when any price they used changed.
-                if !self.rollup_after_price_change()? {
-                    self.user_day_costs_after_price_change()?;
-                    if self.run_prices_changed()? {
-                        self.rebuild_run_totals()?;
-                    }
+                if self.rollup_after_price_change()? {
+                    return Ok(());
                 }
-                Ok(())
+                // Both, whatever the first gives: neither may stay priced with old prices.
+                let costs = self.user_day_costs_after_price_change();
+                let runs = match self.run_prices_changed() {
+                    Ok(true) => self.rebuild_run_totals(),
+                    Ok(false) => Ok(()),
+                    Err(error) => Err(error),
+                };
+                costs.and(runs)
             }
             Err(error) => {
                 let _ = self.conn.execute_batch("ROLLBACK");

@@ -794,8 +794,10 @@ impl DuckStore {
         self.rollup_universe = universe;
         self.rollup_valid = true;
         self.pending = Default::default();
-        self.rebuild_user_day_costs()?;
-        self.rebuild_run_totals()
+        // Both, whatever the first gives: neither may stay priced from the old roll-up.
+        let costs = self.rebuild_user_day_costs();
+        let runs = self.rebuild_run_totals();
+        costs.and(runs)
     }
 
     /// Rebuilds the roll-ups if the price book's thresholds changed since they were built;

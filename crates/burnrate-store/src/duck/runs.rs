@@ -187,8 +187,9 @@ impl DuckStore {
     }
 
     /// After an append mapped models seen for the first time: lists fresh the runs with
-    /// calls of those models (only a crash between an append and its mapping leaves such
-    /// calls priced as unpriced in the rows) and records the prices as the rows'.
+    /// calls of those models (appends map their models before writing their calls; only an
+    /// older burnrate, which mapped them after, could crash in between and leave such calls
+    /// priced as unpriced in the rows) and records the prices as the rows'.
     pub(super) fn runs_after_new_models(
         &mut self,
         pairs: &[(String, String)],

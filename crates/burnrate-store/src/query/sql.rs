@@ -183,7 +183,7 @@ pub struct Days {
     /// End of the days, exclusive.
     pub end: chrono::NaiveDateTime,
     /// The table holding the same days' sums already priced and summed per day, tenant and
-    /// user ([`PRICED_DAYS_TABLE`]), when it is current and the query groups and filters
+    /// user (`user_day_costs`), when it is current and the query groups and filters
     /// only by its keys: [`priced_ctes`] reads it instead of pricing `table`'s rows (every
     /// other reader reads `table`).
     pub priced: Option<&'static str>,
@@ -395,8 +395,10 @@ pub fn priced_ctes(
         .map(|condition| format!(" AND ({condition})"))
         .unwrap_or_default();
     let band = rows.band(thresholds);
-    // Pre-priced days, only where no run is read (their rows hold no run ids).
-    let priced_days = run.is_none()
+    // Pre-priced days, only where no run is read (their rows hold no run ids) and the rows
+    // are priced (else their costs would count where the others' are NULL).
+    let priced_days = with_prices
+        && run.is_none()
         && matches!(
             rows,
             Rows::Rollup {

@@ -13,8 +13,9 @@ use crate::query::sql::{Days, Rows};
 use crate::reports::{Report, ReportParams};
 
 /// The specs the priced user days can answer over `[since, until)`: by tenant and user per
-/// day, by user per month among some tenants, and the total for some users; every metric
-/// but the run metrics.
+/// day, by user per month among some tenants, and the total for some users, with every
+/// metric but the run metrics; and the top two users per day by cost asking for no money
+/// (so nothing is priced).
 fn specs(since: DateTime<Utc>, until: DateTime<Utc>) -> Vec<QuerySpec> {
     let metrics: Vec<Metric> = Metric::ALL
         .iter()
@@ -36,6 +37,14 @@ fn specs(since: DateTime<Utc>, until: DateTime<Utc>) -> Vec<QuerySpec> {
             spec.metrics = metrics.clone();
             spec
         })
+        .chain([{
+            let mut spec = QuerySpec::new(since, until);
+            spec.group_by = vec!["user_id".parse().unwrap()];
+            spec.bucket = Some(Bucket::Day);
+            spec.top = Some(2);
+            spec.metrics = vec![Metric::Requests];
+            spec
+        }])
         .collect()
 }
 
