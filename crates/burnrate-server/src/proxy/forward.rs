@@ -101,7 +101,10 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
             ticket,
             captured,
         };
-        pump.run(response, status, response_headers, head).await;
+        // Boxed: a stream's task lives as long as the stream, and an async fn's state is as
+        // large as its largest await; inline, the pump's state sat beside the plain path's
+        // (forward::run measured 26.8 KB with both inline, 7.2 KB with this one boxed).
+        Box::pin(pump.run(response, status, response_headers, head)).await;
         return;
     }
     let body = match within(timeout, &provider, read_limited(response)).await {

@@ -109,7 +109,9 @@ impl Pump {
                 recorded = true;
                 let error = meter.error().map(ToString::to_string);
                 let content = Content::of(captured.as_ref(), transcript.as_deref());
-                if let Err(store) = finish(
+                // Boxed, as the other call below: recording happens once, and inline its
+                // state would be held by every open stream for its whole life.
+                if let Err(store) = Box::pin(finish(
                     &state,
                     &context,
                     &ticket,
@@ -117,7 +119,7 @@ impl Pump {
                     layers.take(),
                     (Status::Ok, error),
                     content,
-                )
+                ))
                 .await
                 {
                     // Not journaled, so not acknowledged: abort the client's stream.
@@ -143,7 +145,7 @@ impl Pump {
                 )
             });
             let content = Content::of(captured.as_ref(), transcript.as_deref());
-            if let Err(store) = finish(
+            if let Err(store) = Box::pin(finish(
                 &state,
                 &context,
                 &ticket,
@@ -151,7 +153,7 @@ impl Pump {
                 layers.take(),
                 (Status::Error, Some(error)),
                 content,
-            )
+            ))
             .await
             {
                 tracing::error!(%store, "a cut-off stream could not be recorded");
