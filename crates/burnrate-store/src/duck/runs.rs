@@ -162,7 +162,7 @@ impl DuckStore {
             &format!("INSERT INTO run_totals {build}"),
             params_from_iter(params.iter()),
         )?;
-        self.record_run_prices()?;
+        self.record_prices(META_KEY)?;
         self.run_totals = RunTotals {
             valid: true,
             fresh: 0,
@@ -174,14 +174,20 @@ impl DuckStore {
     /// Whether the rows were priced with other prices than the ledger's now (or are being
     /// rebuilt: no prices recorded).
     pub(super) fn run_prices_changed(&self) -> Result<bool, StoreError> {
-        Ok(self.meta_value(META_KEY)? != Some(self.prices_fingerprint()?))
+        Ok(!self.priced_now(META_KEY)?)
     }
 
-    /// Records the prices the rows are priced with (they match the prices now).
-    fn record_run_prices(&self) -> Result<(), StoreError> {
+    /// Whether the rows of a priced derived table were priced with the prices now:
+    /// `meta.key` holds the fingerprint they were priced with (absent while rebuilt).
+    pub(super) fn priced_now(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.meta_value(key)? == Some(self.prices_fingerprint()?))
+    }
+
+    /// Records under `meta.key` that a priced derived table's rows match the prices now.
+    pub(super) fn record_prices(&self, key: &str) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-            [META_KEY, &self.prices_fingerprint()?],
+            [key, &self.prices_fingerprint()?],
         )?;
         Ok(())
     }
@@ -207,7 +213,7 @@ impl DuckStore {
             )?;
         }
         self.run_totals.fresh += listed;
-        self.record_run_prices()
+        self.record_prices(META_KEY)
     }
 
     /// Lists `runs` fresh: called before their calls are written.

@@ -91,7 +91,7 @@ impl DuckStore {
             return Ok(());
         }
         if complete && self.user_day_costs_current()? {
-            self.user_day_costs_valid = self.user_day_costs_buildable();
+            self.user_day_costs_valid = self.totals_buildable();
             return Ok(());
         }
         self.rebuild_user_day_costs()
@@ -99,13 +99,7 @@ impl DuckStore {
 
     /// Whether the rows were priced with the prices now (and are not being rebuilt).
     pub(super) fn user_day_costs_current(&self) -> Result<bool, StoreError> {
-        Ok(self.meta_value(META_KEY)? == Some(self.prices_fingerprint()?))
-    }
-
-    /// The rows can be built: the roll-ups are complete and can be priced (as the run
-    /// totals).
-    fn user_day_costs_buildable(&self) -> bool {
-        self.totals_buildable()
+        self.priced_now(META_KEY)
     }
 
     /// Builds every row again from the user-day roll-up (not in one transaction, which
@@ -115,7 +109,8 @@ impl DuckStore {
         self.user_day_costs_valid = false;
         self.conn
             .execute("DELETE FROM meta WHERE key = ?", [META_KEY])?;
-        if !self.user_day_costs_buildable() {
+        // Buildable when the run totals are: the roll-ups are complete and can be priced.
+        if !self.totals_buildable() {
             return Ok(());
         }
         let build = sql::priced_user_days_sql(
@@ -127,17 +122,8 @@ impl DuckStore {
         self.conn.execute_batch(&format!(
             "DELETE FROM {INCOMING}; DELETE FROM {TABLE}; INSERT INTO {TABLE} {build}"
         ))?;
-        self.record_user_day_prices()?;
+        self.record_prices(META_KEY)?;
         self.user_day_costs_valid = true;
-        Ok(())
-    }
-
-    /// Records the prices the rows are priced with (they match the prices now).
-    pub(super) fn record_user_day_prices(&self) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-            [META_KEY, &self.prices_fingerprint()?],
-        )?;
         Ok(())
     }
 
@@ -176,7 +162,7 @@ impl DuckStore {
                 return self.rebuild_user_day_costs();
             }
         }
-        self.record_user_day_prices()
+        self.record_prices(META_KEY)
     }
 
     /// The appender the user-day rows of an append are staged in, while the rows are in
@@ -213,7 +199,7 @@ impl DuckStore {
             return String::new();
         }
         let sums: Vec<String> = sum_column_names()
-            .chain(["cost", "naive_cost", "unpriced"])
+            .chain(sql::PRICED_COLUMNS)
             .map(|name| format!("sum({name})"))
             .collect();
         format!(

@@ -462,6 +462,10 @@ fn price_join(name: &str, with_prices: bool, base: &str) -> String {
     )
 }
 
+/// The columns pricing adds to a row: what it cost, what it would have cost without cache
+/// and reasoning prices, and its calls without a price.
+pub const PRICED_COLUMNS: [&str; 3] = ["cost", "naive_cost", "unpriced"];
+
 /// SQL pricing the rows of `table` (a roll-up with the user-day roll-up's columns) that
 /// `filter` holds for, summed per day, tenant and user: `ts`, `tenant_id`, `user_id`, the
 /// sums of [`row_values_sql`](crate::duck::row_values_sql), `cost`, `naive_cost` and
@@ -479,7 +483,7 @@ pub fn priced_user_days_sql(
         crate::duck::row_values_sql(true)
     );
     let sums: Vec<String> = crate::duck::sum_column_names()
-        .chain(["cost", "naive_cost", "unpriced"])
+        .chain(PRICED_COLUMNS)
         .map(|name| format!("sum({name}) AS {name}"))
         .collect();
     format!(
