@@ -7,7 +7,8 @@
 //! roll-up). Events
 //! are only ever added (or archived by the month), so any call arriving late for those days
 //! changes the count, and a price change changes the cost: a view whose fingerprint differs
-//! computes the findings again. Today's findings are always computed. A background task keeps
+//! computes the findings again. A day none of whose read days has a call has no findings,
+//! and the detectors are not run for it. Today's findings are otherwise always computed. A background task keeps
 //! the last [`BACKFILL_DAYS`] closed days' findings computed, so views of them read kept ones.
 
 use std::collections::BTreeMap;
@@ -47,10 +48,16 @@ impl KeptFindings {
         today: NaiveDate,
     ) -> Result<Vec<Finding>, StoreError> {
         let thresholds = Thresholds::default();
+        let read = calls_read(store, day, &thresholds)?;
+        if read.is_empty() {
+            // No call in any day the detectors read: nothing to find, and nothing worth
+            // keeping (a fresh ledger's month of empty days cost seconds of planning).
+            return Ok(Vec::new());
+        }
         if day >= today {
             return compute(store, day, &thresholds);
         }
-        let fingerprint = fingerprint(store, day, &thresholds)?;
+        let fingerprint = format!("{read:?}");
         if let Some((kept, findings)) = self.lock().get(&day)
             && *kept == fingerprint
         {
@@ -82,18 +89,19 @@ fn compute(
     Ok(findings)
 }
 
-/// Calls and cost per model over the days the detectors read for `day` (per model, so a
-/// price change that moves cost between models changes it too).
-fn fingerprint(
+/// Calls and cost per model over the days the detectors read for `day`, one row per model
+/// with calls: the kept findings' fingerprint (per model, so a price change that moves cost
+/// between models changes it too).
+fn calls_read(
     store: &dyn Store,
     day: NaiveDate,
     thresholds: &Thresholds,
-) -> Result<String, StoreError> {
+) -> Result<Vec<Vec<burnrate_store::Cell>>, StoreError> {
     let first = detectors::first_day_read(day, thresholds);
     let mut spec = QuerySpec::new(start_of(first), start_of(day + Days::new(1)));
     spec.group_by = vec![Dimension::Field(Field::Model)];
     spec.metrics = vec![Metric::Requests, Metric::CostUsd];
-    Ok(format!("{:?}", store.query(&spec)?.rows))
+    Ok(store.query(&spec)?.rows)
 }
 
 /// Starts the task that keeps the last [`BACKFILL_DAYS`] closed days' findings computed,
@@ -208,5 +216,40 @@ mod tests {
         let open = KeptFindings::default();
         assert_eq!(open.findings(&store, day, day).unwrap(), late);
         assert!(open.lock().is_empty());
+    }
+
+    #[test]
+    fn days_whose_window_has_no_calls_find_nothing_without_the_detectors() {
+        let mut store = DuckStore::open_in_memory().unwrap();
+        store.append(&looping("r1", 5)).unwrap();
+        let kept = KeptFindings::default();
+        let calls = NaiveDate::from_ymd_opt(2026, 11, 19).unwrap();
+        let reach = calls - detectors::first_day_read(calls, &Thresholds::default());
+        // The last day whose window still holds the calls, and the first that does not.
+        let last = calls + reach;
+        let today = last + Days::new(10);
+        assert_eq!(
+            kept.findings(&store, last, today).unwrap(),
+            compute(&store, last, &Thresholds::default()).unwrap()
+        );
+        assert_eq!(
+            kept.lock().len(),
+            1,
+            "a window with calls runs the detectors"
+        );
+        let after = last + Days::new(1);
+        assert_eq!(kept.findings(&store, after, today).unwrap(), vec![]);
+        assert_eq!(
+            compute(&store, after, &Thresholds::default()).unwrap(),
+            vec![]
+        );
+        assert_eq!(
+            kept.lock().len(),
+            1,
+            "an empty window is not computed or kept"
+        );
+        let before = NaiveDate::from_ymd_opt(2026, 11, 18).unwrap();
+        assert_eq!(kept.findings(&store, before, today).unwrap(), vec![]);
+        assert_eq!(kept.lock().len(), 1);
     }
 }
