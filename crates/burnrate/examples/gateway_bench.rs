@@ -34,6 +34,10 @@ struct Args {
     /// Seconds measured per target, rate and mode.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// The gateway's `flush_interval_ms`: how often journaled calls move into its store
+    /// (a long one keeps the flushes out of the measured seconds).
+    #[arg(long, default_value_t = 1000)]
+    flush_interval_ms: u64,
     /// Seconds of the same load before each measurement (not recorded).
     #[arg(long, default_value_t = 2)]
     warmup: u64,
@@ -125,7 +129,13 @@ fn main() -> Result<()> {
         Some(path) => std::fs::read_to_string(path)?,
         None => String::new(),
     };
-    let gateway = start_gateway(&bin, &work.join("latency"), &mock.url, &policy)?;
+    let gateway = start_gateway(
+        &bin,
+        &work.join("latency"),
+        &mock.url,
+        &policy,
+        args.flush_interval_ms,
+    )?;
     let floor = Process::start(
         "pass-through proxy",
         Command::new(std::env::current_exe()?).args(["--floor-proxy", &mock.url]),
@@ -229,7 +239,13 @@ fn main() -> Result<()> {
     }
     drop(gateway);
     if args.streams > 0 {
-        let gateway = start_gateway(&bin, &work.join("streams"), &mock.url, &policy)?;
+        let gateway = start_gateway(
+            &bin,
+            &work.join("streams"),
+            &mock.url,
+            &policy,
+            args.flush_interval_ms,
+        )?;
         let (targets, sockets) = if args.streams_h2_connections == 0 {
             let target = Target::with_timeout("burnrate", &gateway.url, KEY, true, None)?;
             (
@@ -773,9 +789,15 @@ fn start_litellm(script: &Path, venv: &Path, mock: &str) -> Result<Process> {
 
 /// Starts `burnrate serve` on the mock with its ledger and journal under `dir`, with
 /// `policy` appended to its config.
-fn start_gateway(bin: &Path, dir: &Path, mock: &str, policy: &str) -> Result<Process> {
+fn start_gateway(
+    bin: &Path,
+    dir: &Path,
+    mock: &str,
+    policy: &str,
+    flush_interval_ms: u64,
+) -> Result<Process> {
     std::fs::create_dir_all(dir)?;
-    let config = write_config(dir, mock, bin, policy)?;
+    let config = write_config(dir, mock, bin, policy, flush_interval_ms)?;
     Process::start(
         "gateway",
         Command::new(bin)
@@ -788,7 +810,13 @@ fn start_gateway(bin: &Path, dir: &Path, mock: &str, policy: &str) -> Result<Pro
 }
 
 /// The benchmark's gateway config: the mock as OpenAI, journal and store on.
-fn write_config(work: &Path, mock: &str, bin: &Path, policy: &str) -> Result<PathBuf> {
+fn write_config(
+    work: &Path,
+    mock: &str,
+    bin: &Path,
+    policy: &str,
+    flush_interval_ms: u64,
+) -> Result<PathBuf> {
     let output = Command::new(bin).args(["keys", "hash", KEY]).output()?;
     anyhow::ensure!(output.status.success(), "burnrate keys hash failed");
     let hash = String::from_utf8(output.stdout)?.trim().to_owned();
@@ -801,7 +829,7 @@ listen = "127.0.0.1:0"
 path = "{dir}/ledger.duckdb"
 journal_dir = "{dir}/journal"
 fsync_interval_ms = 100
-flush_interval_ms = 1000
+flush_interval_ms = {flush_interval_ms}
 
 [[providers]]
 name = "openai"
