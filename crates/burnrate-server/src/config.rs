@@ -133,6 +133,7 @@ struct RawStore {
     journal_dir: PathBuf,
     fsync_interval_ms: u64,
     flush_interval_ms: u64,
+    flush_in_idle_time: bool,
 }
 
 impl Default for RawStore {
@@ -145,6 +146,7 @@ impl Default for RawStore {
             journal_dir: "data/journal".into(),
             fsync_interval_ms: 100,
             flush_interval_ms: 1000,
+            flush_in_idle_time: false,
         }
     }
 }
@@ -258,6 +260,8 @@ pub struct Config {
     pub fsync_interval: Duration,
     /// How often the store writer moves journaled events into the store.
     pub flush_interval: Duration,
+    /// Whether those timed moves run under `SCHED_IDLE` (Linux), yielding every core to calls.
+    pub flush_in_idle_time: bool,
     /// Upstream providers and the models they serve.
     pub providers: Arc<Providers>,
     /// Gateway virtual keys.
@@ -437,6 +441,7 @@ impl RawConfig {
                 journal_dir: self.store.journal_dir,
                 fsync_interval: Duration::from_millis(self.store.fsync_interval_ms),
                 flush_interval: Duration::from_millis(self.store.flush_interval_ms.max(10)),
+                flush_in_idle_time: self.store.flush_in_idle_time,
                 providers: Arc::new(providers),
                 keys: Arc::new(keys),
                 require,
@@ -697,7 +702,7 @@ fn validate_providers(
                 continue;
             }
         };
-        let base_url = provider.base_url.trim_end_matches('/').to_string();
+        let base_url = provider.base_url.trim_end_matches('/');
         if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             problems.push(format!(
                 "{at}.base_url: `{base_url}` must start with http:// or https://"
@@ -720,13 +725,16 @@ fn validate_providers(
                 "{at}.models: list the model names or patterns (\"gpt-*\") it serves"
             ));
         }
-        providers.push(Provider {
-            name: provider.name,
+        match Provider::new(
+            provider.name,
             kind,
             base_url,
-            api_key,
-            models: provider.models,
-        });
+            api_key.as_deref(),
+            provider.models,
+        ) {
+            Ok(built) => providers.push(built),
+            Err(problem) => problems.push(format!("{at}.{problem}")),
+        }
     }
     Providers::new(providers)
 }

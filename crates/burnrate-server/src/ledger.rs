@@ -49,6 +49,7 @@ impl Ledger {
         journal_dir: &Path,
         fsync_interval: Duration,
         flush_interval: Duration,
+        flush_in_idle_time: bool,
     ) -> Result<(Ledger, ReplayOutcome), StoreError> {
         // The store first, then the trail. Events the store had already are on the trail
         // unless a crash came between the two: the trail's tail says which.
@@ -78,6 +79,7 @@ impl Ledger {
             events: events_rx,
             pending: Vec::new(),
             lag: Arc::clone(&lag),
+            idle_flushes: flush_in_idle_time,
         };
         let thread = std::thread::Builder::new()
             .name("ledger".into())
@@ -231,6 +233,9 @@ struct Writer {
     /// Received events not yet in the store.
     pending: Vec<UsageEvent>,
     lag: Arc<AtomicU64>,
+    /// Whether the timer's flushes store their events in idle time ([`in_idle_time`]); off
+    /// for good once the policy cannot be set.
+    idle_flushes: bool,
 }
 
 impl Writer {
@@ -279,17 +284,34 @@ impl Writer {
         }
     }
 
-    /// The timer's flush: in the cores' idle time ([`in_idle_time`]), unless the store is
-    /// more than [`CATCH_UP_LAG`] events behind, so a flush held back by busy cores cannot
-    /// leave the store ever further behind.
+    /// The timer's flush. With `flush_in_idle_time`, the events are stored in the cores'
+    /// idle time ([`in_idle_time`]) unless the store is more than [`CATCH_UP_LAG`] events
+    /// behind; the journal's lock, which calls take, is only ever taken on this thread.
     fn flush_when_idle(&mut self) {
-        if self.lag.load(Ordering::Relaxed) > CATCH_UP_LAG {
+        if !self.idle_flushes || self.lag.load(Ordering::Relaxed) > CATCH_UP_LAG {
             self.flush_logged();
             return;
         }
-        if let Err(error) = in_idle_time(|| self.flush_logged()) {
-            tracing::warn!(%error, "no thread for an idle-time flush; flushing at once");
-            self.flush_logged();
+        let stored = match self.take_journaled() {
+            Ok(None) => return,
+            Ok(Some(sealed)) => match in_idle_time(|| self.store_pending()) {
+                Ok((stored, in_idle)) => {
+                    if !in_idle {
+                        self.idle_flushes = false;
+                    }
+                    stored.and_then(|()| self.journal.remove_through(sealed))
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "no thread for an idle-time flush; flushing at once");
+                    self.store_pending()
+                        .and_then(|()| self.journal.remove_through(sealed))
+                }
+            },
+            Err(error) => Err(error),
+        };
+        if let Err(error) = stored {
+            // The events stay in the journal; the next flush or start retries them.
+            tracing::error!(%error, "moving journaled events into the store failed");
         }
     }
 
@@ -301,14 +323,29 @@ impl Writer {
     }
 
     fn flush(&mut self) -> Result<(), StoreError> {
-        if self.events.is_empty() && self.pending.is_empty() {
+        let Some(sealed) = self.take_journaled()? else {
             return Ok(());
+        };
+        self.store_pending()?;
+        self.journal.remove_through(sealed)
+    }
+
+    /// Seals the active journal segment and takes every event received so far: the
+    /// sequence number sealed, or `None` when there is nothing to store.
+    fn take_journaled(&mut self) -> Result<Option<u64>, StoreError> {
+        if self.events.is_empty() && self.pending.is_empty() {
+            return Ok(None);
         }
         let sealed = self.journal.rotate()?;
         self.pending.extend(self.events.try_iter());
-        // The store first, then the trail (records of the events the store took as new), then
-        // the journal goes. On failure the events stay pending (and in the sealed segments,
-        // which are only deleted once everything up to them is in the store and on the trail).
+        Ok(Some(sealed))
+    }
+
+    /// Appends the pending events to the store, then to the trail (records of the events
+    /// the store took as new). On failure the events stay pending (and in the sealed
+    /// segments, which are only deleted once everything up to them is in the store and on
+    /// the trail).
+    fn store_pending(&mut self) -> Result<(), StoreError> {
         let mut fresh = Vec::with_capacity(self.pending.len());
         for chunk in self.pending.chunks(MAX_BATCH) {
             match self.store.append_new(chunk) {
@@ -339,7 +376,7 @@ impl Writer {
             written.map_err(audit_failed)?;
             self.unaudited.clear();
         }
-        self.journal.remove_through(sealed)
+        Ok(())
     }
 }
 
@@ -359,20 +396,21 @@ const LEDGER_NICE: i32 = 10;
 /// at the ledger's priority instead of in idle time: about 25 s of calls at 2,000 a second.
 const CATCH_UP_LAG: u64 = 50_000;
 
-/// Runs `work` on a thread of its own under Linux's `SCHED_IDLE` policy and waits for it: the
-/// thread gets a core only when no other thread wants it, and a call's thread that wakes up
-/// takes the core back at once. At a nice value alone a flush kept its core for a time
-/// slice: at 2,000 calls a second its DuckDB work every second showed as about +0.7 ms at
-/// the calls' p99. An unprivileged thread cannot leave `SCHED_IDLE`, hence a thread per use;
-/// where the policy cannot be set, `work` runs at the ledger's priority. Errs only when no
-/// thread could be started (and then `work` has not run).
-fn in_idle_time<T: Send>(work: impl FnOnce() -> T + Send) -> std::io::Result<T> {
+/// Runs `work` on a thread of its own under Linux's `SCHED_IDLE` policy and waits for it,
+/// with whether the policy was set. Such a thread gets a core only when no other thread
+/// wants it, and a call's thread that wakes up takes the core back at once; at a nice value
+/// alone a flush kept its core for a time slice (BENCHMARKS.md, "Flushes in idle time").
+/// The trade: while other work keeps every core busy the thread barely runs, and the
+/// ledger waits for it. An unprivileged thread cannot leave `SCHED_IDLE` (with the default
+/// `RLIMIT_NICE`), hence a thread per use. Errs only when no thread could be started (and
+/// then `work` has not run).
+fn in_idle_time<T: Send>(work: impl FnOnce() -> T + Send) -> std::io::Result<(T, bool)> {
     std::thread::scope(|scope| {
         let thread = std::thread::Builder::new()
             .name("ledger-flush".into())
             .spawn_scoped(scope, || {
-                idle_policy();
-                work()
+                let idle = idle_policy();
+                (work(), idle)
             })?;
         match thread.join() {
             Ok(result) => Ok(result),
@@ -381,8 +419,8 @@ fn in_idle_time<T: Send>(work: impl FnOnce() -> T + Send) -> std::io::Result<T> 
     })
 }
 
-/// Puts the calling thread under `SCHED_IDLE`. Failing to is logged, not fatal.
-fn idle_policy() {
+/// Puts the calling thread under `SCHED_IDLE`; false (and a warning) when it cannot.
+fn idle_policy() -> bool {
     #[cfg(target_os = "linux")]
     {
         use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
@@ -394,12 +432,17 @@ fn idle_policy() {
         );
         // After the policy the crate also sets the nice value it maps to (0), which a thread
         // at the ledger's nice 10 may not without privileges; the policy is what counts.
-        if let Err(error) = set
-            && thread_priority::thread_schedule_policy().ok() != Some(idle)
-        {
-            tracing::warn!(?error, "could not run the ledger's flush in idle time");
+        if set.is_ok() || thread_priority::thread_schedule_policy().ok() == Some(idle) {
+            return true;
         }
+        tracing::warn!(
+            ?set,
+            "could not store events in idle time (SCHED_IDLE); flushing at the ledger's priority"
+        );
     }
+    #[cfg(not(target_os = "linux"))]
+    tracing::warn!("storing events in idle time needs Linux; flushing at the ledger's priority");
+    false
 }
 
 /// Runs `work` on a thread of its own at the ledger's priority and returns its result: threads
@@ -458,12 +501,12 @@ mod tests {
 
     #[test]
     fn an_idle_time_flush_runs_under_sched_idle_and_leaves_the_caller_alone() {
-        const SCHED_OTHER: u32 = 0;
         const SCHED_IDLE: u32 = 5;
         let before = own_policy();
-        assert_eq!(before, SCHED_OTHER);
+        assert_ne!(before, SCHED_IDLE);
         let inside = at_ledger_priority(|| {
-            let inside = in_idle_time(own_policy).unwrap();
+            let (inside, idle) = in_idle_time(own_policy).unwrap();
+            assert!(idle);
             assert_eq!(own_policy(), before, "the caller's policy is untouched");
             inside
         });

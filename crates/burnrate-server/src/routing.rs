@@ -2,6 +2,10 @@
 
 use std::sync::Arc;
 
+use burnrate_wire::Api;
+use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use reqwest::Url;
+
 /// The wire family a provider speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
@@ -31,10 +35,85 @@ pub struct Provider {
     pub kind: ProviderKind,
     /// Base URL without a trailing slash (OpenAI-style ends in `/v1`; Anthropic has none).
     pub base_url: String,
-    /// The provider's API key, from the environment; never logged, never sent to clients.
-    pub api_key: Option<String>,
     /// Model names (exact) and patterns (`gpt-*`) it serves.
     pub models: Vec<String>,
+    /// Where each route's calls go, parsed once rather than on every call.
+    urls: RouteUrls,
+    /// The header carrying the provider's key, built once and marked sensitive; the key
+    /// never reaches a client or a log.
+    auth: Option<(HeaderName, HeaderValue)>,
+}
+
+/// The upstream URL of each route: the base URL and the route's path.
+#[derive(Debug, Clone)]
+struct RouteUrls {
+    chat: Url,
+    responses: Url,
+    embeddings: Url,
+    messages: Url,
+}
+
+impl Provider {
+    /// A provider at `base_url` (a trailing slash is dropped) with its API key, if any.
+    /// Fails with the configuration key at fault and the reason: a base URL that is not a
+    /// URL, or a key that cannot be sent in an HTTP header.
+    pub fn new(
+        name: String,
+        kind: ProviderKind,
+        base_url: &str,
+        api_key: Option<&str>,
+        models: Vec<String>,
+    ) -> Result<Provider, String> {
+        let base_url = base_url.trim_end_matches('/').to_string();
+        let url = |api: Api| {
+            Url::parse(&format!("{base_url}{}", api.upstream_path()))
+                .map_err(|error| format!("base_url: `{base_url}` is not a URL ({error})"))
+        };
+        let urls = RouteUrls {
+            chat: url(Api::ChatCompletions)?,
+            responses: url(Api::Responses)?,
+            embeddings: url(Api::Embeddings)?,
+            messages: url(Api::Messages)?,
+        };
+        let auth = api_key
+            .map(|key| {
+                let (name, value) = match kind {
+                    ProviderKind::OpenAi => (AUTHORIZATION, format!("Bearer {key}")),
+                    ProviderKind::Anthropic => (HeaderName::from_static("x-api-key"), key.into()),
+                };
+                let mut value = HeaderValue::from_str(&value).map_err(|_| {
+                    "api_key_env: the key holds characters an HTTP header cannot carry (a \
+                     line break or a control character?)"
+                        .to_string()
+                })?;
+                value.set_sensitive(true);
+                Ok::<_, String>((name, value))
+            })
+            .transpose()?;
+        Ok(Provider {
+            name,
+            kind,
+            base_url,
+            models,
+            urls,
+            auth,
+        })
+    }
+
+    /// Where calls of `api` go.
+    pub fn url(&self, api: Api) -> &Url {
+        match api {
+            Api::ChatCompletions => &self.urls.chat,
+            Api::Responses => &self.urls.responses,
+            Api::Embeddings => &self.urls.embeddings,
+            Api::Messages => &self.urls.messages,
+        }
+    }
+
+    /// The header that authenticates calls to the provider, when it has a key.
+    pub fn auth(&self) -> Option<(&HeaderName, &HeaderValue)> {
+        self.auth.as_ref().map(|(name, value)| (name, value))
+    }
 }
 
 /// The providers in configuration order.
@@ -83,13 +162,75 @@ mod tests {
     use super::*;
 
     fn provider(name: &str, kind: ProviderKind, models: &[&str]) -> Provider {
-        Provider {
-            name: name.into(),
-            kind,
-            base_url: "http://127.0.0.1:1".into(),
-            api_key: None,
-            models: models.iter().map(|m| m.to_string()).collect(),
-        }
+        let models = models.iter().map(|m| m.to_string()).collect();
+        Provider::new(name.into(), kind, "http://127.0.0.1:1", None, models).unwrap()
+    }
+
+    #[test]
+    fn each_route_has_its_url_and_the_key_its_header() {
+        let openai = Provider::new(
+            "openai".into(),
+            ProviderKind::OpenAi,
+            "https://api.openai.com/v1/",
+            Some("sk-1"),
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(
+            openai.url(Api::ChatCompletions).as_str(),
+            "https://api.openai.com/v1/chat/completions"
+        );
+        assert_eq!(
+            openai.url(Api::Embeddings).as_str(),
+            "https://api.openai.com/v1/embeddings"
+        );
+        let (name, value) = openai.auth().unwrap();
+        assert_eq!(
+            (name.as_str(), value.to_str().unwrap()),
+            ("authorization", "Bearer sk-1")
+        );
+        assert!(
+            value.is_sensitive(),
+            "never printed by a Debug of the headers"
+        );
+        let anthropic = Provider::new(
+            "anthropic".into(),
+            ProviderKind::Anthropic,
+            "https://api.anthropic.com",
+            Some("sk-ant"),
+            vec![],
+        )
+        .unwrap();
+        assert_eq!(
+            anthropic.url(Api::Messages).as_str(),
+            "https://api.anthropic.com/v1/messages"
+        );
+        let (name, value) = anthropic.auth().unwrap();
+        assert_eq!(
+            (name.as_str(), value.to_str().unwrap()),
+            ("x-api-key", "sk-ant")
+        );
+
+        let bad_url = Provider::new(
+            "x".into(),
+            ProviderKind::OpenAi,
+            "http://exa mple",
+            None,
+            vec![],
+        );
+        assert!(
+            bad_url
+                .unwrap_err()
+                .starts_with("base_url: `http://exa mple` is not a URL")
+        );
+        let bad_key = Provider::new(
+            "x".into(),
+            ProviderKind::OpenAi,
+            "http://127.0.0.1:1",
+            Some("sk-1\n"),
+            vec![],
+        );
+        assert!(bad_key.unwrap_err().starts_with("api_key_env: "));
     }
 
     #[test]

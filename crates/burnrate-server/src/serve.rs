@@ -122,6 +122,7 @@ impl Gateway {
             &config.journal_dir,
             config.fsync_interval,
             config.flush_interval,
+            config.flush_in_idle_time,
         )?;
         // HTTP/1.1 only, a connection per call in flight: over HTTP/2 every call to a provider
         // would share one connection, and calls beyond the provider's concurrent-stream limit

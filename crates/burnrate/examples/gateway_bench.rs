@@ -38,6 +38,9 @@ struct Args {
     /// (a long one keeps the flushes out of the measured seconds).
     #[arg(long, default_value_t = 1000)]
     flush_interval_ms: u64,
+    /// Set the gateway's `flush_in_idle_time` (its flushes under `SCHED_IDLE`).
+    #[arg(long)]
+    flush_in_idle_time: bool,
     /// Seconds of the same load before each measurement (not recorded).
     #[arg(long, default_value_t = 2)]
     warmup: u64,
@@ -129,13 +132,7 @@ fn main() -> Result<()> {
         Some(path) => std::fs::read_to_string(path)?,
         None => String::new(),
     };
-    let gateway = start_gateway(
-        &bin,
-        &work.join("latency"),
-        &mock.url,
-        &policy,
-        args.flush_interval_ms,
-    )?;
+    let gateway = start_gateway(&bin, &work.join("latency"), &mock.url, &policy, &args)?;
     let floor = Process::start(
         "pass-through proxy",
         Command::new(std::env::current_exe()?).args(["--floor-proxy", &mock.url]),
@@ -239,13 +236,7 @@ fn main() -> Result<()> {
     }
     drop(gateway);
     if args.streams > 0 {
-        let gateway = start_gateway(
-            &bin,
-            &work.join("streams"),
-            &mock.url,
-            &policy,
-            args.flush_interval_ms,
-        )?;
+        let gateway = start_gateway(&bin, &work.join("streams"), &mock.url, &policy, &args)?;
         let (targets, sockets) = if args.streams_h2_connections == 0 {
             let target = Target::with_timeout("burnrate", &gateway.url, KEY, true, None)?;
             (
@@ -789,15 +780,9 @@ fn start_litellm(script: &Path, venv: &Path, mock: &str) -> Result<Process> {
 
 /// Starts `burnrate serve` on the mock with its ledger and journal under `dir`, with
 /// `policy` appended to its config.
-fn start_gateway(
-    bin: &Path,
-    dir: &Path,
-    mock: &str,
-    policy: &str,
-    flush_interval_ms: u64,
-) -> Result<Process> {
+fn start_gateway(bin: &Path, dir: &Path, mock: &str, policy: &str, args: &Args) -> Result<Process> {
     std::fs::create_dir_all(dir)?;
-    let config = write_config(dir, mock, bin, policy, flush_interval_ms)?;
+    let config = write_config(dir, mock, bin, policy, args)?;
     Process::start(
         "gateway",
         Command::new(bin)
@@ -810,13 +795,9 @@ fn start_gateway(
 }
 
 /// The benchmark's gateway config: the mock as OpenAI, journal and store on.
-fn write_config(
-    work: &Path,
-    mock: &str,
-    bin: &Path,
-    policy: &str,
-    flush_interval_ms: u64,
-) -> Result<PathBuf> {
+fn write_config(work: &Path, mock: &str, bin: &Path, policy: &str, args: &Args) -> Result<PathBuf> {
+    let flush_interval_ms = args.flush_interval_ms;
+    let flush_in_idle_time = args.flush_in_idle_time;
     let output = Command::new(bin).args(["keys", "hash", KEY]).output()?;
     anyhow::ensure!(output.status.success(), "burnrate keys hash failed");
     let hash = String::from_utf8(output.stdout)?.trim().to_owned();
@@ -830,6 +811,7 @@ path = "{dir}/ledger.duckdb"
 journal_dir = "{dir}/journal"
 fsync_interval_ms = 100
 flush_interval_ms = {flush_interval_ms}
+flush_in_idle_time = {flush_in_idle_time}
 
 [[providers]]
 name = "openai"

@@ -27,13 +27,15 @@ fn a_minimal_file_gets_the_documented_defaults() {
     assert_eq!(config.require, vec!["tenant_id", "user_id", "feature"]);
     assert_eq!(config.untagged, Untagged::Reject);
     assert_eq!(config.store_path, PathBuf::from("data/burnrate.duckdb"));
+    assert!(!config.flush_in_idle_time, "opt-in: it can hold jobs back");
     assert_eq!(config.keys.len(), 1);
     let provider = config.providers.iter().next().unwrap();
     assert_eq!(
         provider.base_url, "http://127.0.0.1:9/v1",
         "trailing slash trimmed"
     );
-    assert_eq!(provider.api_key.as_deref(), Some("sk-upstream"));
+    let (_, auth) = provider.auth().unwrap();
+    assert_eq!(auth.to_str().unwrap(), "Bearer sk-upstream");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use burnrate_model::Status;
 use burnrate_policy::{Outcome, Ticket};
 use burnrate_wire::{Api, Metered};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderMap, StatusCode};
 use tokio::sync::oneshot;
 
 use super::record::{self, CallContext};
@@ -19,7 +19,7 @@ use super::{Call, stream};
 use crate::app::AppState;
 use crate::attribution;
 use crate::error::ApiError;
-use crate::routing::{Provider, ProviderKind};
+use crate::routing::Provider;
 
 /// Largest non-streaming upstream body the gateway reads.
 const MAX_UPSTREAM_BODY: usize = 256 << 20;
@@ -202,7 +202,6 @@ fn upstream_request(
     headers: &HeaderMap,
     body: Bytes,
 ) -> reqwest::RequestBuilder {
-    let url = format!("{}{}", provider.base_url, api.upstream_path());
     let mut forwarded = HeaderMap::with_capacity(headers.len() + 2);
     for (name, value) in headers {
         let name_text = name.as_str();
@@ -211,28 +210,14 @@ fn upstream_request(
         }
         forwarded.append(name.clone(), value.clone());
     }
-    if let Some(key) = &provider.api_key
-        && let Ok(value) = provider_auth(provider.kind, key)
-    {
-        let name = match provider.kind {
-            ProviderKind::OpenAi => http::header::AUTHORIZATION,
-            ProviderKind::Anthropic => HeaderName::from_static("x-api-key"),
-        };
-        forwarded.insert(name, value);
+    if let Some((name, value)) = provider.auth() {
+        forwarded.insert(name.clone(), value.clone());
     }
-    state.client.post(url).headers(forwarded).body(body)
-}
-
-fn provider_auth(
-    kind: ProviderKind,
-    key: &str,
-) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
-    let mut value = match kind {
-        ProviderKind::OpenAi => HeaderValue::from_str(&format!("Bearer {key}"))?,
-        ProviderKind::Anthropic => HeaderValue::from_str(key)?,
-    };
-    value.set_sensitive(true);
-    Ok(value)
+    state
+        .client
+        .post(provider.url(api).clone())
+        .headers(forwarded)
+        .body(body)
 }
 
 /// The upstream's response headers minus hop-by-hop ones.
