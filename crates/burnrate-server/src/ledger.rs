@@ -288,57 +288,51 @@ impl Writer {
     /// idle time ([`in_idle_time`]) unless the store is more than [`CATCH_UP_LAG`] events
     /// behind; the journal's lock, which calls take, is only ever taken on this thread.
     fn flush_when_idle(&mut self) {
-        if !self.idle_flushes || self.lag.load(Ordering::Relaxed) > CATCH_UP_LAG {
+        if self.idle_flushes && self.lag.load(Ordering::Relaxed) <= CATCH_UP_LAG {
+            let flushed = self.flush_storing(Writer::store_pending_in_idle_time);
+            log_flush(flushed);
+        } else {
             self.flush_logged();
-            return;
-        }
-        let stored = match self.take_journaled() {
-            Ok(None) => return,
-            Ok(Some(sealed)) => match in_idle_time(|| self.store_pending()) {
-                Ok((stored, in_idle)) => {
-                    if !in_idle {
-                        self.idle_flushes = false;
-                    }
-                    stored.and_then(|()| self.journal.remove_through(sealed))
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "no thread for an idle-time flush; flushing at once");
-                    self.store_pending()
-                        .and_then(|()| self.journal.remove_through(sealed))
-                }
-            },
-            Err(error) => Err(error),
-        };
-        if let Err(error) = stored {
-            // The events stay in the journal; the next flush or start retries them.
-            tracing::error!(%error, "moving journaled events into the store failed");
         }
     }
 
     fn flush_logged(&mut self) {
-        if let Err(error) = self.flush() {
-            // The events stay in the journal; the next flush or start retries them.
-            tracing::error!(%error, "moving journaled events into the store failed");
-        }
+        log_flush(self.flush());
     }
 
     fn flush(&mut self) -> Result<(), StoreError> {
-        let Some(sealed) = self.take_journaled()? else {
-            return Ok(());
-        };
-        self.store_pending()?;
-        self.journal.remove_through(sealed)
+        self.flush_storing(Writer::store_pending)
     }
 
-    /// Seals the active journal segment and takes every event received so far: the
-    /// sequence number sealed, or `None` when there is nothing to store.
-    fn take_journaled(&mut self) -> Result<Option<u64>, StoreError> {
+    /// Seals the active journal segment, takes every event received so far, stores them
+    /// with `store`, then deletes the sealed segments. An event therefore leaves the journal
+    /// only once the store (and the trail) have it.
+    fn flush_storing(
+        &mut self,
+        store: fn(&mut Writer) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         if self.events.is_empty() && self.pending.is_empty() {
-            return Ok(None);
+            return Ok(());
         }
         let sealed = self.journal.rotate()?;
         self.pending.extend(self.events.try_iter());
-        Ok(Some(sealed))
+        store(self)?;
+        self.journal.remove_through(sealed)
+    }
+
+    /// [`Writer::store_pending`] on a thread under `SCHED_IDLE`; on this thread when none
+    /// can be started. A policy that cannot be set turns idle-time flushes off.
+    fn store_pending_in_idle_time(&mut self) -> Result<(), StoreError> {
+        match in_idle_time(|| self.store_pending()) {
+            Ok((stored, in_idle)) => {
+                self.idle_flushes &= in_idle;
+                stored
+            }
+            Err(error) => {
+                tracing::warn!(%error, "no thread for an idle-time flush; flushing at once");
+                self.store_pending()
+            }
+        }
     }
 
     /// Appends the pending events to the store, then to the trail (records of the events
@@ -377,6 +371,14 @@ impl Writer {
             self.unaudited.clear();
         }
         Ok(())
+    }
+}
+
+/// Logs a failed flush: its events stay in the journal, and the next flush or start retries
+/// them.
+fn log_flush(flushed: Result<(), StoreError>) {
+    if let Err(error) = flushed {
+        tracing::error!(%error, "moving journaled events into the store failed");
     }
 }
 
