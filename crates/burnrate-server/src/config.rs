@@ -133,7 +133,7 @@ struct RawStore {
     journal_dir: PathBuf,
     fsync_interval_ms: u64,
     flush_interval_ms: u64,
-    flush_in_idle_time: bool,
+    flush_in_idle_time: Option<bool>,
 }
 
 impl Default for RawStore {
@@ -146,7 +146,7 @@ impl Default for RawStore {
             journal_dir: "data/journal".into(),
             fsync_interval_ms: 100,
             flush_interval_ms: 1000,
-            flush_in_idle_time: false,
+            flush_in_idle_time: None,
         }
     }
 }
@@ -260,8 +260,9 @@ pub struct Config {
     pub fsync_interval: Duration,
     /// How often the store writer moves journaled events into the store.
     pub flush_interval: Duration,
-    /// Whether those timed moves run under `SCHED_IDLE` (Linux), yielding every core to calls.
-    pub flush_in_idle_time: bool,
+    /// Whether those timed moves run under `SCHED_IDLE` (Linux), yielding every core to calls;
+    /// unset, they do where a move under way can be hurried (the ledger decides at start).
+    pub flush_in_idle_time: Option<bool>,
     /// Upstream providers and the models they serve.
     pub providers: Arc<Providers>,
     /// Gateway virtual keys.

@@ -12,16 +12,16 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use burnrate_model::UsageEvent;
 use burnrate_store::journal::{self, ReplayOutcome};
 use burnrate_store::{Journal, Store, StoreError};
 
 use crate::audit::AuditTrail;
-use crossbeam_channel::{Receiver, Sender, select, tick};
+use crossbeam_channel::{Receiver, Select, Sender, select, tick};
 use tokio::sync::oneshot;
 
 /// Events appended to the store at most per append call.
@@ -49,7 +49,7 @@ impl Ledger {
         journal_dir: &Path,
         fsync_interval: Duration,
         flush_interval: Duration,
-        flush_in_idle_time: bool,
+        flush_in_idle_time: Option<bool>,
     ) -> Result<(Ledger, ReplayOutcome), StoreError> {
         // The store first, then the trail. Events the store had already are on the trail
         // unless a crash came between the two: the trail's tail says which.
@@ -79,13 +79,17 @@ impl Ledger {
             events: events_rx,
             pending: Vec::new(),
             lag: Arc::clone(&lag),
-            idle_flushes: flush_in_idle_time,
+            jobs: jobs_rx,
+            stop: stop_rx,
+            flush_interval,
+            idle_flushes: false,
+            hurry_idle_flushes: false,
         };
         let thread = std::thread::Builder::new()
             .name("ledger".into())
             .spawn(move || {
                 lower_priority();
-                writer.run(&jobs_rx, &stop_rx, flush_interval)
+                writer.run(flush_in_idle_time)
             })
             .map_err(|source| StoreError::Io {
                 path: journal_dir.display().to_string(),
@@ -233,19 +237,25 @@ struct Writer {
     /// Received events not yet in the store.
     pending: Vec<UsageEvent>,
     lag: Arc<AtomicU64>,
+    jobs: Receiver<Job>,
+    stop: Receiver<()>,
+    flush_interval: Duration,
     /// Whether the timer's flushes store their events in idle time ([`in_idle_time`]); off
     /// for good once the policy cannot be set.
     idle_flushes: bool,
+    /// Whether an idle-time flush still under way when work waits for the ledger is lifted
+    /// back to the ledger's priority ([`IdleThread::hurry`]).
+    hurry_idle_flushes: bool,
 }
 
 impl Writer {
-    fn run(
-        mut self,
-        jobs: &Receiver<Job>,
-        stop: &Receiver<()>,
-        flush_interval: Duration,
-    ) -> Result<(), StoreError> {
-        let ticker = tick(flush_interval);
+    /// Moves events into the store every `flush_interval` and runs jobs until stopped.
+    /// `flush_in_idle_time` is the configured choice; unset, the timer's flushes run in idle
+    /// time where a flush under way can be hurried.
+    fn run(mut self, flush_in_idle_time: Option<bool>) -> Result<(), StoreError> {
+        self.choose_idle_flushes(flush_in_idle_time);
+        let (jobs, stop) = (self.jobs.clone(), self.stop.clone());
+        let ticker = tick(self.flush_interval);
         let every_core = std::thread::available_parallelism().map_or(1, usize::from);
         self.statement_threads(FLUSH_THREADS);
         // The store's queries convert results on rayon's pool, whose threads take the
@@ -274,6 +284,28 @@ impl Writer {
                     return self.store.checkpoint();
                 }
             }
+        }
+    }
+
+    /// Decides whether the timer's flushes run in idle time: as configured, or, unset, where
+    /// a flush under way can be lifted back to the ledger's priority (which needs
+    /// `CAP_SYS_NICE` or an `RLIMIT_NICE` of at least 20 - [`LEDGER_NICE`]).
+    fn choose_idle_flushes(&mut self, configured: Option<bool>) {
+        self.hurry_idle_flushes = configured != Some(false) && idle_flushes_can_be_hurried();
+        self.idle_flushes = configured.unwrap_or(self.hurry_idle_flushes);
+        match (configured, self.hurry_idle_flushes) {
+            (Some(true), false) => tracing::warn!(
+                "flush_in_idle_time is on, but a flush under way cannot be hurried here (it \
+                 needs CAP_SYS_NICE or RLIMIT_NICE >= {}): while other work keeps every core \
+                 busy, reports, the dashboard and shutdown wait for it",
+                20 - LEDGER_NICE
+            ),
+            (None, false) => tracing::info!(
+                "flushes run at the ledger's priority: one in idle time could not be hurried \
+                 here (it needs CAP_SYS_NICE or RLIMIT_NICE >= {})",
+                20 - LEDGER_NICE
+            ),
+            _ => {}
         }
     }
 
@@ -321,9 +353,16 @@ impl Writer {
     }
 
     /// [`Writer::store_pending`] on a thread under `SCHED_IDLE`; on this thread when none
-    /// can be started. A policy that cannot be set turns idle-time flushes off.
+    /// can be started. A policy that cannot be set turns idle-time flushes off. Where it
+    /// can, the flush is lifted back to the ledger's priority once a job or the stop waits,
+    /// or once it has taken a whole flush interval.
     fn store_pending_in_idle_time(&mut self) -> Result<(), StoreError> {
-        match in_idle_time(|| self.store_pending()) {
+        let (jobs, stop) = (self.jobs.clone(), self.stop.clone());
+        let deadline = Instant::now() + self.flush_interval;
+        let hurry = self.hurry_idle_flushes;
+        let hurry_when =
+            |finished: &Receiver<()>| hurry && !finished_first(finished, &jobs, &stop, deadline);
+        match in_idle_time(|| self.store_pending(), hurry_when) {
             Ok((stored, in_idle)) => {
                 self.idle_flushes &= in_idle;
                 stored
@@ -374,6 +413,21 @@ impl Writer {
     }
 }
 
+/// Waits until `finished` is ready (an idle-time flush is done: true), a job or the stop
+/// is waiting, or `deadline` passes; neither job nor stop is taken.
+fn finished_first(
+    finished: &Receiver<()>,
+    jobs: &Receiver<Job>,
+    stop: &Receiver<()>,
+    deadline: Instant,
+) -> bool {
+    let mut select = Select::new();
+    let done = select.recv(finished);
+    select.recv(jobs);
+    select.recv(stop);
+    select.ready_deadline(deadline) == Ok(done)
+}
+
 /// Logs a failed flush: its events stay in the journal, and the next flush or start retries
 /// them.
 fn log_flush(flushed: Result<(), StoreError>) {
@@ -398,27 +452,121 @@ const LEDGER_NICE: i32 = 10;
 /// at the ledger's priority instead of in idle time: about 25 s of calls at 2,000 a second.
 const CATCH_UP_LAG: u64 = 50_000;
 
-/// Runs `work` on a thread of its own under Linux's `SCHED_IDLE` policy and waits for it,
-/// with whether the policy was set. Such a thread gets a core only when no other thread
-/// wants it, and a call's thread that wakes up takes the core back at once; at a nice value
-/// alone a flush kept its core for a time slice (BENCHMARKS.md, "Flushes in idle time").
-/// The trade: while other work keeps every core busy the thread barely runs, and the
-/// ledger waits for it. An unprivileged thread cannot leave `SCHED_IDLE` (with the default
-/// `RLIMIT_NICE`), hence a thread per use. Errs only when no thread could be started (and
-/// then `work` has not run).
-fn in_idle_time<T: Send>(work: impl FnOnce() -> T + Send) -> std::io::Result<(T, bool)> {
+/// Runs `work` on a thread of its own under Linux's `SCHED_IDLE` policy and returns its
+/// result, with whether the policy was set. Such a thread gets a core only when no other
+/// thread wants it, and a call's thread that wakes up takes the core back at once; at a nice
+/// value alone a flush kept its core for a time slice (BENCHMARKS.md, "Flushes in idle
+/// time"). The trade: while other work keeps every core busy the thread barely runs. So
+/// `hurry_when` runs on the calling thread meanwhile, with a channel that becomes ready
+/// when `work` is done, and returns whether the thread must be hurried: lifted back to the
+/// normal policy (at the nice value it inherited), which needs privileges (an
+/// unprivileged thread cannot leave `SCHED_IDLE` with the default `RLIMIT_NICE`, hence also
+/// a thread per use). Errs only when no thread could be started (and then `work` has not
+/// run).
+fn in_idle_time<T: Send>(
+    work: impl FnOnce() -> T + Send,
+    hurry_when: impl FnOnce(&Receiver<()>) -> bool,
+) -> std::io::Result<(T, bool)> {
+    let shared = Mutex::new(IdleThread::default());
+    let (done, finished) = crossbeam_channel::bounded::<()>(0);
     std::thread::scope(|scope| {
+        let shared = &shared;
         let thread = std::thread::Builder::new()
             .name("ledger-flush".into())
-            .spawn_scoped(scope, || {
-                let idle = idle_policy();
-                (work(), idle)
+            .spawn_scoped(scope, move || {
+                let idle = lock(shared).enter();
+                let result = work();
+                drop(done);
+                (result, idle)
             })?;
+        if hurry_when(&finished) {
+            lock(shared).hurry();
+        }
         match thread.join() {
             Ok(result) => Ok(result),
             Err(panic) => std::panic::resume_unwind(panic),
         }
     })
+}
+
+fn lock(shared: &Mutex<IdleThread>) -> std::sync::MutexGuard<'_, IdleThread> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// An idle-time thread's scheduling, shared with the thread that may hurry it: whichever
+/// comes second of entering and hurrying sees what the first did, so a hurry is never lost.
+#[derive(Default)]
+struct IdleThread {
+    /// The thread, once under `SCHED_IDLE`.
+    #[cfg(target_os = "linux")]
+    native: Option<thread_priority::ThreadId>,
+    hurried: bool,
+}
+
+impl IdleThread {
+    /// Puts the calling thread under `SCHED_IDLE` unless it was hurried already; whether
+    /// the policy could be set (true when it was not tried).
+    fn enter(&mut self) -> bool {
+        if self.hurried {
+            return true;
+        }
+        let idle = idle_policy();
+        #[cfg(target_os = "linux")]
+        if idle {
+            self.native = Some(thread_priority::thread_native_id());
+        }
+        idle
+    }
+
+    /// Lifts the thread back to the normal policy if it is under `SCHED_IDLE`, and keeps it
+    /// from entering it; a refusal is logged.
+    fn hurry(&mut self) {
+        self.hurried = true;
+        #[cfg(target_os = "linux")]
+        if let Some(native) = self.native.take()
+            && let Err(error) = leave_idle(native)
+        {
+            tracing::warn!(%error, "could not hurry an idle-time flush");
+        }
+    }
+}
+
+/// Puts thread `native` (not yet joined) back under the normal scheduling policy, at the
+/// nice value it has. From a thread of its own: after the policy, `thread-priority` also
+/// sets the calling thread's nice value (to the one `Min` maps to), which must not be the
+/// ledger thread's.
+#[cfg(target_os = "linux")]
+fn leave_idle(native: thread_priority::ThreadId) -> Result<(), thread_priority::Error> {
+    use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                thread_priority::set_thread_priority_and_policy(
+                    native,
+                    ThreadPriority::Min,
+                    ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other),
+                )
+            })
+            .join()
+            .unwrap_or(Err(thread_priority::Error::Priority("the thread panicked")))
+    })
+}
+
+/// Whether this process may lift a thread at the ledger's priority out of `SCHED_IDLE`:
+/// tried once on a thread of its own.
+fn idle_flushes_can_be_hurried() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        let lifted = at_ledger_priority(|| {
+            in_idle_time(
+                || leave_idle(thread_priority::thread_native_id()).is_ok(),
+                |_| false,
+            )
+        });
+        matches!(lifted, Ok((true, true)))
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
 }
 
 /// Puts the calling thread under `SCHED_IDLE`; false (and a warning) when it cannot.
@@ -507,12 +655,99 @@ mod tests {
         let before = own_policy();
         assert_ne!(before, SCHED_IDLE);
         let inside = at_ledger_priority(|| {
-            let (inside, idle) = in_idle_time(own_policy).unwrap();
+            let (inside, idle) = in_idle_time(own_policy, |_| false).unwrap();
             assert!(idle);
             assert_eq!(own_policy(), before, "the caller's policy is untouched");
             inside
         });
         assert_eq!(inside, SCHED_IDLE);
+    }
+
+    #[test]
+    fn an_idle_time_flush_is_hurried_back_to_the_normal_policy_where_it_may_be() {
+        const SCHED_OTHER: u32 = 0;
+        const SCHED_IDLE: u32 = 5;
+        let can_hurry = idle_flushes_can_be_hurried();
+        let (entered_tx, entered) = crossbeam_channel::bounded(1);
+        let ((first, last), idle) = at_ledger_priority(|| {
+            let nice = own_nice();
+            let flushed = in_idle_time(
+                move || {
+                    let first = own_policy();
+                    entered_tx.send(()).unwrap();
+                    // Waits for the hurry, bounded so a hurry that does not come ends the test.
+                    let give_up = Instant::now()
+                        + Duration::from_millis(if can_hurry { 60_000 } else { 200 });
+                    while own_policy() == SCHED_IDLE && Instant::now() < give_up {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    (first, own_policy())
+                },
+                |_| {
+                    entered.recv().unwrap();
+                    true
+                },
+            )
+            .unwrap();
+            assert_eq!(
+                own_nice(),
+                nice,
+                "the hurrying thread's priority is untouched"
+            );
+            flushed
+        });
+        assert!(idle);
+        assert_eq!(first, SCHED_IDLE);
+        let expected = if can_hurry { SCHED_OTHER } else { SCHED_IDLE };
+        assert_eq!(
+            last, expected,
+            "hurried where this process may (can_hurry: {can_hurry})"
+        );
+    }
+
+    #[test]
+    fn a_thread_hurried_before_it_starts_never_goes_idle() {
+        const SCHED_IDLE: u32 = 5;
+        let policy = std::thread::spawn(|| {
+            let mut thread = IdleThread::default();
+            thread.hurry();
+            assert!(thread.enter());
+            own_policy()
+        })
+        .join()
+        .unwrap();
+        assert_ne!(policy, SCHED_IDLE);
+    }
+
+    #[test]
+    fn a_waiting_job_or_stop_or_the_deadline_hurries_a_flush_and_is_left_for_the_loop() {
+        let (done, finished) = crossbeam_channel::bounded::<()>(0);
+        let (jobs_tx, jobs) = crossbeam_channel::unbounded::<Job>();
+        let (stop_tx, stop) = crossbeam_channel::bounded(1);
+        let far = Instant::now() + Duration::from_secs(3600);
+
+        jobs_tx.send(Box::new(|_, _| {})).unwrap();
+        assert!(!finished_first(&finished, &jobs, &stop, far), "a job waits");
+        assert_eq!(jobs.len(), 1, "the job is left for the loop");
+        drop(jobs.try_recv().unwrap());
+
+        stop_tx.send(()).unwrap();
+        assert!(
+            !finished_first(&finished, &jobs, &stop, far),
+            "the stop waits"
+        );
+        assert_eq!(stop.len(), 1, "the stop is left for the loop");
+        stop.try_recv().unwrap();
+
+        assert!(
+            !finished_first(&finished, &jobs, &stop, Instant::now()),
+            "the flush interval has passed"
+        );
+        drop(done);
+        assert!(
+            finished_first(&finished, &jobs, &stop, far),
+            "the flush is done"
+        );
     }
 
     #[test]

@@ -38,9 +38,10 @@ struct Args {
     /// (a long one keeps the flushes out of the measured seconds).
     #[arg(long, default_value_t = 1000)]
     flush_interval_ms: u64,
-    /// Set the gateway's `flush_in_idle_time` (its flushes under `SCHED_IDLE`).
+    /// The gateway's `flush_in_idle_time` (its flushes under `SCHED_IDLE`); left unset (the
+    /// gateway's default) when not given.
     #[arg(long)]
-    flush_in_idle_time: bool,
+    flush_in_idle_time: Option<bool>,
     /// Seconds of the same load before each measurement (not recorded).
     #[arg(long, default_value_t = 2)]
     warmup: u64,
@@ -699,6 +700,8 @@ impl Process {
                 }
             });
         }
+        // Only the readers send: a child that exits before it is ready ends the wait.
+        drop(tx);
         let deadline = Instant::now() + Duration::from_secs(120);
         let mut seen = Vec::new();
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
@@ -797,7 +800,9 @@ fn start_gateway(bin: &Path, dir: &Path, mock: &str, policy: &str, args: &Args) 
 /// The benchmark's gateway config: the mock as OpenAI, journal and store on.
 fn write_config(work: &Path, mock: &str, bin: &Path, policy: &str, args: &Args) -> Result<PathBuf> {
     let flush_interval_ms = args.flush_interval_ms;
-    let flush_in_idle_time = args.flush_in_idle_time;
+    let flush_in_idle_time = args
+        .flush_in_idle_time
+        .map_or(String::new(), |on| format!("flush_in_idle_time = {on}"));
     let output = Command::new(bin).args(["keys", "hash", KEY]).output()?;
     anyhow::ensure!(output.status.success(), "burnrate keys hash failed");
     let hash = String::from_utf8(output.stdout)?.trim().to_owned();
@@ -811,7 +816,7 @@ path = "{dir}/ledger.duckdb"
 journal_dir = "{dir}/journal"
 fsync_interval_ms = 100
 flush_interval_ms = {flush_interval_ms}
-flush_in_idle_time = {flush_in_idle_time}
+{flush_in_idle_time}
 
 [[providers]]
 name = "openai"

@@ -27,7 +27,10 @@ fn a_minimal_file_gets_the_documented_defaults() {
     assert_eq!(config.require, vec!["tenant_id", "user_id", "feature"]);
     assert_eq!(config.untagged, Untagged::Reject);
     assert_eq!(config.store_path, PathBuf::from("data/burnrate.duckdb"));
-    assert!(!config.flush_in_idle_time, "opt-in: it can hold jobs back");
+    assert_eq!(
+        config.flush_in_idle_time, None,
+        "unset: the ledger decides whether a flush in idle time can be hurried"
+    );
     assert_eq!(config.keys.len(), 1);
     let provider = config.providers.iter().next().unwrap();
     assert_eq!(
