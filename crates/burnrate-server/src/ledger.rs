@@ -300,7 +300,7 @@ impl Writer {
                  busy, reports, the dashboard and shutdown wait for it",
                 20 - LEDGER_NICE
             ),
-            (None, false) => tracing::info!(
+            (None, false) if cfg!(target_os = "linux") => tracing::info!(
                 "flushes run at the ledger's priority: one in idle time could not be hurried \
                  here (it needs CAP_SYS_NICE or RLIMIT_NICE >= {})",
                 20 - LEDGER_NICE
@@ -459,10 +459,9 @@ const CATCH_UP_LAG: u64 = 50_000;
 /// time"). The trade: while other work keeps every core busy the thread barely runs. So
 /// `hurry_when` runs on the calling thread meanwhile, with a channel that becomes ready
 /// when `work` is done, and returns whether the thread must be hurried: lifted back to the
-/// normal policy (at the nice value it inherited), which needs privileges (an
-/// unprivileged thread cannot leave `SCHED_IDLE` with the default `RLIMIT_NICE`, hence also
-/// a thread per use). Errs only when no thread could be started (and then `work` has not
-/// run).
+/// normal policy at the ledger's nice value, which needs privileges (an unprivileged thread
+/// cannot leave `SCHED_IDLE` with the default `RLIMIT_NICE`, hence also a thread per use).
+/// Errs only when no thread could be started (and then `work` has not run).
 fn in_idle_time<T: Send>(
     work: impl FnOnce() -> T + Send,
     hurry_when: impl FnOnce(&Receiver<()>) -> bool,
@@ -475,12 +474,16 @@ fn in_idle_time<T: Send>(
             .name("ledger-flush".into())
             .spawn_scoped(scope, move || {
                 let idle = lock(shared).enter();
-                let result = work();
-                drop(done);
-                (result, idle)
+                let _finished = Finished {
+                    shared,
+                    _done: done,
+                };
+                (work(), idle)
             })?;
-        if hurry_when(&finished) {
-            lock(shared).hurry();
+        if hurry_when(&finished)
+            && let Err(error) = lock(shared).hurry()
+        {
+            tracing::warn!(%error, "could not hurry an idle-time flush");
         }
         match thread.join() {
             Ok(result) => Ok(result),
@@ -491,6 +494,22 @@ fn in_idle_time<T: Send>(
 
 fn lock(shared: &Mutex<IdleThread>) -> std::sync::MutexGuard<'_, IdleThread> {
     shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Marks an idle-time thread's work as over (returned or panicked): a hurry that comes later
+/// finds nothing to lift, then `_done`, dropped after, makes the waiting channel ready.
+struct Finished<'a> {
+    shared: &'a Mutex<IdleThread>,
+    _done: Sender<()>,
+}
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        {
+            lock(self.shared).native = None;
+        }
+    }
 }
 
 /// An idle-time thread's scheduling, shared with the thread that may hurry it: whichever
@@ -513,21 +532,23 @@ impl IdleThread {
         let idle = idle_policy();
         #[cfg(target_os = "linux")]
         if idle {
+            // Setting the policy also set the nice value `Min` maps to (0, where allowed):
+            // back to the ledger's, which the thread keeps if it is hurried.
+            lower_priority();
             self.native = Some(thread_priority::thread_native_id());
         }
         idle
     }
 
     /// Lifts the thread back to the normal policy if it is under `SCHED_IDLE`, and keeps it
-    /// from entering it; a refusal is logged.
-    fn hurry(&mut self) {
+    /// from entering it.
+    fn hurry(&mut self) -> Result<(), String> {
         self.hurried = true;
         #[cfg(target_os = "linux")]
-        if let Some(native) = self.native.take()
-            && let Err(error) = leave_idle(native)
-        {
-            tracing::warn!(%error, "could not hurry an idle-time flush");
+        if let Some(native) = self.native.take() {
+            return leave_idle(native);
         }
+        Ok(())
     }
 }
 
@@ -536,34 +557,41 @@ impl IdleThread {
 /// sets the calling thread's nice value (to the one `Min` maps to), which must not be the
 /// ledger thread's.
 #[cfg(target_os = "linux")]
-fn leave_idle(native: thread_priority::ThreadId) -> Result<(), thread_priority::Error> {
+fn leave_idle(native: thread_priority::ThreadId) -> Result<(), String> {
     use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
     std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
+        let lifting = std::thread::Builder::new()
+            .name("ledger-hurry".into())
+            .spawn_scoped(scope, || {
                 thread_priority::set_thread_priority_and_policy(
                     native,
                     ThreadPriority::Min,
                     ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other),
                 )
             })
-            .join()
-            .unwrap_or(Err(thread_priority::Error::Priority("the thread panicked")))
+            .map_err(|error| format!("no thread to lift it: {error}"))?;
+        match lifting.join() {
+            Ok(lifted) => lifted.map_err(|error| format!("{error:?}")),
+            Err(_) => Err("the thread lifting it panicked".into()),
+        }
     })
 }
 
-/// Whether this process may lift a thread at the ledger's priority out of `SCHED_IDLE`:
-/// tried once on a thread of its own.
+/// Whether this process may lift a thread at the ledger's nice value out of `SCHED_IDLE`.
+/// Linux allows it under the same condition as lowering a thread's nice value to the
+/// ledger's (`CAP_SYS_NICE`, or `RLIMIT_NICE` of at least 20 - [`LEDGER_NICE`]), which is
+/// what is tried, on a thread of its own: a thread under `SCHED_IDLE` might wait long for a
+/// core to find out.
 fn idle_flushes_can_be_hurried() -> bool {
     #[cfg(target_os = "linux")]
     {
-        let lifted = at_ledger_priority(|| {
-            in_idle_time(
-                || leave_idle(thread_priority::thread_native_id()).is_ok(),
-                |_| false,
-            )
+        use rustix::process::setpriority_process;
+        let probe = std::thread::Builder::new().spawn(|| {
+            let me = Some(rustix::thread::gettid());
+            setpriority_process(me, LEDGER_NICE + 1).is_ok()
+                && setpriority_process(me, LEDGER_NICE).is_ok()
         });
-        matches!(lifted, Ok((true, true)))
+        probe.is_ok_and(|probe| probe.join().unwrap_or(false))
     }
     #[cfg(not(target_os = "linux"))]
     false
@@ -669,7 +697,7 @@ mod tests {
         const SCHED_IDLE: u32 = 5;
         let can_hurry = idle_flushes_can_be_hurried();
         let (entered_tx, entered) = crossbeam_channel::bounded(1);
-        let ((first, last), idle) = at_ledger_priority(|| {
+        let ((first, last, nice), idle) = at_ledger_priority(|| {
             let nice = own_nice();
             let flushed = in_idle_time(
                 move || {
@@ -681,7 +709,7 @@ mod tests {
                     while own_policy() == SCHED_IDLE && Instant::now() < give_up {
                         std::thread::sleep(Duration::from_millis(1));
                     }
-                    (first, own_policy())
+                    (first, own_policy(), own_nice())
                 },
                 |_| {
                     entered.recv().unwrap();
@@ -703,6 +731,10 @@ mod tests {
             last, expected,
             "hurried where this process may (can_hurry: {can_hurry})"
         );
+        assert_eq!(
+            nice, LEDGER_NICE,
+            "a hurried flush keeps the ledger's nice value"
+        );
     }
 
     #[test]
@@ -710,7 +742,7 @@ mod tests {
         const SCHED_IDLE: u32 = 5;
         let policy = std::thread::spawn(|| {
             let mut thread = IdleThread::default();
-            thread.hurry();
+            thread.hurry().unwrap();
             assert!(thread.enter());
             own_policy()
         })
