@@ -127,7 +127,11 @@ impl Gateway {
         // HTTP/1.1 only, a connection per call in flight: over HTTP/2 every call to a provider
         // would share one connection, and calls beyond the provider's concurrent-stream limit
         // (often 100) would wait behind streams that last minutes (hyperium/hyper#2197).
+        // Redirects are not followed: reqwest would resend the call, and with it a provider
+        // key in a header it does not know to strip (Anthropic's `x-api-key`), to wherever
+        // the upstream points; a redirect is answered as the upstream's failure instead.
         let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .http1_only()
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))

@@ -407,6 +407,76 @@ async fn an_upstream_that_is_down_gives_502_and_a_slow_one_504() {
 }
 
 #[tokio::test]
+async fn an_upstream_redirect_is_a_502_and_neither_the_call_nor_the_key_goes_there() {
+    // Where the redirect points: a mock that logs what reaches it.
+    let (elsewhere, elsewhere_log) =
+        burnrate_mock::router_with_log(burnrate_mock::MockConfig::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let elsewhere_at = listener.local_addr().unwrap();
+    let elsewhere_task = tokio::spawn(async move {
+        axum::serve(listener, elsewhere).await.unwrap();
+    });
+    let redirecting = axum::Router::new().fallback(move |uri: http::Uri| async move {
+        (
+            http::StatusCode::TEMPORARY_REDIRECT,
+            [(
+                http::header::LOCATION,
+                format!("http://{elsewhere_at}{uri}"),
+            )],
+        )
+    });
+    let harness = Harness::start_upstream(redirecting, elsewhere_log.clone(), "").await;
+
+    let openai = harness
+        .post("/v1/chat/completions")
+        .json(&chat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(openai.status(), 502);
+    let openai: Value = openai.json().await.unwrap();
+    assert_eq!(openai["error"]["code"], "upstream_error", "{openai}");
+    let message = openai["error"]["message"].as_str().unwrap();
+    assert!(message.contains("redirect to http://"), "{message}");
+    assert!(
+        message.contains("base_url"),
+        "says what to change: {message}"
+    );
+
+    let anthropic = harness
+        .post("/v1/messages")
+        .json(&json!({
+            "model": "claude-sonnet-4-5", "max_tokens": 50, "stream": true,
+            "messages": [{"role": "user", "content": "Hi"}]
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anthropic.status(), 502);
+    let anthropic: Value = anthropic.json().await.unwrap();
+    assert_eq!(
+        anthropic["type"], "error",
+        "Anthropic's dialect: {anthropic}"
+    );
+
+    assert!(
+        elsewhere_log.is_empty(),
+        "nothing followed the redirect: {:?}",
+        elsewhere_log.requests()
+    );
+    let events = harness.stop().await;
+    assert_eq!(events.len(), 2);
+    for event in &events {
+        assert_eq!(event.status, Status::Error);
+        assert!(
+            event.error.as_deref().unwrap().contains("redirect"),
+            "{event:?}"
+        );
+    }
+    elsewhere_task.abort();
+}
+
+#[tokio::test]
 async fn a_client_that_leaves_mid_stream_still_gets_its_call_recorded() {
     let harness = Harness::start().await;
     let request = json!({

@@ -88,6 +88,14 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
         }
     };
     let status = response.status();
+    if status.is_redirection() {
+        let error = ApiError::Upstream {
+            provider: provider.name.clone(),
+            reason: redirect_reason(status, response.headers()),
+        };
+        fail(&state, &context, &ticket, error, head, dialect).await;
+        return;
+    }
     let mut response_headers = returned_headers(response.headers());
     super::policy_headers(&ticket, &mut response_headers);
     if info.stream && status.is_success() {
@@ -271,6 +279,21 @@ async fn read_limited(response: reqwest::Response) -> Result<Bytes, String> {
         body.extend_from_slice(&chunk);
     }
     Ok(Bytes::from(body))
+}
+
+/// Why an upstream's redirect fails the call, and what to change.
+fn redirect_reason(status: StatusCode, headers: &HeaderMap) -> String {
+    let target = headers
+        .get(http::header::LOCATION)
+        .map_or("nowhere".into(), |location| {
+            String::from_utf8_lossy(location.as_bytes()).into_owned()
+        });
+    format!(
+        "answered {} with a redirect to {target}, which the gateway does not follow (it would \
+         send the call and the provider key there); point the provider's base_url at the \
+         address that answers",
+        status.as_u16()
+    )
 }
 
 /// A short description of an upstream error body: the provider's message when it has one.
