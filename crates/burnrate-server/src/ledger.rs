@@ -12,7 +12,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -244,7 +244,7 @@ struct Writer {
     /// for good once the policy cannot be set.
     idle_flushes: bool,
     /// Whether an idle-time flush still under way when work waits for the ledger is lifted
-    /// back to the ledger's priority ([`IdleThread::hurry`]).
+    /// back to the ledger's priority ([`in_idle_time`]).
     hurry_idle_flushes: bool,
 }
 
@@ -458,130 +458,116 @@ const CATCH_UP_LAG: u64 = 50_000;
 /// value alone a flush kept its core for a time slice (BENCHMARKS.md, "Flushes in idle
 /// time"). The trade: while other work keeps every core busy the thread barely runs. So
 /// `hurry_when` runs on the calling thread meanwhile, with a channel that becomes ready
-/// when `work` is done, and returns whether the thread must be hurried: lifted back to the
-/// normal policy at the ledger's nice value, which needs privileges (an unprivileged thread
-/// cannot leave `SCHED_IDLE` with the default `RLIMIT_NICE`, hence also a thread per use).
-/// Errs only when no thread could be started (and then `work` has not run).
+/// when `work` is done, and returns whether the thread must be hurried: put back under the
+/// normal policy, at the nice value it inherited, which needs privileges (an unprivileged
+/// thread cannot leave `SCHED_IDLE` with the default `RLIMIT_NICE`, hence also a thread per
+/// use). Both changes are made from the calling thread, one after the other, before and
+/// while `work` runs: a thread under `SCHED_IDLE` is never waited on to make one. Errs only
+/// when no thread could be started (and then `work` has not run).
 fn in_idle_time<T: Send>(
     work: impl FnOnce() -> T + Send,
     hurry_when: impl FnOnce(&Receiver<()>) -> bool,
 ) -> std::io::Result<(T, bool)> {
-    let shared = Mutex::new(IdleThread::default());
+    let (started, running) = crossbeam_channel::bounded(1);
+    let (go, gone) = crossbeam_channel::bounded::<()>(1);
     let (done, finished) = crossbeam_channel::bounded::<()>(0);
     std::thread::scope(|scope| {
-        let shared = &shared;
         let thread = std::thread::Builder::new()
             .name("ledger-flush".into())
             .spawn_scoped(scope, move || {
-                let idle = lock(shared).enter();
-                let _finished = Finished {
-                    shared,
-                    _done: done,
-                };
-                (work(), idle)
+                let _ = started.send(this_thread());
+                let _ = gone.recv();
+                let result = work();
+                drop(done);
+                result
             })?;
-        if hurry_when(&finished)
-            && let Err(error) = lock(shared).hurry()
+        let flush = running.recv();
+        let idle = flush.is_ok_and(|flush| match set_idle(flush, true) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(
+                    %error,
+                    "could not store events in idle time (SCHED_IDLE); flushing at the \
+                     ledger's priority"
+                );
+                false
+            }
+        });
+        let _ = go.send(());
+        if idle
+            && let Ok(flush) = flush
+            && hurry_when(&finished)
+            && let Err(error) = set_idle(flush, false)
+            // A flush that ended meanwhile has nothing to hurry.
+            && finished.try_recv() != Err(crossbeam_channel::TryRecvError::Disconnected)
         {
             tracing::warn!(%error, "could not hurry an idle-time flush");
         }
         match thread.join() {
-            Ok(result) => Ok(result),
+            Ok(result) => Ok((result, idle)),
             Err(panic) => std::panic::resume_unwind(panic),
         }
     })
 }
 
-fn lock(shared: &Mutex<IdleThread>) -> std::sync::MutexGuard<'_, IdleThread> {
-    shared.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Marks an idle-time thread's work as over (returned or panicked): a hurry that comes later
-/// finds nothing to lift, then `_done`, dropped after, makes the waiting channel ready.
-struct Finished<'a> {
-    shared: &'a Mutex<IdleThread>,
-    _done: Sender<()>,
-}
-
-impl Drop for Finished<'_> {
-    fn drop(&mut self) {
-        #[cfg(target_os = "linux")]
-        {
-            lock(self.shared).native = None;
-        }
-    }
-}
-
-/// An idle-time thread's scheduling, shared with the thread that may hurry it: whichever
-/// comes second of entering and hurrying sees what the first did, so a hurry is never lost.
-#[derive(Default)]
-struct IdleThread {
-    /// The thread, once under `SCHED_IDLE`.
-    #[cfg(target_os = "linux")]
-    native: Option<thread_priority::ThreadId>,
-    hurried: bool,
-}
-
-impl IdleThread {
-    /// Puts the calling thread under `SCHED_IDLE` unless it was hurried already; whether
-    /// the policy could be set (true when it was not tried).
-    fn enter(&mut self) -> bool {
-        if self.hurried {
-            return true;
-        }
-        let idle = idle_policy();
-        #[cfg(target_os = "linux")]
-        if idle {
-            // Setting the policy also set the nice value `Min` maps to (0, where allowed):
-            // back to the ledger's, which the thread keeps if it is hurried.
-            lower_priority();
-            self.native = Some(thread_priority::thread_native_id());
-        }
-        idle
-    }
-
-    /// Lifts the thread back to the normal policy if it is under `SCHED_IDLE`, and keeps it
-    /// from entering it.
-    fn hurry(&mut self) -> Result<(), String> {
-        self.hurried = true;
-        #[cfg(target_os = "linux")]
-        if let Some(native) = self.native.take() {
-            return leave_idle(native);
-        }
-        Ok(())
-    }
-}
-
-/// Puts thread `native` (not yet joined) back under the normal scheduling policy, at the
-/// nice value it has. From a thread of its own: after the policy, `thread-priority` also
-/// sets the calling thread's nice value (to the one `Min` maps to), which must not be the
-/// ledger thread's.
+/// A thread as the scheduler knows it.
 #[cfg(target_os = "linux")]
-fn leave_idle(native: thread_priority::ThreadId) -> Result<(), String> {
-    use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
-    std::thread::scope(|scope| {
-        let lifting = std::thread::Builder::new()
-            .name("ledger-hurry".into())
-            .spawn_scoped(scope, || {
-                thread_priority::set_thread_priority_and_policy(
-                    native,
-                    ThreadPriority::Min,
-                    ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other),
-                )
-            })
-            .map_err(|error| format!("no thread to lift it: {error}"))?;
-        match lifting.join() {
-            Ok(lifted) => lifted.map_err(|error| format!("{error:?}")),
-            Err(_) => Err("the thread lifting it panicked".into()),
+type NativeThread = thread_priority::ThreadId;
+#[cfg(not(target_os = "linux"))]
+type NativeThread = ();
+
+/// The calling thread.
+fn this_thread() -> NativeThread {
+    #[cfg(target_os = "linux")]
+    {
+        thread_priority::thread_native_id()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {}
+}
+
+/// Puts thread `thread` (not yet joined) under `SCHED_IDLE`, or back under the normal
+/// policy, its nice value unchanged. From a thread of its own: after the policy,
+/// `thread-priority` also sets the *calling* thread's nice value (to the one `Min` maps
+/// to), which must be neither the ledger's nor the flush's; the policy is then read back,
+/// since that second step may fail where the first did not.
+fn set_idle(thread: NativeThread, idle: bool) -> Result<(), String> {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
+        let policy = ThreadSchedulePolicy::Normal(if idle {
+            NormalThreadSchedulePolicy::Idle
+        } else {
+            NormalThreadSchedulePolicy::Other
+        });
+        let set = std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("ledger-policy".into())
+                .spawn_scoped(scope, || {
+                    thread_priority::set_thread_priority_and_policy(
+                        thread,
+                        ThreadPriority::Min,
+                        policy,
+                    )
+                })
+                .map(|setting| setting.join())
+        });
+        match thread_priority::thread_schedule_policy_param(thread) {
+            Ok((now, _)) if now == policy => Ok(()),
+            _ => Err(format!("setting {policy:?}: {set:?}")),
         }
-    })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (thread, idle);
+        Err("scheduling policies need Linux".into())
+    }
 }
 
 /// Whether this process may lift a thread at the ledger's nice value out of `SCHED_IDLE`.
 /// Linux allows it under the same condition as lowering a thread's nice value to the
 /// ledger's (`CAP_SYS_NICE`, or `RLIMIT_NICE` of at least 20 - [`LEDGER_NICE`]), which is
-/// what is tried, on a thread of its own: a thread under `SCHED_IDLE` might wait long for a
-/// core to find out.
+/// what is tried, on a thread of its own.
 fn idle_flushes_can_be_hurried() -> bool {
     #[cfg(target_os = "linux")]
     {
@@ -594,32 +580,6 @@ fn idle_flushes_can_be_hurried() -> bool {
         probe.is_ok_and(|probe| probe.join().unwrap_or(false))
     }
     #[cfg(not(target_os = "linux"))]
-    false
-}
-
-/// Puts the calling thread under `SCHED_IDLE`; false (and a warning) when it cannot.
-fn idle_policy() -> bool {
-    #[cfg(target_os = "linux")]
-    {
-        use thread_priority::{NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy};
-        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
-        let set = thread_priority::set_thread_priority_and_policy(
-            thread_priority::thread_native_id(),
-            ThreadPriority::Min,
-            idle,
-        );
-        // After the policy the crate also sets the nice value it maps to (0), which a thread
-        // at the ledger's nice 10 may not without privileges; the policy is what counts.
-        if set.is_ok() || thread_priority::thread_schedule_policy().ok() == Some(idle) {
-            return true;
-        }
-        tracing::warn!(
-            ?set,
-            "could not store events in idle time (SCHED_IDLE); flushing at the ledger's priority"
-        );
-    }
-    #[cfg(not(target_os = "linux"))]
-    tracing::warn!("storing events in idle time needs Linux; flushing at the ledger's priority");
     false
 }
 
@@ -735,20 +695,6 @@ mod tests {
             nice, LEDGER_NICE,
             "a hurried flush keeps the ledger's nice value"
         );
-    }
-
-    #[test]
-    fn a_thread_hurried_before_it_starts_never_goes_idle() {
-        const SCHED_IDLE: u32 = 5;
-        let policy = std::thread::spawn(|| {
-            let mut thread = IdleThread::default();
-            thread.hurry().unwrap();
-            assert!(thread.enter());
-            own_policy()
-        })
-        .join()
-        .unwrap();
-        assert_ne!(policy, SCHED_IDLE);
     }
 
     #[test]
