@@ -703,12 +703,6 @@ fn validate_providers(
                 continue;
             }
         };
-        let base_url = provider.base_url.trim_end_matches('/');
-        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            problems.push(format!(
-                "{at}.base_url: `{base_url}` must start with http:// or https://"
-            ));
-        }
         let api_key = match &provider.api_key_env {
             Some(name) => match env(name) {
                 Some(value) if !value.is_empty() => Some(value),
@@ -729,7 +723,7 @@ fn validate_providers(
         match Provider::new(
             provider.name,
             kind,
-            base_url,
+            &provider.base_url,
             api_key.as_deref(),
             provider.models,
         ) {

@@ -622,19 +622,22 @@ fn audit_failed(error: burnrate_audit::AuditError) -> StoreError {
 mod tests {
     use super::*;
 
-    /// The calling thread's nice value, from `/proc/thread-self/stat` (its 19th field).
-    fn own_nice() -> i32 {
+    /// Field `number` (counted from 1) of the calling thread's `/proc/thread-self/stat`.
+    fn own_stat<T: std::str::FromStr<Err: std::fmt::Debug>>(number: usize) -> T {
         let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-        // The fields after the command name (in parentheses, which may hold spaces).
+        // The fields after the command name (the 2nd, in parentheses, which may hold spaces).
         let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        rest.split(' ').nth(16).unwrap().parse().unwrap()
+        rest.split(' ').nth(number - 3).unwrap().parse().unwrap()
     }
 
-    /// The calling thread's scheduling policy, from `/proc/thread-self/stat` (its 41st field).
+    /// The calling thread's nice value.
+    fn own_nice() -> i32 {
+        own_stat(19)
+    }
+
+    /// The calling thread's scheduling policy.
     fn own_policy() -> u32 {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        rest.split(' ').nth(38).unwrap().parse().unwrap()
+        own_stat(41)
     }
 
     #[test]

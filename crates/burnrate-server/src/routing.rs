@@ -55,8 +55,8 @@ struct RouteUrls {
 
 impl Provider {
     /// A provider at `base_url` (a trailing slash is dropped) with its API key, if any.
-    /// Fails with the configuration key at fault and the reason: a base URL that is not a
-    /// URL, or a key that cannot be sent in an HTTP header.
+    /// Fails with the configuration key at fault and the reason: a base URL that is not an
+    /// http(s) URL, or a key that cannot be sent in an HTTP header.
     pub fn new(
         name: String,
         kind: ProviderKind,
@@ -65,6 +65,11 @@ impl Provider {
         models: Vec<String>,
     ) -> Result<Provider, String> {
         let base_url = base_url.trim_end_matches('/').to_string();
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            return Err(format!(
+                "base_url: `{base_url}` must start with http:// or https://"
+            ));
+        }
         let url = |api: Api| {
             Url::parse(&format!("{base_url}{}", api.upstream_path()))
                 .map_err(|error| format!("base_url: `{base_url}` is not a URL ({error})"))
