@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use burnrate_mock::MockConfig;
 use common::{events, json, read_until_error, start, start_with};
@@ -235,42 +235,48 @@ async fn broken_sse_has_one_malformed_line() {
     }
 }
 
-#[tokio::test]
+/// Sends `body` to the mock's router in-process (no socket, so a paused clock only moves
+/// through the mock's own timers) and returns the whole response body.
+async fn call_in_process(config: MockConfig, body: &Value, headers: &[(&str, &str)]) -> String {
+    use tower::ServiceExt;
+    let mut request = http::Request::post("/v1/chat/completions")
+        .header("authorization", "Bearer sk-test-openai")
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap();
+    let response = burnrate_mock::router(config)
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+// On tokio's paused clock: time moves only when every task waits on a timer, and then
+// straight to the next one, so the elapsed time is what the mock slept, not a wall-clock
+// measurement.
+#[tokio::test(start_paused = true)]
 async fn delays_and_chunk_pacing() {
-    let h = start_with(MockConfig {
+    let config = MockConfig {
         chunk_delay: Duration::from_millis(10),
         ..MockConfig::default()
-    })
-    .await;
-    let started = Instant::now();
-    let response = h
-        .openai(
-            "/v1/chat/completions",
-            &chat(false),
-            &[("x-mock-delay-ms", "120")],
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(started.elapsed() >= Duration::from_millis(120));
-    assert_eq!(response.status().as_u16(), 200);
+    };
+    let started = tokio::time::Instant::now();
+    call_in_process(config.clone(), &chat(false), &[("x-mock-delay-ms", "120")]).await;
+    assert_eq!(started.elapsed(), Duration::from_millis(120));
 
     // 16 content chunks + role + finish + usage + [DONE] = 20 events, 19 gaps of 10 ms.
-    let started = Instant::now();
-    let text = h
-        .openai("/v1/chat/completions", &chat(true), &[])
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let started = tokio::time::Instant::now();
+    let text = call_in_process(config, &chat(true), &[]).await;
     assert_eq!(events(&text).len(), 20);
-    assert!(
-        started.elapsed() >= Duration::from_millis(190),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_eq!(started.elapsed(), Duration::from_millis(190), "{text}");
 }
 
 #[tokio::test]

@@ -477,6 +477,73 @@ async fn an_upstream_redirect_is_a_502_and_neither_the_call_nor_the_key_goes_the
 }
 
 #[tokio::test]
+async fn a_call_the_provider_never_took_costs_the_budget_nothing() {
+    // Anthropic's route redirects; OpenAI's is the mock; one dated OpenAI model goes to a
+    // port nobody listens on.
+    let (mock, log) = burnrate_mock::router_with_log(burnrate_mock::MockConfig::default());
+    let upstream = axum::Router::new()
+        .route(
+            "/v1/messages",
+            axum::routing::post(|| async {
+                (
+                    http::StatusCode::TEMPORARY_REDIRECT,
+                    [(http::header::LOCATION, "http://127.0.0.1:9/v1/messages")],
+                )
+            }),
+        )
+        .fallback_service(mock);
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = unused.local_addr().unwrap();
+    drop(unused);
+    // Each call below reserves $0.02 to $0.03 (2,000 output tokens), so the cap holds one
+    // reservation, never two.
+    let extra = format!(
+        r#"
+[[providers]]
+name = "down"
+kind = "openai"
+base_url = "http://{dead}/v1"
+api_key_env = "TEST_UPSTREAM_OPENAI"
+models = ["gpt-4o-2024-08-06"]
+
+[[policy.budgets]]
+scope = "tenant"
+period = "day"
+limit_usd = "0.035"
+"#
+    );
+    let harness = Harness::start_upstream(upstream, log, &extra).await;
+    // Each call names the standard tier (without one the reservation is at priority
+    // prices) and answers with its status and body.
+    let call = async |path: &str, model: &str, tier: &str| {
+        let body = json!({"model": model, "max_tokens": 2000, "service_tier": tier,
+                          "messages": [{"role": "user", "content": "Hi"}]});
+        let response = harness.post(path).json(&body).send().await.unwrap();
+        (response.status(), response.text().await.unwrap())
+    };
+
+    let (status, body) = call("/v1/messages", "claude-sonnet-4-5", "standard_only").await;
+    assert_eq!(status, 502, "redirected: {body}");
+    let (status, body) = call("/v1/chat/completions", "gpt-4o-2024-08-06", "default").await;
+    assert_eq!(
+        status, 502,
+        "the redirect cost nothing, so this fits: {body}"
+    );
+    let (status, body) = call("/v1/chat/completions", "gpt-4o", "default").await;
+    assert_eq!(
+        status, 200,
+        "neither failure was charged its reservation: {body}"
+    );
+    let events = harness.stop().await;
+    assert_eq!(events.len(), 3);
+    assert_eq!(
+        events.iter().filter(|e| e.status == Status::Error).count(),
+        2,
+        "both failures are recorded: {events:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_client_that_leaves_mid_stream_still_gets_its_call_recorded() {
     let harness = Harness::start().await;
     let request = json!({

@@ -2,6 +2,7 @@
 //! chunk for streams (see [`super::stream`]).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -70,7 +71,14 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
     let request = upstream_request(&state, &provider, context.api, &headers, body);
     let sent = Instant::now();
     let timeout = state.config().upstream_timeout;
-    let sending = async { request.send().await.map_err(|error| describe(&error)) };
+    // Set when the call failed before any of it reached the provider.
+    let never_sent = AtomicBool::new(false);
+    let sending = async {
+        request.send().await.map_err(|error| {
+            never_sent.store(error.is_connect(), Ordering::Relaxed);
+            describe(&error)
+        })
+    };
     let mut sending = std::pin::pin!(within(timeout, &provider, sending));
     // One poll hands the request to a connection; the layers are tokenised while the
     // upstream works on it.
@@ -83,7 +91,12 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
     let response = match answered {
         Ok(response) => response,
         Err(error) => {
-            fail(&state, &context, &ticket, error, head, dialect).await;
+            let billing = if never_sent.load(Ordering::Relaxed) {
+                Billing::Nothing
+            } else {
+                Billing::Unknown
+            };
+            fail(&state, &context, &ticket, error, billing, head, dialect).await;
             return;
         }
     };
@@ -93,7 +106,17 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
             provider: provider.name.clone(),
             reason: redirect_reason(status, response.headers()),
         };
-        fail(&state, &context, &ticket, error, head, dialect).await;
+        // A redirect answers without doing the work: nothing to bill.
+        fail(
+            &state,
+            &context,
+            &ticket,
+            error,
+            Billing::Nothing,
+            head,
+            dialect,
+        )
+        .await;
         return;
     }
     let mut response_headers = returned_headers(response.headers());
@@ -118,7 +141,16 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
     let body = match within(timeout, &provider, read_limited(response)).await {
         Ok(body) => body,
         Err(error) => {
-            fail(&state, &context, &ticket, error, head, dialect).await;
+            fail(
+                &state,
+                &context,
+                &ticket,
+                error,
+                Billing::Unknown,
+                head,
+                dialect,
+            )
+            .await;
             return;
         }
     };
@@ -168,12 +200,25 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
     let _ = head.send(response);
 }
 
-/// Records a failed call, settles it and answers the client with the failure in its dialect.
+/// What a provider may bill for a call that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Billing {
+    /// The provider never took the call (no connection to it, or a redirect): it costs
+    /// nothing, so a provider outage does not fill the budgets with calls nobody ran.
+    Nothing,
+    /// The provider may have worked on it (a timeout, a connection lost after sending, an
+    /// unreadable answer): it settles at its reservation.
+    Unknown,
+}
+
+/// Records a failed call, settles it as `billing` says and answers the client with the
+/// failure in its dialect.
 async fn fail(
     state: &AppState,
     context: &CallContext,
     ticket: &Ticket,
     error: ApiError,
+    billing: Billing,
     head: oneshot::Sender<Response>,
     dialect: burnrate_wire::Dialect,
 ) {
@@ -186,17 +231,19 @@ async fn fail(
     );
     let response = match record::record(state, event) {
         Ok(outcome) => {
-            // The upstream may have billed a call it did not answer in time: settle at the
-            // reservation.
             let outcome = Outcome {
-                usage_known: false,
+                usage_known: billing == Billing::Nothing,
                 ..outcome
             };
             record::settle(state, ticket, &outcome).await;
             error.into_dialect(dialect)
         }
         Err(store) => {
-            record::settle(state, ticket, &Outcome::default()).await;
+            let outcome = Outcome {
+                usage_known: billing == Billing::Nothing,
+                ..Outcome::default()
+            };
+            record::settle(state, ticket, &outcome).await;
             ApiError::Unavailable(store.to_string()).into_dialect(dialect)
         }
     };
