@@ -6,6 +6,7 @@ pub mod dimension;
 pub mod event;
 pub mod money;
 pub mod prices;
+pub mod text;
 
 pub use dimension::Dimension;
 pub use event::{EventError, Layers, Outcome, Status, ToolCall, Usage, UsageEvent};

@@ -6,6 +6,7 @@
 use burnrate_insight::longtail::LongTail;
 use burnrate_model::Money;
 use burnrate_model::dimension::{Dimension, Field};
+use burnrate_model::text::{grouped, grouped_digits};
 use burnrate_policy::BudgetState;
 use maud::{DOCTYPE, Markup, html};
 use rust_decimal::RoundingStrategy;
@@ -65,24 +66,12 @@ pub fn usd_text(money: Money) -> String {
         .strip_prefix('-')
         .map_or(("", text.as_str()), |rest| ("-", rest));
     let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-    format!("{sign}${}.{fraction}", group_thousands(whole))
-}
-
-/// Digits grouped by thousands with commas.
-fn group_thousands(digits: &str) -> String {
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    format!("{sign}${}.{fraction}", grouped_digits(whole))
 }
 
 /// A whole number with thousands grouped.
 pub fn count_text(n: u64) -> String {
-    group_thousands(&n.to_string())
+    grouped(i128::from(n))
 }
 
 /// A share as a percentage.

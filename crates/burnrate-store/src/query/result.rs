@@ -9,6 +9,7 @@ use arrow::datatypes::{DataType, Decimal128Type, Float64Type, TimeUnit, Timestam
 use arrow::record_batch::RecordBatch;
 use burnrate_model::Money;
 use burnrate_model::dimension::Dimension;
+use burnrate_model::text::grouped;
 use chrono::DateTime;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -247,7 +248,9 @@ impl QueryResult {
                 "{} calls ({} input and {} output tokens) in this range use models with no price \
                  and count as $0 here; run `burnrate prices missing` to list them and add their \
                  prices (history re-prices at once)",
-                unpriced.requests, unpriced.input_tokens, unpriced.output_tokens
+                grouped(i128::from(unpriced.requests)),
+                grouped(i128::from(unpriced.input_tokens)),
+                grouped(i128::from(unpriced.output_tokens))
             ));
         }
         self.unpriced = unpriced;

@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use burnrate_insight::report::{self, Report};
+use burnrate_model::text::grouped;
 use burnrate_store::{Cell, ColumnKind, QueryResult};
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
@@ -89,24 +90,9 @@ fn human(cell: &Cell, kind: ColumnKind) -> String {
         (Cell::Number(number), ColumnKind::Ratio) => format!("{:.1}%", number * 100.0),
         (Cell::Number(number), ColumnKind::Factor) => format!("{number:.1}×"),
         (Cell::Count(count), ColumnKind::Millis) => format!("{count} ms"),
-        (Cell::Count(count), _) => thousands(*count),
+        (Cell::Count(count), _) => grouped(i128::from(*count)),
         (other, _) => other.to_text(),
     }
-}
-
-fn thousands(count: i64) -> String {
-    let digits = count.unsigned_abs().to_string();
-    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    if count < 0 {
-        grouped.insert(0, '-');
-    }
-    grouped
 }
 
 /// An empty table with these column headings, fitted to the terminal.
@@ -190,9 +176,10 @@ mod tests {
 
     #[test]
     fn humanises_cells() {
-        assert_eq!(thousands(1234567), "1,234,567");
-        assert_eq!(thousands(-1000), "-1,000");
-        assert_eq!(thousands(12), "12");
+        assert_eq!(
+            human(&Cell::Count(-1234567), ColumnKind::Count),
+            "-1,234,567"
+        );
         let money = Cell::Money("0.00935".parse().unwrap());
         assert_eq!(human(&money, ColumnKind::Money), "$0.009350");
         assert_eq!(human(&Cell::Number(0.44), ColumnKind::Ratio), "44.0%");
