@@ -246,8 +246,9 @@ impl QueryResult {
         if unpriced.requests > 0 {
             self.warnings.push(format!(
                 "{} calls ({} input and {} output tokens) in this range use models with no price \
-                 and count as $0 here; run `burnrate prices missing` to list them and add their \
-                 prices (history re-prices at once)",
+                 and count as $0 here; run `burnrate prices missing --db PATH` (while the \
+                 gateway runs: its `GET /api/v1/prices`) to list them, then add their prices \
+                 (history re-prices at once)",
                 grouped(i128::from(unpriced.requests)),
                 grouped(i128::from(unpriced.input_tokens)),
                 grouped(i128::from(unpriced.output_tokens))
