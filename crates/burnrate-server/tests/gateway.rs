@@ -478,17 +478,20 @@ async fn an_upstream_redirect_is_a_502_and_neither_the_call_nor_the_key_goes_the
 
 #[tokio::test]
 async fn a_call_the_provider_never_took_costs_the_budget_nothing() {
-    // Anthropic's route redirects; OpenAI's is the mock; one dated OpenAI model goes to a
-    // port nobody listens on.
+    // Anthropic's route redirects (303 for the dated model name, 307 otherwise); OpenAI's is
+    // the mock; one dated OpenAI model goes to a port nobody listens on.
     let (mock, log) = burnrate_mock::router_with_log(burnrate_mock::MockConfig::default());
     let upstream = axum::Router::new()
         .route(
             "/v1/messages",
-            axum::routing::post(|| async {
-                (
-                    http::StatusCode::TEMPORARY_REDIRECT,
-                    [(http::header::LOCATION, "http://127.0.0.1:9/v1/messages")],
-                )
+            axum::routing::post(|body: String| async move {
+                let status = if body.contains("claude-sonnet-4-5-20250929") {
+                    http::StatusCode::SEE_OTHER
+                } else {
+                    http::StatusCode::TEMPORARY_REDIRECT
+                };
+                let location = [(http::header::LOCATION, "http://127.0.0.1:9/v1/messages")];
+                (status, location)
             }),
         )
         .fallback_service(mock);
@@ -534,12 +537,21 @@ limit_usd = "0.035"
         status, 200,
         "neither failure was charged its reservation: {body}"
     );
+    // A 303 ("see the result there") can follow work done: charged its reservation, after
+    // which the next call no longer fits.
+    let dated = "claude-sonnet-4-5-20250929";
+    let (status, body) = call("/v1/messages", dated, "standard_only").await;
+    assert_eq!(status, 502, "redirected: {body}");
+    // Another model than before, so the gateway's answer cache has nothing to serve instead.
+    let (status, body) = call("/v1/chat/completions", "gpt-4o-2024-11-20", "default").await;
+    assert_eq!(status, 429, "the 303 was charged: {body}");
+
     let events = harness.stop().await;
-    assert_eq!(events.len(), 3);
+    assert_eq!(events.len(), 5);
     assert_eq!(
         events.iter().filter(|e| e.status == Status::Error).count(),
-        2,
-        "both failures are recorded: {events:?}"
+        3,
+        "every failure is recorded: {events:?}"
     );
 }
 

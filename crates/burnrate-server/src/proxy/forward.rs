@@ -71,7 +71,8 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
     let request = upstream_request(&state, &provider, context.api, &headers, body);
     let sent = Instant::now();
     let timeout = state.config().upstream_timeout;
-    // Set when the call failed before any of it reached the provider.
+    // Set when no connection to the provider could be made (DNS, TCP, the TLS handshake):
+    // then nothing of the call reached it.
     let never_sent = AtomicBool::new(false);
     let sending = async {
         request.send().await.map_err(|error| {
@@ -106,17 +107,14 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
             provider: provider.name.clone(),
             reason: redirect_reason(status, response.headers()),
         };
-        // A redirect answers without doing the work: nothing to bill.
-        fail(
-            &state,
-            &context,
-            &ticket,
-            error,
-            Billing::Nothing,
-            head,
-            dialect,
-        )
-        .await;
+        // A redirect to where the resource is (301, 302, 307, 308) answers without doing the
+        // work: nothing to bill. A 303 can follow work done ("see the result there").
+        let billing = if status == StatusCode::SEE_OTHER {
+            Billing::Unknown
+        } else {
+            Billing::Nothing
+        };
+        fail(&state, &context, &ticket, error, billing, head, dialect).await;
         return;
     }
     let mut response_headers = returned_headers(response.headers());
@@ -203,8 +201,8 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
 /// What a provider may bill for a call that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Billing {
-    /// The provider never took the call (no connection to it, or a redirect): it costs
-    /// nothing, so a provider outage does not fill the budgets with calls nobody ran.
+    /// The provider never took the call (no connection to it, or a redirect other than 303):
+    /// it costs nothing, so a provider outage does not fill the budgets with calls nobody ran.
     Nothing,
     /// The provider may have worked on it (a timeout, a connection lost after sending, an
     /// unreadable answer): it settles at its reservation.
