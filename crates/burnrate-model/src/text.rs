@@ -1,7 +1,8 @@
 //! Numbers written for people: whole numbers with their thousands grouped.
 
 /// `count` with its thousands grouped by commas: `1,234,567`, `-1,000`, `12`.
-pub fn grouped(count: i128) -> String {
+pub fn grouped(count: impl Into<i128>) -> String {
+    let count = count.into();
     let sign = if count < 0 { "-" } else { "" };
     format!(
         "{sign}{}",

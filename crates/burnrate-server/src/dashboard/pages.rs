@@ -71,7 +71,7 @@ pub fn usd_text(money: Money) -> String {
 
 /// A whole number with thousands grouped.
 pub fn count_text(n: u64) -> String {
-    grouped(i128::from(n))
+    grouped(n)
 }
 
 /// A share as a percentage.

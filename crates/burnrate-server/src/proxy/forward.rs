@@ -227,24 +227,18 @@ async fn fail(
         Status::Error,
         Some(error.to_string()),
     );
-    let response = match record::record(state, event) {
-        Ok(outcome) => {
-            let outcome = Outcome {
-                usage_known: billing == Billing::Nothing,
-                ..outcome
-            };
-            record::settle(state, ticket, &outcome).await;
-            error.into_dialect(dialect)
-        }
-        Err(store) => {
-            let outcome = Outcome {
-                usage_known: billing == Billing::Nothing,
-                ..Outcome::default()
-            };
-            record::settle(state, ticket, &outcome).await;
-            ApiError::Unavailable(store.to_string()).into_dialect(dialect)
-        }
+    let (outcome, response) = match record::record(state, event) {
+        Ok(outcome) => (outcome, error.into_dialect(dialect)),
+        Err(store) => (
+            Outcome::default(),
+            ApiError::Unavailable(store.to_string()).into_dialect(dialect),
+        ),
     };
+    let outcome = Outcome {
+        usage_known: billing == Billing::Nothing,
+        ..outcome
+    };
+    record::settle(state, ticket, &outcome).await;
     let _ = head.send(response);
 }
 

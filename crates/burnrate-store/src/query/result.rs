@@ -249,9 +249,9 @@ impl QueryResult {
                  and count as $0 here; run `burnrate prices missing --db PATH` (while the \
                  gateway runs: its `GET /api/v1/prices`) to list them, then add their prices \
                  (history re-prices at once)",
-                grouped(i128::from(unpriced.requests)),
-                grouped(i128::from(unpriced.input_tokens)),
-                grouped(i128::from(unpriced.output_tokens))
+                grouped(unpriced.requests),
+                grouped(unpriced.input_tokens),
+                grouped(unpriced.output_tokens)
             ));
         }
         self.unpriced = unpriced;

@@ -90,7 +90,7 @@ fn human(cell: &Cell, kind: ColumnKind) -> String {
         (Cell::Number(number), ColumnKind::Ratio) => format!("{:.1}%", number * 100.0),
         (Cell::Number(number), ColumnKind::Factor) => format!("{number:.1}×"),
         (Cell::Count(count), ColumnKind::Millis) => format!("{count} ms"),
-        (Cell::Count(count), _) => grouped(i128::from(*count)),
+        (Cell::Count(count), _) => grouped(*count),
         (other, _) => other.to_text(),
     }
 }
