@@ -31,7 +31,9 @@ pub struct AppState {
     pub policy: Policy,
     /// Where alerts and pages go (rebuilt on reload).
     pub notifiers: ArcSwap<Notifiers>,
-    /// Pooled HTTP/1.1 client for the upstreams.
+    /// The proxy's clients to the providers.
+    pub upstream: crate::upstream::Upstream,
+    /// Client for everything else the gateway calls (notifiers' webhooks).
     pub client: reqwest::Client,
     /// Journal and store.
     pub ledger: Ledger,

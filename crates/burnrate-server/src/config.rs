@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::keys::{KeyBinding, VirtualKeys};
 use crate::notify::{NotifierConfig, Notifiers};
-use crate::routing::{Provider, ProviderKind, Providers};
+use crate::routing::{HttpVersion, Provider, ProviderKind, Providers};
 
 /// A dimension the attribution headers can set and `[attribution] require` can demand.
 pub const REQUIRABLE: [&str; 12] = [
@@ -160,6 +160,7 @@ struct RawProvider {
     api_key_env: Option<String>,
     #[serde(default)]
     models: Vec<String>,
+    http: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -720,6 +721,18 @@ fn validate_providers(
                 "{at}.models: list the model names or patterns (\"gpt-*\") it serves"
             ));
         }
+        let http = match provider.http.as_deref().map(HttpVersion::parse) {
+            None => HttpVersion::Auto,
+            Some(Some(version)) => version,
+            Some(None) => {
+                problems.push(format!(
+                    "{at}.http: `{}` must be \"auto\" (HTTP/2 where the TLS handshake offers \
+                     it), \"1.1\" or \"2\" (HTTP/2 without negotiation)",
+                    provider.http.as_deref().unwrap_or_default()
+                ));
+                HttpVersion::Auto
+            }
+        };
         match Provider::new(
             provider.name,
             kind,
@@ -727,7 +740,11 @@ fn validate_providers(
             api_key.as_deref(),
             provider.models,
         ) {
-            Ok(built) => providers.push(built),
+            Ok(built) => {
+                let mut built = built;
+                built.http = http;
+                providers.push(built);
+            }
             Err(problem) => problems.push(format!("{at}.{problem}")),
         }
     }

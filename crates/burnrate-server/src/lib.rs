@@ -20,6 +20,7 @@ pub mod reports;
 pub mod retention;
 pub mod routing;
 pub mod serve;
+pub mod upstream;
 
 pub use config::Config;
 pub use serve::{Gateway, ServeError, termination};

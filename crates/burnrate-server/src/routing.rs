@@ -26,6 +26,32 @@ impl ProviderKind {
     }
 }
 
+/// Which HTTP the gateway speaks to a provider (`http` in its `[[providers]]` entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpVersion {
+    /// HTTP/2 where the provider offers it in the TLS handshake (ALPN), as the hosted APIs
+    /// do; HTTP/1.1 otherwise, and always for an `http://` base URL.
+    #[default]
+    Auto,
+    /// HTTP/1.1 only: a connection per call in flight.
+    Http1,
+    /// HTTP/2 without negotiating it (prior knowledge; over `http://` this is h2c), for
+    /// servers known to speak it.
+    Http2,
+}
+
+impl HttpVersion {
+    /// Reads the configuration's spelling: `auto`, `1.1` or `2`.
+    pub fn parse(text: &str) -> Option<HttpVersion> {
+        match text {
+            "auto" => Some(HttpVersion::Auto),
+            "1.1" => Some(HttpVersion::Http1),
+            "2" => Some(HttpVersion::Http2),
+            _ => None,
+        }
+    }
+}
+
 /// One upstream provider.
 #[derive(Debug, Clone)]
 pub struct Provider {
@@ -37,6 +63,8 @@ pub struct Provider {
     pub base_url: String,
     /// Model names (exact) and patterns (`gpt-*`) it serves.
     pub models: Vec<String>,
+    /// Which HTTP the gateway speaks to it.
+    pub http: HttpVersion,
     /// Where each route's calls go, parsed once rather than on every call.
     urls: RouteUrls,
     /// The header carrying the provider's key, built once and marked sensitive; the key
@@ -100,6 +128,7 @@ impl Provider {
             kind,
             base_url,
             models,
+            http: HttpVersion::Auto,
             urls,
             auth,
         })

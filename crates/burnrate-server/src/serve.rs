@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::notify::Notifiers;
+use crate::upstream::Upstream;
 use arc_swap::ArcSwap;
 
 /// Why the gateway could not start or stop cleanly.
@@ -124,17 +125,9 @@ impl Gateway {
             config.flush_interval,
             config.flush_in_idle_time,
         )?;
-        // HTTP/1.1 only, a connection per call in flight: over HTTP/2 every call to a provider
-        // would share one connection, and calls beyond the provider's concurrent-stream limit
-        // (often 100) would wait behind streams that last minutes (hyperium/hyper#2197).
-        // Redirects are not followed: reqwest would resend the call, and with it a provider
-        // key in a header it does not know to strip (Anthropic's `x-api-key`), to wherever
-        // the upstream points; a redirect is answered as the upstream's failure instead.
+        let upstream = Upstream::new()?;
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .http1_only()
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
             .connect_timeout(Duration::from_secs(10))
             .build()?;
         let policy = crate::enforce::policy(&config)
@@ -149,6 +142,7 @@ impl Gateway {
             config: ArcSwap::from_pointee(config),
             policy,
             notifiers: ArcSwap::from_pointee(notifiers),
+            upstream,
             client,
             ledger,
             metrics: Metrics::default(),

@@ -622,3 +622,91 @@ async fn health_readiness_models_and_metrics() {
     assert!(metrics.contains("burnrate_journal_lag_events"));
     harness.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_an_http2_connections_stream_limit_go_over_another_connection() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    // An upstream that speaks only HTTP/2, allows 100 streams per connection (RFC 9113's
+    // recommended least) and answers no call before all of them have arrived. Over one
+    // connection the calls past the 100th would wait for a stream that never frees, and
+    // every call would time out.
+    const CALLS: usize = 120;
+    let (mock, log) = burnrate_mock::router_with_log(burnrate_mock::MockConfig::default());
+    let arrived = Arc::new(tokio::sync::Barrier::new(CALLS));
+    let versions = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let upstream = {
+        let versions = Arc::clone(&versions);
+        mock.layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let arrived = Arc::clone(&arrived);
+                let versions = Arc::clone(&versions);
+                async move {
+                    versions.lock().unwrap().push(request.version());
+                    arrived.wait().await;
+                    next.run(request).await
+                }
+            },
+        ))
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let accepted = Arc::clone(&connections);
+    let server = tokio::spawn(async move {
+        loop {
+            let (socket, _) = listener.accept().await.unwrap();
+            accepted.fetch_add(1, Ordering::SeqCst);
+            let service = hyper_util::service::TowerToHyperService::new(upstream.clone());
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .max_concurrent_streams(100)
+                    .serve_connection(hyper_util::rt::TokioIo::new(socket), service),
+            );
+        }
+    });
+    let harness = Harness::start_with(&format!(
+        r#"
+[[providers]]
+name = "h2-only"
+kind = "openai"
+base_url = "http://{address}/v1"
+api_key_env = "TEST_UPSTREAM_OPENAI"
+models = ["gpt-4.1-nano"]
+http = "2"
+"#
+    ))
+    .await;
+
+    let calls = (0..CALLS).map(|n| {
+        let body = json!({"model": "gpt-4.1-nano", "stream": n % 2 == 0,
+                          "messages": [{"role": "user", "content": format!("Call {n}")}]});
+        let request = harness.post("/v1/chat/completions").json(&body).send();
+        async move {
+            let response = request.await.unwrap();
+            (response.status(), response.text().await.unwrap())
+        }
+    });
+    for (status, body) in futures_util::future::join_all(calls).await {
+        assert_eq!(status, 200, "{body}");
+    }
+    server.abort();
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        2,
+        "one connection per 100 calls in flight"
+    );
+    let versions = versions.lock().unwrap().clone();
+    assert_eq!(versions.len(), CALLS);
+    assert!(versions.iter().all(|v| *v == http::Version::HTTP_2));
+    assert_eq!(log.requests().len(), CALLS, "each call reached the mock");
+    let events = harness.stop().await;
+    assert_eq!(events.len(), CALLS);
+    assert!(
+        events.iter().all(|e| e.status == Status::Ok
+            && e.provider == "h2-only"
+            && e.usage.output_tokens > 0),
+        "{events:?}"
+    );
+}

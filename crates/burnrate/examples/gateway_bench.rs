@@ -71,6 +71,10 @@ struct Args {
     /// Working directory for the ledger and journal (default: a temporary directory).
     #[arg(long)]
     work: Option<PathBuf>,
+    /// How the gateway speaks to the mock (its provider's `http`): `auto` (HTTP/1.1 over
+    /// `http://`), `1.1`, or `2` (h2c, as the gateway speaks to hosted providers over TLS).
+    #[arg(long, default_value = "auto")]
+    upstream_http: String,
     /// TOML appended to the gateway's config (`[policy]` rules, `[state]`), to measure
     /// what enforcement adds.
     #[arg(long)]
@@ -105,7 +109,7 @@ fn main() -> Result<()> {
 
     println!("machine: {}", machine());
     println!(
-        "command: gateway_bench --rates {} --seconds {} --streams {}{}{}",
+        "command: gateway_bench --rates {} --seconds {} --streams {} --upstream-http {}{}{}",
         args.rates
             .iter()
             .map(u32::to_string)
@@ -113,6 +117,7 @@ fn main() -> Result<()> {
             .join(","),
         args.seconds,
         args.streams,
+        args.upstream_http,
         if args.litellm_start.is_some() {
             " --litellm-start ..."
         } else {
@@ -237,34 +242,28 @@ fn main() -> Result<()> {
     }
     drop(gateway);
     if args.streams > 0 {
-        let gateway = start_gateway(&bin, &work.join("streams"), &mock.url, &policy, &args)?;
-        let (targets, sockets) = if args.streams_h2_connections == 0 {
-            let target = Target::with_timeout("burnrate", &gateway.url, KEY, true, None)?;
-            (
-                vec![Arc::new(target)],
-                "HTTP/1.1, two sockets each".to_owned(),
-            )
-        } else {
-            let targets = (0..args.streams_h2_connections)
-                .map(|_| Target::http2("burnrate", &gateway.url, KEY).map(Arc::new))
-                .collect::<Result<Vec<_>>>()?;
-            let sockets = format!(
-                "HTTP/2 over {} client connections, one upstream socket each",
-                args.streams_h2_connections
-            );
-            (targets, sockets)
-        };
-        let (held, base, rss, peak) =
-            runtime.block_on(open_streams(&targets, args.streams, gateway.pid()))?;
         println!();
-        println!(
-            "burnrate, {held} concurrent open streams ({sockets}): RSS {:.1} MB, peak RSS {:.1} MB; \
-             {:.1} MB after one call, so {:.1} KB per open stream",
-            rss as f64 / 1e6,
-            peak as f64 / 1e6,
-            base as f64 / 1e6,
-            peak.saturating_sub(base) as f64 / 1e3 / held.max(1) as f64
-        );
+        let gateway = start_gateway(&bin, &work.join("streams"), &mock.url, &policy, &args)?;
+        let upstream = match args.upstream_http.as_str() {
+            "2" => "HTTP/2 upstream",
+            _ => "HTTP/1.1 upstream, a socket per stream",
+        };
+        runtime.block_on(stream_memory("burnrate", &gateway, KEY, upstream, &args))?;
+        drop(gateway);
+        // The same streams through the pass-through proxy: the memory any proxy on this
+        // stack (hyper through axum, reqwest) holds per open stream, before doing anything.
+        let floor = Process::start(
+            "pass-through proxy",
+            Command::new(std::env::current_exe()?).args(["--floor-proxy", &mock.url]),
+            listening_url,
+        )?;
+        runtime.block_on(stream_memory(
+            "pass-through proxy",
+            &floor,
+            "sk-direct",
+            "HTTP/1.1 upstream, a socket per stream",
+            &args,
+        ))?;
     }
     drop(mock);
     if args.work.is_none() {
@@ -561,6 +560,42 @@ async fn ingest(
     Ok((ok, failed, started.elapsed()))
 }
 
+/// Holds `args.streams` streams open through `proxy` and prints its resident memory.
+async fn stream_memory(
+    name: &'static str,
+    proxy: &Process,
+    key: &'static str,
+    upstream: &str,
+    args: &Args,
+) -> Result<()> {
+    let (targets, sockets) = if args.streams_h2_connections == 0 {
+        let target = Target::with_timeout(name, &proxy.url, key, true, None)?;
+        (
+            vec![Arc::new(target)],
+            format!("HTTP/1.1 clients, {upstream}"),
+        )
+    } else {
+        let targets = (0..args.streams_h2_connections)
+            .map(|_| Target::http2(name, &proxy.url, key).map(Arc::new))
+            .collect::<Result<Vec<_>>>()?;
+        let sockets = format!(
+            "HTTP/2 over {} client connections, {upstream}",
+            args.streams_h2_connections
+        );
+        (targets, sockets)
+    };
+    let (held, base, rss, peak) = open_streams(&targets, args.streams, proxy.pid()).await?;
+    println!(
+        "{name}, {held} concurrent open streams ({sockets}): RSS {:.1} MB, peak RSS {:.1} MB; \
+         {:.1} MB after one call, so {:.1} KB per open stream",
+        rss as f64 / 1e6,
+        peak as f64 / 1e6,
+        base as f64 / 1e6,
+        peak.saturating_sub(base) as f64 / 1e3 / held.max(1) as f64
+    );
+    Ok(())
+}
+
 /// Opens `count` streams through `targets` (in turn) that stay open (the mock waits between
 /// chunks), waits until each has its first chunk, and reads the gateway's resident memory:
 /// after one whole call first (the base: code and tables touched, the tokenizer loaded), then
@@ -800,6 +835,11 @@ fn start_gateway(bin: &Path, dir: &Path, mock: &str, policy: &str, args: &Args) 
 /// The benchmark's gateway config: the mock as OpenAI, journal and store on.
 fn write_config(work: &Path, mock: &str, bin: &Path, policy: &str, args: &Args) -> Result<PathBuf> {
     let flush_interval_ms = args.flush_interval_ms;
+    // Left out when `auto` (the default), so the benchmark also runs binaries without it.
+    let upstream_http = match args.upstream_http.as_str() {
+        "auto" => String::new(),
+        version => format!("http = \"{version}\""),
+    };
     let flush_in_idle_time = args
         .flush_in_idle_time
         .map_or(String::new(), |on| format!("flush_in_idle_time = {on}"));
@@ -824,6 +864,7 @@ kind = "openai"
 base_url = "{mock}/v1"
 api_key_env = "BENCH_PROVIDER_KEY"
 models = ["gpt-*"]
+{upstream_http}
 
 [[keys]]
 id = "bench"

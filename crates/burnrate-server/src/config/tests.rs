@@ -39,6 +39,11 @@ fn a_minimal_file_gets_the_documented_defaults() {
     );
     let (_, auth) = provider.auth().unwrap();
     assert_eq!(auth.to_str().unwrap(), "Bearer sk-upstream");
+    assert_eq!(
+        provider.http,
+        HttpVersion::Auto,
+        "HTTP/2 where the TLS handshake offers it"
+    );
 }
 
 #[test]
@@ -57,6 +62,7 @@ name = "y"
 kind = "openai"
 base_url = "ftp://y"
 api_key_env = "UNSET_VARIABLE"
+http = "3"
 [[keys]]
 id = "k"
 sha256 = "zz"
@@ -74,6 +80,7 @@ untagged = "drop"
         "providers[1] (y).base_url",
         "providers[1] (y).api_key_env: environment variable UNSET_VARIABLE is not set",
         "providers[1] (y).models",
+        "providers[1] (y).http: `3` must be",
         "keys[0] (k).sha256",
         "attribution.require: `tenant`",
         "attribution.untagged",

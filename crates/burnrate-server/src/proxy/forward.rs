@@ -68,7 +68,28 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
         captured,
     } = call;
     let dialect = context.api.dialect();
-    let request = upstream_request(&state, &provider, context.api, &headers, body);
+    // Held until the call ends, the stream's last chunk included.
+    let lane = match state.upstream.lane(provider.http) {
+        Ok(lane) => lane,
+        Err(error) => {
+            let error = ApiError::Upstream {
+                provider: provider.name.clone(),
+                reason: format!("no client for the provider: {}", describe(&error)),
+            };
+            fail(
+                &state,
+                &context,
+                &ticket,
+                error,
+                Billing::Nothing,
+                head,
+                dialect,
+            )
+            .await;
+            return;
+        }
+    };
+    let request = upstream_request(lane.client(), &provider, context.api, &headers, body);
     let sent = Instant::now();
     let timeout = state.config().upstream_timeout;
     // Set when no connection to the provider could be made (DNS, TCP, the TLS handshake):
@@ -243,7 +264,7 @@ async fn fail(
 }
 
 fn upstream_request(
-    state: &AppState,
+    client: &reqwest::Client,
     provider: &crate::routing::Provider,
     api: Api,
     headers: &HeaderMap,
@@ -260,8 +281,7 @@ fn upstream_request(
     if let Some((name, value)) = provider.auth() {
         forwarded.insert(name.clone(), value.clone());
     }
-    state
-        .client
+    client
         .post(provider.url(api).clone())
         .headers(forwarded)
         .body(body)

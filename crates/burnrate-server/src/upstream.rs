@@ -1,0 +1,243 @@
+//! Connections to the providers: HTTP/2 where a provider speaks it, with another connection
+//! opened whenever the calls in flight fill the ones there are.
+//!
+//! A reqwest client (hyper-util's pool under it) keeps a single HTTP/2 connection per host
+//! and queues every call beyond the server's concurrent-stream limit behind streams that can
+//! last minutes (hyperium/hyper#2197). So the gateway keeps *lanes*: each lane is a client of
+//! its own, hence a connection of its own per host, and carries at most
+//! [`STREAMS_PER_LANE`] calls at once; a call takes the first lane with room, and a new lane
+//! is opened when none has. Written here because no HTTP client crate pools this way.
+//!
+//! Over HTTP/2 a stream costs the gateway a fraction of what an HTTP/1.1 connection does
+//! (hyper's 8 KB read and write buffers, its request channel and a socket per call), which
+//! is most of the memory an open stream holds (BENCHMARKS.md).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::routing::HttpVersion;
+
+/// Calls one lane carries at once over HTTP/2. RFC 9113 §6.5.2 recommends that servers
+/// allow at least 100 concurrent streams; a server allowing fewer makes the calls beyond
+/// its limit wait on their connection for a stream, as they would with one connection.
+pub const STREAMS_PER_LANE: usize = 100;
+
+/// Idle connections close after this long.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// How long establishing a connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often an HTTP/2 connection with calls open is pinged, so a connection that died
+/// silently fails its calls instead of holding them until the upstream timeout.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How long a ping may go unanswered before the connection is closed.
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The clients the proxy sends calls with, one set of lanes per protocol setting.
+pub struct Upstream {
+    http1: Lanes,
+    negotiated: Lanes,
+    http2: Lanes,
+}
+
+impl Upstream {
+    /// Builds the first lane of each setting, so a client that cannot be built (no TLS
+    /// backend) fails the start rather than the first call.
+    pub fn new() -> Result<Upstream, reqwest::Error> {
+        Ok(Upstream {
+            // Over HTTP/1.1 a client opens a connection per call in flight anyway: one lane.
+            http1: Lanes::new(HttpVersion::Http1, usize::MAX)?,
+            negotiated: Lanes::new(HttpVersion::Auto, STREAMS_PER_LANE)?,
+            http2: Lanes::new(HttpVersion::Http2, STREAMS_PER_LANE)?,
+        })
+    }
+
+    /// A lane for one call to a provider spoken to as `version`; the call holds it until it
+    /// ends.
+    pub fn lane(&self, version: HttpVersion) -> Result<Lane, reqwest::Error> {
+        match version {
+            HttpVersion::Http1 => self.http1.take(),
+            HttpVersion::Auto => self.negotiated.take(),
+            HttpVersion::Http2 => self.http2.take(),
+        }
+    }
+}
+
+/// The lanes of one protocol setting.
+struct Lanes {
+    version: HttpVersion,
+    per_lane: usize,
+    lanes: ArcSwap<Vec<Arc<LaneState>>>,
+    /// Held while a lane is added, so two calls finding every lane full add one, not two.
+    growing: std::sync::Mutex<()>,
+}
+
+struct LaneState {
+    client: reqwest::Client,
+    in_flight: AtomicUsize,
+}
+
+impl Lanes {
+    fn new(version: HttpVersion, per_lane: usize) -> Result<Lanes, reqwest::Error> {
+        let first = Arc::new(LaneState {
+            client: client(version)?,
+            in_flight: AtomicUsize::new(0),
+        });
+        Ok(Lanes {
+            version,
+            per_lane,
+            lanes: ArcSwap::from_pointee(vec![first]),
+            growing: std::sync::Mutex::new(()),
+        })
+    }
+
+    fn take(&self) -> Result<Lane, reqwest::Error> {
+        if let Some(lane) = self.first_with_room() {
+            return Ok(lane);
+        }
+        let _growing = self
+            .growing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Another call may have added a lane (or ended one) while this one waited.
+        if let Some(lane) = self.first_with_room() {
+            return Ok(lane);
+        }
+        let state = Arc::new(LaneState {
+            client: client(self.version)?,
+            in_flight: AtomicUsize::new(1),
+        });
+        let mut lanes = Vec::clone(&self.lanes.load());
+        lanes.push(Arc::clone(&state));
+        self.lanes.store(Arc::new(lanes));
+        Ok(Lane { state })
+    }
+
+    /// Takes a place on the first lane with room: the earliest lanes stay busy and the
+    /// later ones fall idle, so their connections close after a burst.
+    fn first_with_room(&self) -> Option<Lane> {
+        let lanes = self.lanes.load();
+        lanes.iter().find_map(|state| {
+            state
+                .in_flight
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < self.per_lane).then_some(n + 1)
+                })
+                .ok()
+                .map(|_| Lane {
+                    state: Arc::clone(state),
+                })
+        })
+    }
+}
+
+/// A call's place on a lane, given back when dropped.
+pub struct Lane {
+    state: Arc<LaneState>,
+}
+
+impl Lane {
+    /// The lane's client.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.state.client
+    }
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        self.state.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// One lane's client. Redirects are not followed: reqwest would resend the call, and with it
+/// a provider key in a header it does not know to strip (Anthropic's `x-api-key`), to
+/// wherever the upstream points; a redirect is answered as the upstream's failure instead.
+fn client(version: HttpVersion) -> Result<reqwest::Client, reqwest::Error> {
+    let builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .tcp_nodelay(true)
+        .pool_idle_timeout(IDLE_TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
+        .http2_keep_alive_timeout(KEEP_ALIVE_TIMEOUT);
+    match version {
+        HttpVersion::Http1 => builder.http1_only(),
+        HttpVersion::Auto => builder,
+        HttpVersion::Http2 => builder.http2_prior_knowledge(),
+    }
+    .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lane_opens_when_the_others_are_full_and_places_are_given_back() {
+        let lanes = Lanes::new(HttpVersion::Http2, 2).unwrap();
+        let a = lanes.take().unwrap();
+        let b = lanes.take().unwrap();
+        assert!(Arc::ptr_eq(&a.state, &b.state), "the first lane had room");
+        let c = lanes.take().unwrap();
+        assert!(
+            !Arc::ptr_eq(&a.state, &c.state),
+            "a full lane takes no more"
+        );
+        assert_eq!(lanes.lanes.load().len(), 2);
+        drop(b);
+        let d = lanes.take().unwrap();
+        assert!(
+            Arc::ptr_eq(&a.state, &d.state),
+            "a place given back is taken again, on the earliest lane"
+        );
+        assert_eq!(
+            lanes.lanes.load().len(),
+            2,
+            "no lane opened while one had room"
+        );
+        drop((a, c, d));
+        assert!(
+            lanes
+                .lanes
+                .load()
+                .iter()
+                .all(|state| state.in_flight.load(Ordering::Acquire) == 0)
+        );
+    }
+
+    #[test]
+    fn concurrent_calls_never_overfill_a_lane() {
+        let lanes = Arc::new(Lanes::new(HttpVersion::Http2, 3).unwrap());
+        let held: Vec<Lane> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..4)
+                .map(|_| {
+                    let lanes = Arc::clone(&lanes);
+                    scope.spawn(move || (0..25).map(|_| lanes.take().unwrap()).collect::<Vec<_>>())
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|worker| worker.join().unwrap())
+                .collect()
+        });
+        let states = lanes.lanes.load();
+        for state in states.iter() {
+            assert!(state.in_flight.load(Ordering::Acquire) <= 3);
+        }
+        let total: usize = states
+            .iter()
+            .map(|state| state.in_flight.load(Ordering::Acquire))
+            .sum();
+        assert_eq!(total, held.len());
+        assert_eq!(
+            states.len(),
+            100usize.div_ceil(3),
+            "every lane filled first"
+        );
+    }
+}
