@@ -91,7 +91,7 @@ const MODEL: &str = "gpt-4.1-mini";
 fn main() -> Result<()> {
     let args = Args::parse();
     if let Some(upstream) = &args.floor_proxy {
-        return floor_proxy(upstream);
+        return floor_proxy(upstream, args.upstream_http == "2");
     }
     let bin = match &args.burnrate {
         Some(path) => path.clone(),
@@ -141,7 +141,12 @@ fn main() -> Result<()> {
     let gateway = start_gateway(&bin, &work.join("latency"), &mock.url, &policy, &args)?;
     let floor = Process::start(
         "pass-through proxy",
-        Command::new(std::env::current_exe()?).args(["--floor-proxy", &mock.url]),
+        Command::new(std::env::current_exe()?).args([
+            "--floor-proxy",
+            &mock.url,
+            "--upstream-http",
+            &args.upstream_http,
+        ]),
         listening_url,
     )?;
     let litellm = match &args.litellm_start {
@@ -252,9 +257,16 @@ fn main() -> Result<()> {
         drop(gateway);
         // The same streams through the pass-through proxy: the memory any proxy on this
         // stack (hyper through axum, reqwest) holds per open stream, before doing anything.
+        // Over HTTP/1.1 upstream: it has no lanes, and one HTTP/2 connection carries only
+        // the mock's 200 streams.
         let floor = Process::start(
             "pass-through proxy",
-            Command::new(std::env::current_exe()?).args(["--floor-proxy", &mock.url]),
+            Command::new(std::env::current_exe()?).args([
+                "--floor-proxy",
+                &mock.url,
+                "--upstream-http",
+                "1.1",
+            ]),
             listening_url,
         )?;
         runtime.block_on(stream_memory(
@@ -275,8 +287,9 @@ fn main() -> Result<()> {
 /// The least a proxy can do, on the gateway's stack (tokio, hyper through axum, reqwest):
 /// forward the request as it is and stream the response back. Its added latency is the floor
 /// any HTTP proxy pays on this machine (a second loopback hop and its wake-ups), so the
-/// benchmark can tell the gateway's own work from the hop.
-fn floor_proxy(upstream: &str) -> Result<()> {
+/// benchmark can tell the gateway's own work from the hop. It speaks HTTP/2 upstream when
+/// `http2` (as the gateway does with `--upstream-http 2`).
+fn floor_proxy(upstream: &str, http2: bool) -> Result<()> {
     use axum::body::Body;
     use axum::extract::{Request, State};
     use axum::response::Response;
@@ -321,7 +334,13 @@ fn floor_proxy(upstream: &str) -> Result<()> {
 
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let client = reqwest::Client::builder().tcp_nodelay(true).build()?;
+        let client = reqwest::Client::builder().tcp_nodelay(true);
+        let client = if http2 {
+            client.http2_prior_knowledge()
+        } else {
+            client
+        }
+        .build()?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         eprintln!(
             "pass-through proxy listening on http://{}",
