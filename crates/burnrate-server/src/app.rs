@@ -31,8 +31,6 @@ pub struct AppState {
     pub policy: Policy,
     /// Where alerts and pages go (rebuilt on reload).
     pub notifiers: ArcSwap<Notifiers>,
-    /// The proxy's clients to the providers.
-    pub upstream: crate::upstream::Upstream,
     /// Client for everything else the gateway calls (notifiers' webhooks).
     pub client: reqwest::Client,
     /// Journal and store.

@@ -160,7 +160,8 @@ struct RawProvider {
     api_key_env: Option<String>,
     #[serde(default)]
     models: Vec<String>,
-    http: Option<String>,
+    /// A string, or a bare number (`http = 2`, `http = 1.1`) read the same way.
+    http: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -721,16 +722,20 @@ fn validate_providers(
                 "{at}.models: list the model names or patterns (\"gpt-*\") it serves"
             ));
         }
-        let http = match provider.http.as_deref().map(HttpVersion::parse) {
+        let http = match &provider.http {
             None => HttpVersion::Auto,
-            Some(Some(version)) => version,
-            Some(None) => {
-                problems.push(format!(
-                    "{at}.http: `{}` must be \"auto\" (HTTP/2 where the TLS handshake offers \
-                     it), \"1.1\" or \"2\" (HTTP/2 without negotiation)",
-                    provider.http.as_deref().unwrap_or_default()
-                ));
-                HttpVersion::Auto
+            Some(value) => {
+                let text = match value {
+                    toml::Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                HttpVersion::parse(&text).unwrap_or_else(|| {
+                    problems.push(format!(
+                        "{at}.http: `{text}` must be \"auto\" (HTTP/2 where the TLS handshake \
+                         offers it), \"1.1\" or \"2\" (HTTP/2 without negotiation)"
+                    ));
+                    HttpVersion::Auto
+                })
             }
         };
         match Provider::new(

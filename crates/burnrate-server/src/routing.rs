@@ -6,6 +6,8 @@ use burnrate_wire::Api;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use reqwest::Url;
 
+use crate::upstream::{Lane, Lanes};
+
 /// The wire family a provider speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
@@ -70,6 +72,9 @@ pub struct Provider {
     /// The header carrying the provider's key, built once and marked sensitive; the key
     /// never reaches a client or a log.
     auth: Option<(HeaderName, HeaderValue)>,
+    /// Connections to it (a reloaded configuration opens new ones; calls under way keep
+    /// theirs).
+    lanes: Arc<Lanes>,
 }
 
 /// The upstream URL of each route: the base URL and the route's path.
@@ -131,6 +136,7 @@ impl Provider {
             http: HttpVersion::Auto,
             urls,
             auth,
+            lanes: Arc::default(),
         })
     }
 
@@ -142,6 +148,12 @@ impl Provider {
             Api::Embeddings => &self.urls.embeddings,
             Api::Messages => &self.urls.messages,
         }
+    }
+
+    /// A place for one call on a connection to the provider, held until the call's answer
+    /// has been read.
+    pub fn lane(&self) -> Result<Lane, reqwest::Error> {
+        self.lanes.take(self.http)
     }
 
     /// The header that authenticates calls to the provider, when it has a key.

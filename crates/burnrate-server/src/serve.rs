@@ -23,7 +23,6 @@ use crate::config::Config;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::notify::Notifiers;
-use crate::upstream::Upstream;
 use arc_swap::ArcSwap;
 
 /// Why the gateway could not start or stop cleanly.
@@ -125,7 +124,6 @@ impl Gateway {
             config.flush_interval,
             config.flush_in_idle_time,
         )?;
-        let upstream = Upstream::new()?;
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
@@ -142,7 +140,6 @@ impl Gateway {
             config: ArcSwap::from_pointee(config),
             policy,
             notifiers: ArcSwap::from_pointee(notifiers),
-            upstream,
             client,
             ledger,
             metrics: Metrics::default(),

@@ -3,10 +3,10 @@
 //!
 //! A reqwest client (hyper-util's pool under it) keeps a single HTTP/2 connection per host
 //! and queues every call beyond the server's concurrent-stream limit behind streams that can
-//! last minutes (hyperium/hyper#2197). So the gateway keeps *lanes*: each lane is a client of
-//! its own, hence a connection of its own per host, and carries at most
-//! [`STREAMS_PER_LANE`] calls at once; a call takes the first lane with room, and a new lane
-//! is opened when none has. Written here because no HTTP client crate pools this way.
+//! last minutes (hyperium/hyper#2197). So each provider has *lanes*: each lane is a client of
+//! its own, hence a connection of its own, and carries at most [`STREAMS_PER_LANE`] calls at
+//! once; a call takes the first lane with room, and a new lane is opened when none has.
+//! Written here because no HTTP client crate pools this way.
 //!
 //! Over HTTP/2 a stream costs the gateway a fraction of what an HTTP/1.1 connection does
 //! (hyper's 8 KB read and write buffers, its request channel and a socket per call), which
@@ -31,73 +31,51 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long establishing a connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How often an HTTP/2 connection with calls open is pinged, so a connection that died
-/// silently fails its calls instead of holding them until the upstream timeout.
-const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// How often an HTTP/2 connection with calls open but nothing received is pinged, so a
+/// connection that died silently fails its calls instead of holding them until the upstream
+/// timeout. Not shorter: a call can be silent for minutes while the model thinks, and
+/// servers limit how often they may be pinged.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How long a ping may go unanswered before the connection is closed.
 const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The clients the proxy sends calls with, one set of lanes per protocol setting.
-pub struct Upstream {
-    http1: Lanes,
-    negotiated: Lanes,
-    http2: Lanes,
-}
+/// How much of one call's answer the provider may send before the gateway reads it.
+const STREAM_WINDOW: u32 = 1 << 20;
 
-impl Upstream {
-    /// Builds the first lane of each setting, so a client that cannot be built (no TLS
-    /// backend) fails the start rather than the first call.
-    pub fn new() -> Result<Upstream, reqwest::Error> {
-        Ok(Upstream {
-            // Over HTTP/1.1 a client opens a connection per call in flight anyway: one lane.
-            http1: Lanes::new(HttpVersion::Http1, usize::MAX)?,
-            negotiated: Lanes::new(HttpVersion::Auto, STREAMS_PER_LANE)?,
-            http2: Lanes::new(HttpVersion::Http2, STREAMS_PER_LANE)?,
-        })
-    }
+/// How much of all its calls' answers: every call's window at once, so a call whose client
+/// stopped reading holds back its own stream, never the other calls on the connection.
+const CONNECTION_WINDOW: u32 = STREAM_WINDOW * STREAMS_PER_LANE as u32;
 
-    /// A lane for one call to a provider spoken to as `version`; the call holds it until it
-    /// ends.
-    pub fn lane(&self, version: HttpVersion) -> Result<Lane, reqwest::Error> {
-        match version {
-            HttpVersion::Http1 => self.http1.take(),
-            HttpVersion::Auto => self.negotiated.take(),
-            HttpVersion::Http2 => self.http2.take(),
-        }
-    }
-}
-
-/// The lanes of one protocol setting.
-struct Lanes {
-    version: HttpVersion,
-    per_lane: usize,
+/// One provider's lanes. The first opens with the first call.
+#[derive(Debug, Default)]
+pub struct Lanes {
     lanes: ArcSwap<Vec<Arc<LaneState>>>,
     /// Held while a lane is added, so two calls finding every lane full add one, not two.
     growing: std::sync::Mutex<()>,
 }
 
+#[derive(Debug)]
 struct LaneState {
     client: reqwest::Client,
     in_flight: AtomicUsize,
 }
 
 impl Lanes {
-    fn new(version: HttpVersion, per_lane: usize) -> Result<Lanes, reqwest::Error> {
-        let first = Arc::new(LaneState {
-            client: client(version)?,
-            in_flight: AtomicUsize::new(0),
-        });
-        Ok(Lanes {
-            version,
-            per_lane,
-            lanes: ArcSwap::from_pointee(vec![first]),
-            growing: std::sync::Mutex::new(()),
-        })
+    /// A place for one call to a provider spoken to as `version`, on the first lane with
+    /// room, or on a new lane when none has. Fails only when no client can be built (no
+    /// TLS backend).
+    pub fn take(&self, version: HttpVersion) -> Result<Lane, reqwest::Error> {
+        // Over HTTP/1.1 a client opens a connection per call in flight anyway: one lane.
+        let per_lane = match version {
+            HttpVersion::Http1 => usize::MAX,
+            HttpVersion::Auto | HttpVersion::Http2 => STREAMS_PER_LANE,
+        };
+        self.take_within(version, per_lane)
     }
 
-    fn take(&self) -> Result<Lane, reqwest::Error> {
-        if let Some(lane) = self.first_with_room() {
+    fn take_within(&self, version: HttpVersion, per_lane: usize) -> Result<Lane, reqwest::Error> {
+        if let Some(lane) = self.first_with_room(per_lane) {
             return Ok(lane);
         }
         let _growing = self
@@ -105,11 +83,11 @@ impl Lanes {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Another call may have added a lane (or ended one) while this one waited.
-        if let Some(lane) = self.first_with_room() {
+        if let Some(lane) = self.first_with_room(per_lane) {
             return Ok(lane);
         }
         let state = Arc::new(LaneState {
-            client: client(self.version)?,
+            client: client(version)?,
             in_flight: AtomicUsize::new(1),
         });
         let mut lanes = Vec::clone(&self.lanes.load());
@@ -120,13 +98,13 @@ impl Lanes {
 
     /// Takes a place on the first lane with room: the earliest lanes stay busy and the
     /// later ones fall idle, so their connections close after a burst.
-    fn first_with_room(&self) -> Option<Lane> {
+    fn first_with_room(&self, per_lane: usize) -> Option<Lane> {
         let lanes = self.lanes.load();
         lanes.iter().find_map(|state| {
             state
                 .in_flight
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                    (n < self.per_lane).then_some(n + 1)
+                    (n < per_lane).then_some(n + 1)
                 })
                 .ok()
                 .map(|_| Lane {
@@ -164,7 +142,9 @@ fn client(version: HttpVersion) -> Result<reqwest::Client, reqwest::Error> {
         .pool_idle_timeout(IDLE_TIMEOUT)
         .connect_timeout(CONNECT_TIMEOUT)
         .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
-        .http2_keep_alive_timeout(KEEP_ALIVE_TIMEOUT);
+        .http2_keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+        .http2_initial_stream_window_size(STREAM_WINDOW)
+        .http2_initial_connection_window_size(CONNECTION_WINDOW);
     match version {
         HttpVersion::Http1 => builder.http1_only(),
         HttpVersion::Auto => builder,
@@ -179,18 +159,19 @@ mod tests {
 
     #[test]
     fn a_lane_opens_when_the_others_are_full_and_places_are_given_back() {
-        let lanes = Lanes::new(HttpVersion::Http2, 2).unwrap();
-        let a = lanes.take().unwrap();
-        let b = lanes.take().unwrap();
+        let lanes = Lanes::default();
+        let take = || lanes.take_within(HttpVersion::Http2, 2).unwrap();
+        let a = take();
+        let b = take();
         assert!(Arc::ptr_eq(&a.state, &b.state), "the first lane had room");
-        let c = lanes.take().unwrap();
+        let c = take();
         assert!(
             !Arc::ptr_eq(&a.state, &c.state),
             "a full lane takes no more"
         );
         assert_eq!(lanes.lanes.load().len(), 2);
         drop(b);
-        let d = lanes.take().unwrap();
+        let d = take();
         assert!(
             Arc::ptr_eq(&a.state, &d.state),
             "a place given back is taken again, on the earliest lane"
@@ -212,12 +193,16 @@ mod tests {
 
     #[test]
     fn concurrent_calls_never_overfill_a_lane() {
-        let lanes = Arc::new(Lanes::new(HttpVersion::Http2, 3).unwrap());
+        let lanes = Arc::new(Lanes::default());
         let held: Vec<Lane> = std::thread::scope(|scope| {
             let workers: Vec<_> = (0..4)
                 .map(|_| {
                     let lanes = Arc::clone(&lanes);
-                    scope.spawn(move || (0..25).map(|_| lanes.take().unwrap()).collect::<Vec<_>>())
+                    scope.spawn(move || {
+                        (0..25)
+                            .map(|_| lanes.take_within(HttpVersion::Http2, 3).unwrap())
+                            .collect::<Vec<_>>()
+                    })
                 })
                 .collect();
             workers

@@ -631,7 +631,7 @@ async fn calls_beyond_an_http2_connections_stream_limit_go_over_another_connecti
     // An upstream that speaks only HTTP/2, allows 100 streams per connection (RFC 9113's
     // recommended least) and answers no call before all of them have arrived. Over one
     // connection the calls past the 100th would wait for a stream that never frees, and
-    // every call would time out.
+    // every call would time out (after 60 s: room for a slow machine to send them all).
     const CALLS: usize = 120;
     let (mock, log) = burnrate_mock::router_with_log(burnrate_mock::MockConfig::default());
     let arrived = Arc::new(tokio::sync::Barrier::new(CALLS));
@@ -666,7 +666,7 @@ async fn calls_beyond_an_http2_connections_stream_limit_go_over_another_connecti
             );
         }
     });
-    let harness = Harness::start_with(&format!(
+    let harness = Harness::start_patient(&format!(
         r#"
 [[providers]]
 name = "h2-only"

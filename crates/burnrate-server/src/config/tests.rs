@@ -90,6 +90,25 @@ untagged = "drop"
 }
 
 #[test]
+fn a_providers_http_version_reads_with_or_without_quotes() {
+    for (written, read) in [
+        ("\"auto\"", HttpVersion::Auto),
+        ("\"1.1\"", HttpVersion::Http1),
+        ("1.1", HttpVersion::Http1),
+        ("\"2\"", HttpVersion::Http2),
+        ("2", HttpVersion::Http2),
+    ] {
+        let text = MINIMAL.replace(
+            "models = [\"gpt-*\"]",
+            &format!("models = [\"gpt-*\"]\nhttp = {written}"),
+        );
+        let config = Config::parse(&text, env).unwrap();
+        let provider = config.providers.iter().next().unwrap();
+        assert_eq!(provider.http, read, "http = {written}");
+    }
+}
+
+#[test]
 fn unknown_keys_are_rejected_by_name() {
     let problems =
         Config::parse(&format!("{MINIMAL}\n[server]\nlisten_on = \"x\"\n"), env).unwrap_err();

@@ -68,8 +68,8 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
         captured,
     } = call;
     let dialect = context.api.dialect();
-    // Held until the call ends, the stream's last chunk included.
-    let lane = match state.upstream.lane(provider.http) {
+    // Held until the answer has been read, the stream's last chunk included.
+    let lane = match provider.lane() {
         Ok(lane) => lane,
         Err(error) => {
             let error = ApiError::Upstream {
@@ -92,12 +92,11 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
     let request = upstream_request(lane.client(), &provider, context.api, &headers, body);
     let sent = Instant::now();
     let timeout = state.config().upstream_timeout;
-    // Set when no connection to the provider could be made (DNS, TCP, the TLS handshake):
-    // then nothing of the call reached it.
+    // Set when the provider never took the call: see `never_taken`.
     let never_sent = AtomicBool::new(false);
     let sending = async {
         request.send().await.map_err(|error| {
-            never_sent.store(error.is_connect(), Ordering::Relaxed);
+            never_sent.store(never_taken(&error), Ordering::Relaxed);
             describe(&error)
         })
     };
@@ -150,6 +149,7 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
             strip_usage,
             ticket,
             captured,
+            lane,
         };
         // Boxed: a stream's task lives as long as the stream, and an async fn's state is as
         // large as its largest await; inline, the pump's state sat beside the plain path's
@@ -173,6 +173,7 @@ pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Respons
             return;
         }
     };
+    drop(lane);
     state.metrics.upstream(&provider.name, sent.elapsed(), None);
     let (metered, status_of_call, error) = if status.is_success() {
         match burnrate_wire::meter_json(context.api, &body) {
@@ -228,6 +229,28 @@ enum Billing {
     /// The provider may have worked on it (a timeout, a connection lost after sending, an
     /// unreadable answer): it settles at its reservation.
     Unknown,
+}
+
+/// Whether a failed send says the provider never took the call: no connection to it could
+/// be made (DNS, TCP, the TLS handshake), or it refused the HTTP/2 stream, which means that
+/// no processing occurred (`REFUSED_STREAM`, RFC 9113 §8.7; reqwest has already retried it).
+/// A `GOAWAY` is not enough: it also ends streams the provider did work on.
+fn never_taken(error: &reqwest::Error) -> bool {
+    error.is_connect() || refused_stream(error)
+}
+
+/// Whether an error or one of its causes is an HTTP/2 `REFUSED_STREAM` (also inside an
+/// `io::Error`, whose `source` skips the error it wraps).
+fn refused_stream(error: &(dyn std::error::Error + 'static)) -> bool {
+    std::iter::successors(Some(error), |cause| cause.source()).any(|cause| {
+        let cause = match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map_or(cause, |inner| inner as _),
+            None => cause,
+        };
+        cause
+            .downcast_ref::<h2::Error>()
+            .is_some_and(|h2| h2.reason() == Some(h2::Reason::REFUSED_STREAM))
+    })
 }
 
 /// Records a failed call, settles it as `billing` says and answers the client with the
@@ -385,4 +408,36 @@ pub fn describe(error: &reqwest::Error) -> String {
 /// How long a stream may stay silent before the gateway gives up on it.
 pub fn idle_timeout(state: &AppState) -> Duration {
     state.config().upstream_timeout
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_stream_anywhere_in_the_causes_means_the_provider_never_took_the_call() {
+        /// An error caused by another, as hyper's errors are.
+        #[derive(Debug)]
+        struct CausedBy(h2::Error);
+        impl std::fmt::Display for CausedBy {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("request failed")
+            }
+        }
+        impl std::error::Error for CausedBy {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let refused = || h2::Error::from(h2::Reason::REFUSED_STREAM);
+        assert!(refused_stream(&refused()));
+        assert!(refused_stream(&CausedBy(refused())));
+        assert!(refused_stream(&std::io::Error::other(refused())));
+        let cancelled = CausedBy(h2::Error::from(h2::Reason::CANCEL));
+        assert!(
+            !refused_stream(&cancelled),
+            "a stream cancelled may have been worked on"
+        );
+        assert!(!refused_stream(&std::io::Error::other("connection reset")));
+    }
 }

@@ -23,6 +23,7 @@ use super::layers::LayerWork;
 use super::record::{self, CallContext, Captured};
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::upstream::Lane;
 use burnrate_policy::{Outcome, Ticket};
 
 /// Chunks queued between the pump and a slow client.
@@ -48,6 +49,8 @@ pub struct Pump {
     pub ticket: Ticket,
     /// The call's content, when it is captured.
     pub captured: Option<Captured>,
+    /// The call's place on its connection, given back when the upstream has answered.
+    pub lane: Lane,
 }
 
 impl Pump {
@@ -77,6 +80,7 @@ impl Pump {
             strip_usage,
             ticket,
             captured,
+            lane,
         } = self;
         // A copy of what the upstream sent, for a captured call.
         let mut transcript: Option<Vec<u8>> = captured.as_ref().map(|_| Vec::new());
@@ -133,6 +137,8 @@ impl Pump {
                 client_gone = true;
             }
         };
+        drop(upstream);
+        drop(lane);
         state
             .metrics
             .upstream(&provider, sent.elapsed(), first_byte);

@@ -61,11 +61,28 @@ impl Harness {
         Harness::start_upstream(router, log, extra).await
     }
 
+    /// Gateway with extra TOML and a 60 s upstream timeout instead of 2 s, for calls that
+    /// wait on one another at the upstream.
+    pub async fn start_patient(extra: &str) -> Harness {
+        let (router, log) = burnrate_mock::router_with_log(burnrate_mock::MockConfig::default());
+        Harness::start_upstream_within(router, log, extra, 60).await
+    }
+
     /// Gateway in front of any upstream `router` (both providers point at it).
     pub async fn start_upstream(
         router: axum::Router,
         log: burnrate_mock::RequestLog,
         extra: &str,
+    ) -> Harness {
+        Harness::start_upstream_within(router, log, extra, 2).await
+    }
+
+    /// Gateway in front of `router` with an upstream timeout of `upstream_timeout_s`.
+    async fn start_upstream_within(
+        router: axum::Router,
+        log: burnrate_mock::RequestLog,
+        extra: &str,
+        upstream_timeout_s: u64,
     ) -> Harness {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mock = listener.local_addr().unwrap();
@@ -73,7 +90,10 @@ impl Harness {
             axum::serve(listener, router).await.unwrap();
         });
         let dir = tempfile::tempdir().unwrap();
-        let config = config_text(dir.path(), &format!("http://{mock}"), extra);
+        let config = config_text(dir.path(), &format!("http://{mock}"), extra).replace(
+            "upstream_timeout_s = 2\n",
+            &format!("upstream_timeout_s = {upstream_timeout_s}\n"),
+        );
         let config = Config::parse(&config, env).unwrap();
         let gateway = Gateway::bind(config).await.unwrap();
         let base = format!("http://{}", gateway.local_addr().unwrap());
