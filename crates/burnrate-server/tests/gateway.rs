@@ -710,3 +710,60 @@ http = "2"
         "{events:?}"
     );
 }
+
+#[tokio::test]
+async fn a_stream_whose_client_stops_reading_is_recorded_and_the_client_gets_an_error() {
+    // A long answer (about 50 MB of chunks) to a client that reads only the head, so the
+    // socket buffers fill and the gateway's pump waits on the client.
+    let harness = Harness::start().await;
+    let request = json!({"model": "gpt-4.1", "stream": true,
+                         "messages": [{"role": "user", "content": "Write at length."}]});
+    let mut response = harness
+        .post("/v1/chat/completions")
+        .header("x-mock-output-tokens", "200000")
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // After the upstream timeout (2 s here) without the client reading, the gateway reads
+    // the upstream to its end and records the call while the client still holds the socket.
+    let metrics = format!("{}/metrics", harness.base);
+    let recorded = async {
+        loop {
+            let text = harness
+                .client
+                .get(&metrics)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if text.contains(
+                "burnrate_requests_total{operation=\"chat\",provider=\"openai\",status=\"ok\"} 1",
+            ) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), recorded)
+        .await
+        .expect("the call was recorded while its client read nothing");
+    // The client then reads what was queued for it and an error, never a whole-looking end.
+    let mut received = 0;
+    let ended = loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => received += chunk.len(),
+            Ok(None) => break Ok(()),
+            Err(error) => break Err(error),
+        }
+    };
+    assert!(ended.is_err(), "a cut stream must not end cleanly");
+    assert!(received > 0 && received < 40_000_000, "{received} bytes");
+    let events = harness.stop().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].status, Status::Ok);
+    assert_eq!(events[0].usage.output_tokens, 200_000);
+}

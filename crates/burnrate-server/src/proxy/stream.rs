@@ -7,6 +7,7 @@
 //! body is aborted the same way.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use axum::body::Body;
@@ -63,9 +64,23 @@ impl Pump {
         head: oneshot::Sender<Response>,
     ) {
         let (client, client_rx) = mpsc::channel::<ClientChunk>(CLIENT_QUEUE);
-        let body = futures_util::stream::unfold(client_rx, |mut rx| async move {
-            rx.recv().await.map(|chunk| (chunk, rx))
-        });
+        // Set once the client has been sent everything it will get; a body whose pump
+        // stopped before that (the client read nothing for too long) ends with an error, so
+        // the client never takes a cut stream for a whole one.
+        let ended = Arc::new(AtomicBool::new(false));
+        let body = futures_util::stream::unfold(
+            (client_rx, Some(Arc::clone(&ended))),
+            |(mut rx, ended)| async move {
+                match rx.recv().await {
+                    Some(chunk) => Some((chunk, (rx, ended))),
+                    None => {
+                        let ended = ended?;
+                        (!ended.load(Ordering::Acquire))
+                            .then(|| (Err(std::io::Error::other(UNREAD)), (rx, None)))
+                    }
+                }
+            },
+        );
         let mut answer = Response::new(Body::from_stream(body));
         *answer.status_mut() = status;
         *answer.headers_mut() = headers;
@@ -126,15 +141,17 @@ impl Pump {
                 ))
                 .await
                 {
-                    // Not journaled, so not acknowledged: abort the client's stream.
-                    let _ = client
-                        .send(Err(std::io::Error::other(store.to_string())))
-                        .await;
+                    // Not journaled, so not acknowledged: abort the client's stream (the body
+                    // ends with an error even if this one cannot be queued).
+                    if !client_gone {
+                        let error = std::io::Error::other(store.to_string());
+                        deliver(&client, Err(error), idle).await;
+                    }
                     client_gone = true;
                 }
             }
-            if !client_gone && !out.is_empty() && client.send(Ok(out)).await.is_err() {
-                client_gone = true;
+            if !client_gone && !out.is_empty() {
+                client_gone = !deliver(&client, Ok(out), idle).await;
             }
         };
         drop(upstream);
@@ -168,14 +185,42 @@ impl Pump {
         if client_gone {
             return;
         }
-        if !rest.is_empty() {
-            let _ = client.send(Ok(rest)).await;
+        if !rest.is_empty() && !deliver(&client, Ok(rest), idle).await {
+            return;
         }
         if let Some(reason) = failure {
             let error = ApiError::Upstream { provider, reason };
-            let _ = client
-                .send(Err(std::io::Error::other(error.to_string())))
-                .await;
+            let error = std::io::Error::other(error.to_string());
+            if !deliver(&client, Err(error), idle).await {
+                return;
+            }
+        }
+        ended.store(true, Ordering::Release);
+    }
+}
+
+/// Why a stream's client got an error instead of the rest of its stream.
+const UNREAD: &str = "the gateway stopped sending this stream: its client left a chunk unread \
+                      for longer than the upstream timeout";
+
+/// Queues a chunk for the client. False when the client has left, or has read nothing for
+/// `patience` (the upstream timeout): the gateway then stops sending to it, reads the
+/// upstream's stream to its end and records the call, rather than hold the call, its
+/// upstream stream and its unrecorded usage for as long as a client keeps a socket open
+/// without reading.
+async fn deliver(
+    client: &mpsc::Sender<ClientChunk>,
+    chunk: ClientChunk,
+    patience: std::time::Duration,
+) -> bool {
+    match tokio::time::timeout(patience, client.send(chunk)).await {
+        Ok(sent) => sent.is_ok(),
+        Err(_) => {
+            tracing::warn!(
+                seconds = patience.as_secs(),
+                "a stream's client read nothing for the upstream timeout; finishing the call without it"
+            );
+            false
         }
     }
 }
