@@ -767,3 +767,37 @@ async fn a_stream_whose_client_stops_reading_is_recorded_and_the_client_gets_an_
     assert_eq!(events[0].status, Status::Ok);
     assert_eq!(events[0].usage.output_tokens, 200_000);
 }
+
+#[tokio::test]
+async fn a_stream_the_upstream_ends_early_but_cleanly_ends_in_an_error_for_the_client() {
+    // One chunk, then the end of the body: no finish reason, no usage, no `[DONE]`.
+    let (_, log) = burnrate_mock::router_with_log(burnrate_mock::MockConfig::default());
+    let upstream = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(|| async {
+            let chunk = r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4.1","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"},"finish_reason":null}]}"#;
+            (
+                [(http::header::CONTENT_TYPE, "text/event-stream")],
+                format!("data: {chunk}\n\n"),
+            )
+        }),
+    );
+    let harness = Harness::start_upstream(upstream, log, "").await;
+    // The error may come before the head is written (the whole answer is one read).
+    let received = async {
+        let response = harness
+            .post("/v1/chat/completions")
+            .json(&chat(true))
+            .send()
+            .await?;
+        response.text().await
+    }
+    .await;
+    assert!(
+        received.is_err(),
+        "a stream cut short must not look whole to the client: {received:?}"
+    );
+    let events = harness.stop().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].status, Status::Error);
+}

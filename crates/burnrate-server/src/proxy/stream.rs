@@ -195,7 +195,9 @@ impl Pump {
                 return;
             }
         }
-        ended.store(true, Ordering::Release);
+        // A stream that ended before its final event (even cleanly, upstream) was recorded as
+        // an error; its client's body ends with one too.
+        ended.store(recorded, Ordering::Release);
     }
 }
 
