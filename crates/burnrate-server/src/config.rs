@@ -745,8 +745,7 @@ fn validate_providers(
             api_key.as_deref(),
             provider.models,
         ) {
-            Ok(built) => {
-                let mut built = built;
+            Ok(mut built) => {
                 built.http = http;
                 providers.push(built);
             }

@@ -139,16 +139,7 @@ fn main() -> Result<()> {
         None => String::new(),
     };
     let gateway = start_gateway(&bin, &work.join("latency"), &mock.url, &policy, &args)?;
-    let floor = Process::start(
-        "pass-through proxy",
-        Command::new(std::env::current_exe()?).args([
-            "--floor-proxy",
-            &mock.url,
-            "--upstream-http",
-            &args.upstream_http,
-        ]),
-        listening_url,
-    )?;
+    let floor = start_floor(&mock.url, &args.upstream_http)?;
     let litellm = match &args.litellm_start {
         None => None,
         Some(script) => Some(start_litellm(script, &args.litellm_venv, &mock.url)?),
@@ -259,16 +250,7 @@ fn main() -> Result<()> {
         // stack (hyper through axum, reqwest) holds per open stream, before doing anything.
         // Over HTTP/1.1 upstream: it has no lanes, and one HTTP/2 connection carries only
         // the mock's 200 streams.
-        let floor = Process::start(
-            "pass-through proxy",
-            Command::new(std::env::current_exe()?).args([
-                "--floor-proxy",
-                &mock.url,
-                "--upstream-http",
-                "1.1",
-            ]),
-            listening_url,
-        )?;
+        let floor = start_floor(&mock.url, "1.1")?;
         runtime.block_on(stream_memory(
             "pass-through proxy",
             &floor,
@@ -847,6 +829,21 @@ fn start_gateway(bin: &Path, dir: &Path, mock: &str, policy: &str, args: &Args) 
             .arg(&config)
             .env("BENCH_PROVIDER_KEY", "sk-bench-upstream")
             .env("RUST_LOG", "warn"),
+        listening_url,
+    )
+}
+
+/// Starts the pass-through proxy (this program with `--floor-proxy`) in front of `mock`,
+/// speaking `upstream_http` to it.
+fn start_floor(mock: &str, upstream_http: &str) -> Result<Process> {
+    Process::start(
+        "pass-through proxy",
+        Command::new(std::env::current_exe()?).args([
+            "--floor-proxy",
+            mock,
+            "--upstream-http",
+            upstream_http,
+        ]),
         listening_url,
     )
 }

@@ -90,9 +90,11 @@ impl Harness {
             axum::serve(listener, router).await.unwrap();
         });
         let dir = tempfile::tempdir().unwrap();
-        let config = config_text(dir.path(), &format!("http://{mock}"), extra).replace(
-            "upstream_timeout_s = 2\n",
-            &format!("upstream_timeout_s = {upstream_timeout_s}\n"),
+        let config = config_text_within(
+            dir.path(),
+            &format!("http://{mock}"),
+            extra,
+            upstream_timeout_s,
         );
         let config = Config::parse(&config, env).unwrap();
         let gateway = Gateway::bind(config).await.unwrap();
@@ -156,12 +158,22 @@ impl Harness {
 
 /// The harness configuration: both providers pointing at the mock.
 pub fn config_text(dir: &std::path::Path, mock: &str, extra: &str) -> String {
+    config_text_within(dir, mock, extra, 2)
+}
+
+/// The harness configuration with an upstream timeout of `upstream_timeout_s`.
+fn config_text_within(
+    dir: &std::path::Path,
+    mock: &str,
+    extra: &str,
+    upstream_timeout_s: u64,
+) -> String {
     let hash = hex_sha256(KEY);
     format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
-upstream_timeout_s = 2
+upstream_timeout_s = {upstream_timeout_s}
 shutdown_timeout_s = 5
 max_body_bytes = 65536
 
