@@ -177,7 +177,9 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.render(state.ledger.lag()),
+        state
+            .metrics
+            .render(state.ledger.lag(), &state.config().providers),
     )
         .into_response()
 }

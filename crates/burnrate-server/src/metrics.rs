@@ -1,5 +1,6 @@
 //! Prometheus metrics at `/metrics`: requests, cost, tokens by class, refusals, upstream
-//! latency, time to first byte and journal lag.
+//! latency, time to first byte, calls in flight and connections per provider, and journal
+//! lag.
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -12,6 +13,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::routing::Providers;
 
 /// Labels of a served or refused call.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -67,6 +70,8 @@ pub struct Metrics {
     upstream_latency: Family<ProviderLabels, Histogram>,
     first_byte: Family<ProviderLabels, Histogram>,
     journal_lag: Gauge,
+    in_flight: Family<ProviderLabels, Gauge>,
+    lanes: Family<ProviderLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -82,6 +87,8 @@ impl Default for Metrics {
             upstream_latency: Family::new_with_constructor(latency),
             first_byte: Family::new_with_constructor(latency),
             journal_lag: Gauge::default(),
+            in_flight: Family::default(),
+            lanes: Family::default(),
         };
         let registry = &mut metrics.registry;
         registry.register(
@@ -123,6 +130,16 @@ impl Default for Metrics {
             "journal_lag_events",
             "Events journaled but not yet in the store",
             metrics.journal_lag.clone(),
+        );
+        registry.register(
+            "upstream_in_flight",
+            "Calls to a provider sent or about to be whose answers are not yet read",
+            metrics.in_flight.clone(),
+        );
+        registry.register(
+            "upstream_lanes",
+            "Lanes opened to a provider, each carrying up to 100 calls (over HTTP/2 a connection)",
+            metrics.lanes.clone(),
         );
         metrics
     }
@@ -177,10 +194,25 @@ impl Metrics {
         }
     }
 
-    /// The metrics in Prometheus text format, with the journal lag as of now.
-    pub fn render(&self, journal_lag: u64) -> String {
+    /// The metrics in Prometheus text format, with the journal lag and the load of the
+    /// configured providers' connections as of now. A provider a reload removed is no
+    /// longer listed, though calls it took may still be under way.
+    pub fn render(&self, journal_lag: u64, providers: &Providers) -> String {
+        let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         self.journal_lag
             .set(i64::try_from(journal_lag).unwrap_or(i64::MAX));
+        self.in_flight.clear();
+        self.lanes.clear();
+        for provider in providers.iter() {
+            let labels = ProviderLabels {
+                provider: provider.name.clone(),
+            };
+            let load = provider.load();
+            self.in_flight
+                .get_or_create(&labels)
+                .set(gauge(load.in_flight));
+            self.lanes.get_or_create(&labels).set(gauge(load.lanes));
+        }
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut text, &self.registry);

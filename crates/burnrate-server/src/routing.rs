@@ -6,7 +6,7 @@ use burnrate_wire::Api;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use reqwest::Url;
 
-use crate::upstream::{Lane, Lanes};
+use crate::upstream::{Lane, LaneLoad, Lanes};
 
 /// The wire family a provider speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +154,11 @@ impl Provider {
     /// has been read.
     pub fn lane(&self) -> Result<Lane, reqwest::Error> {
         self.lanes.take(self.http)
+    }
+
+    /// How many lanes to it are open and how many calls are on them.
+    pub fn load(&self) -> LaneLoad {
+        self.lanes.load()
     }
 
     /// The header that authenticates calls to the provider, when it has a key.

@@ -96,6 +96,18 @@ impl Lanes {
         Ok(Lane { state })
     }
 
+    /// How many lanes are open and how many calls are on them.
+    pub fn load(&self) -> LaneLoad {
+        let lanes = self.lanes.load();
+        LaneLoad {
+            lanes: lanes.len(),
+            in_flight: lanes
+                .iter()
+                .map(|state| state.in_flight.load(Ordering::Acquire))
+                .sum(),
+        }
+    }
+
     /// Takes a place on the first lane with room: the earliest lanes stay busy and the
     /// later ones fall idle, so their connections close after a burst.
     fn first_with_room(&self, per_lane: usize) -> Option<Lane> {
@@ -112,6 +124,17 @@ impl Lanes {
                 })
         })
     }
+}
+
+/// How busy a provider's lanes are, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LaneLoad {
+    /// Lanes opened so far: they stay once opened, their connections closing when idle
+    /// (over HTTP/2 a lane is one connection; over HTTP/1.1 one lane holds a connection
+    /// per call).
+    pub lanes: usize,
+    /// Calls holding a place on them: sent or about to be, their answers not yet read.
+    pub in_flight: usize,
 }
 
 /// A call's place on a lane, given back when dropped.

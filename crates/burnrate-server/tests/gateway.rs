@@ -629,22 +629,32 @@ async fn calls_beyond_an_http2_connections_stream_limit_go_over_another_connecti
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     // An upstream that speaks only HTTP/2, allows 100 streams per connection (RFC 9113's
-    // recommended least) and answers no call before all of them have arrived. Over one
-    // connection the calls past the 100th would wait for a stream that never frees, and
-    // every call would time out (after 60 s: room for a slow machine to send them all).
+    // recommended least) and answers no call before all of them have arrived and the
+    // gateway's metrics show them in flight. Over one connection the calls past the 100th
+    // would wait for a stream that never frees, and every call would time out (after 60 s:
+    // room for a slow machine to send them all).
     const CALLS: usize = 120;
     let (mock, log) = burnrate_mock::router_with_log(burnrate_mock::MockConfig::default());
-    let arrived = Arc::new(tokio::sync::Barrier::new(CALLS));
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let versions = Arc::new(std::sync::Mutex::new(Vec::new()));
     let upstream = {
-        let versions = Arc::clone(&versions);
+        let (arrived, gate, versions) = (
+            Arc::clone(&arrived),
+            Arc::clone(&gate),
+            Arc::clone(&versions),
+        );
         mock.layer(axum::middleware::from_fn(
             move |request: axum::extract::Request, next: axum::middleware::Next| {
-                let arrived = Arc::clone(&arrived);
-                let versions = Arc::clone(&versions);
+                let (arrived, gate, versions) = (
+                    Arc::clone(&arrived),
+                    Arc::clone(&gate),
+                    Arc::clone(&versions),
+                );
                 async move {
                     versions.lock().unwrap().push(request.version());
-                    arrived.wait().await;
+                    arrived.fetch_add(1, Ordering::SeqCst);
+                    let _pass = gate.acquire().await.unwrap();
                     next.run(request).await
                 }
             },
@@ -688,9 +698,29 @@ http = "2"
             (response.status(), response.text().await.unwrap())
         }
     });
-    for (status, body) in futures_util::future::join_all(calls).await {
+    let calls = tokio::spawn(futures_util::future::join_all(calls));
+    // Every call reaches the upstream, and `/metrics` shows them on two lanes, before any
+    // is answered.
+    let in_flight = |calls: usize| {
+        let wanted = format!("burnrate_upstream_in_flight{{provider=\"h2-only\"}} {calls}\n");
+        let arrived = &arrived;
+        harness.metrics_once(
+            move |text| arrived.load(Ordering::SeqCst) == CALLS && text.contains(&wanted),
+            "calls in flight",
+        )
+    };
+    // (Over one connection the calls past the 100th never reach it.)
+    let text = in_flight(CALLS).await;
+    assert!(
+        text.contains("burnrate_upstream_lanes{provider=\"h2-only\"} 2\n"),
+        "{text}"
+    );
+    gate.add_permits(CALLS);
+    for (status, body) in calls.await.unwrap() {
         assert_eq!(status, 200, "{body}");
     }
+    // The calls give their places back once answered.
+    in_flight(0).await;
     server.abort();
     assert_eq!(
         connections.load(Ordering::SeqCst),
@@ -728,29 +758,16 @@ async fn a_stream_whose_client_stops_reading_is_recorded_and_the_client_gets_an_
     assert_eq!(response.status(), 200);
     // After the upstream timeout (2 s here) without the client reading, the gateway reads
     // the upstream to its end and records the call while the client still holds the socket.
-    let metrics = format!("{}/metrics", harness.base);
-    let recorded = async {
-        loop {
-            let text = harness
-                .client
-                .get(&metrics)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            if text.contains(
-                "burnrate_requests_total{operation=\"chat\",provider=\"openai\",status=\"ok\"} 1",
-            ) {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(60), recorded)
-        .await
-        .expect("the call was recorded while its client read nothing");
+    harness
+        .metrics_once(
+            |text| {
+                text.contains(
+                    "burnrate_requests_total{operation=\"chat\",provider=\"openai\",status=\"ok\"} 1",
+                )
+            },
+            "the call to be recorded while its client read nothing",
+        )
+        .await;
     // The client then reads what was queued for it and an error, never a whole-looking end.
     let mut received = 0;
     let ended = loop {

@@ -127,6 +127,26 @@ impl Harness {
         request
     }
 
+    /// The gateway's `/metrics` text once `done` holds for it (polled every 50 ms), so a
+    /// test waits for a state instead of a time. Panics saying `what` was awaited after
+    /// 60 s.
+    pub async fn metrics_once(&self, done: impl Fn(&str) -> bool, what: &str) -> String {
+        let url = format!("{}/metrics", self.base);
+        let wait = async {
+            loop {
+                let response = self.client.get(&url).send().await.unwrap();
+                let text = response.text().await.unwrap();
+                if done(&text) {
+                    break text;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), wait)
+            .await
+            .unwrap_or_else(|_| panic!("waited 60 s for {what}"))
+    }
+
     /// The gateway's data folder (ledger, journal, audit trail, content, archive).
     pub fn dir(&self) -> &std::path::Path {
         self.dir.path()
