@@ -454,9 +454,11 @@ fn describe_json_error(text: &str) -> EventError {
         Ok(_) => EventError::new("(event)", "trailing characters after the JSON object"),
         Err(error) => {
             let path = error.path().to_string();
+            // A part the parser could not name yet (a malformed key) shows as `?`.
+            let path = path.strip_suffix(".?").unwrap_or(&path).to_owned();
             let inner = error.into_inner();
             let reason = strip_position(&inner.to_string());
-            if path == "." || path.is_empty() {
+            if path == "." || path == "?" || path.is_empty() {
                 // Missing and unknown fields are reported at the top level; name them.
                 let field = quoted_name(&reason).unwrap_or_else(|| "(event)".to_owned());
                 EventError::new(field, reason)
@@ -475,11 +477,14 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-/// The first back-quoted name in a serde message: "missing field `ts`" names `ts`.
+/// The field a serde message about a missing or unknown field names: "missing field `ts`"
+/// names `ts`. Not a syntax error's quoted token ("expected `:`"), nor an empty name.
 fn quoted_name(message: &str) -> Option<String> {
-    let start = message.find('`')? + 1;
-    let end = start + message[start..].find('`')?;
-    Some(message[start..end].to_owned())
+    let rest = message
+        .strip_prefix("missing field `")
+        .or_else(|| message.strip_prefix("unknown field `"))?;
+    let name = &rest[..rest.find('`')?];
+    (!name.is_empty()).then(|| name.to_owned())
 }
 
 impl fmt::Display for Status {

@@ -61,6 +61,19 @@ fn errors_name_the_field() {
     }
     let error = UsageEvent::from_json("{not json").unwrap_err();
     assert!(!error.reason.is_empty());
+    // Found by the `event` fuzz target: an empty key named no field, and a syntax error's
+    // quoted token (`:`) was taken for a field's name.
+    // A malformed key's place is named by the object it is in.
+    for (text, field) in [
+        (r#"{"": 1}"#, "(event)"),
+        (r#"{"ts" 1}"#, "(event)"),
+        (r#"{"ts": "2026-11-20T10:00:00Z",, }"#, "(event)"),
+        (&minimal(r#"{"input_tokens": 1,, }"#), "usage"),
+    ] {
+        let error = UsageEvent::from_json(text).unwrap_err();
+        assert_eq!(error.field, field, "{text} gave {error:?}");
+        assert!(!error.reason.is_empty());
+    }
     assert!(UsageEvent::from_json(r#"{"ts": 1} trailing"#).is_err());
 }
 

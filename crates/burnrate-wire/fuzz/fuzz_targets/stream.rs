@@ -20,8 +20,12 @@ fuzz_target!(|input: &[u8]| {
     let Some((&control, body)) = input.split_first() else {
         return;
     };
-    let api = [Api::ChatCompletions, Api::Responses, Api::Messages, Api::Embeddings]
-        [usize::from(control & 3)];
+    let api = [
+        Api::ChatCompletions,
+        Api::Responses,
+        Api::Messages,
+        Api::Embeddings,
+    ][usize::from(control & 3)];
     let strip = control & 4 != 0;
     let size = usize::from(control >> 3) + 1;
     let (chunked, chunked_out) = run(api, strip, body, size);
