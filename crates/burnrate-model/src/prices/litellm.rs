@@ -77,6 +77,12 @@ pub fn field_name(slot: &PriceSlot) -> String {
     name
 }
 
+/// The most one token may cost, in dollars. The dearest token in LiteLLM's table costs about
+/// a cent; a price beyond this is a mistake (a price per million tokens, say), and refusing
+/// it keeps every call's cost (at most `u64::MAX` tokens of each class) far inside what
+/// [`Money`] holds.
+const MAX_PRICE_PER_TOKEN: u32 = 1_000;
+
 /// A price given as a JSON number or decimal string.
 pub(super) fn money_value(value: &Value) -> Result<Money, String> {
     let money = match value {
@@ -89,6 +95,12 @@ pub(super) fn money_value(value: &Value) -> Result<Money, String> {
     };
     if money.is_negative() {
         return Err(format!("{money} is negative"));
+    }
+    if money.as_decimal() > rust_decimal::Decimal::from(MAX_PRICE_PER_TOKEN) {
+        return Err(format!(
+            "{money} dollars per token is more than the {MAX_PRICE_PER_TOKEN} a price may be \
+             (prices are per token, not per million)"
+        ));
     }
     Ok(money)
 }

@@ -395,3 +395,31 @@ fn reimporting_an_unchanged_table_adds_no_history() {
     assert_eq!(changed, 0);
     assert_eq!(book.history("gpt-4.1").len(), 1);
 }
+
+#[test]
+fn absurd_prices_are_refused_by_name_instead_of_overflowing_a_cost() {
+    let table = r#"{"m": {"litellm_provider": "p", "input_cost_per_token": 1e28, "output_cost_per_token": 1e-6}}"#;
+    let outcome = std::panic::catch_unwind(|| {
+        let parsed = litellm::parse(table);
+        if let Ok(models) = &parsed {
+            let usage = usage(1_000_000, 0, 0, 0, 1, 0);
+            let _ = models["m"]
+                .rates(ServiceTier::Standard, 1_000_000)
+                .cost(&usage);
+        }
+        parsed
+    });
+    let error = outcome
+        .expect("no panic")
+        .expect_err("the price is refused");
+    let text = error.to_string();
+    assert!(text.contains("`m`.input_cost_per_token"), "{text}");
+    let overrides = "[[price]]\nmodel = \"m\"\noutput_cost_per_token = \"5000\"\n";
+    let text = overrides::parse(overrides).unwrap_err().to_string();
+    assert!(text.contains("output_cost_per_token"), "{text}");
+    // The dearest real price, and a dollar per token, still read.
+    assert!(
+        litellm::parse(r#"{"m": {"input_cost_per_token": 1, "output_cost_per_token": 0.00971}}"#)
+            .is_ok()
+    );
+}
