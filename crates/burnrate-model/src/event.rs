@@ -127,6 +127,11 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// The largest count a token field may hold. A trillion tokens in one call is not
+    /// plausible (the largest context windows hold about ten million); the bound keeps
+    /// counts, their sums and their costs far inside the stores' 64-bit columns.
+    pub const MAX_TOKENS: u64 = 1_000_000_000_000;
+
     /// Input neither read from nor written to the cache.
     pub fn uncached_input_tokens(&self) -> u64 {
         self.input_tokens
@@ -145,8 +150,26 @@ impl Usage {
         self.output_tokens.saturating_sub(self.reasoning_tokens)
     }
 
-    /// Checks that no part is larger than its whole.
+    /// Checks that no count is above [`Usage::MAX_TOKENS`] and no part larger than its whole.
     pub fn validate(&self) -> Result<(), EventError> {
+        for (field, count) in [
+            ("usage.input_tokens", self.input_tokens),
+            ("usage.cache_read_tokens", self.cache_read_tokens),
+            ("usage.cache_write_tokens", self.cache_write_tokens),
+            ("usage.cache_write_1h_tokens", self.cache_write_1h_tokens),
+            ("usage.output_tokens", self.output_tokens),
+            ("usage.reasoning_tokens", self.reasoning_tokens),
+        ] {
+            if count > Self::MAX_TOKENS {
+                return Err(EventError::new(
+                    field,
+                    format!(
+                        "{count} is more than {} tokens: not a plausible count",
+                        Self::MAX_TOKENS
+                    ),
+                ));
+            }
+        }
         let part_of = |part: &str, value: u64, whole: &str, total: u64| {
             if value > total {
                 Err(EventError::new(

@@ -818,3 +818,43 @@ async fn a_stream_the_upstream_ends_early_but_cleanly_ends_in_an_error_for_the_c
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].status, Status::Error);
 }
+
+#[tokio::test]
+async fn usage_past_any_plausible_call_is_recorded_within_the_events_rules() {
+    // An upstream reporting an output count past any plausible call (and more cached tokens
+    // than input tokens): the client gets the answer as sent, the ledger an event within
+    // the rules (a count cut to the largest plausible), not a refusal or a lost call.
+    let (_, log) = burnrate_mock::router_with_log(burnrate_mock::MockConfig::default());
+    let upstream = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(|| async {
+            axum::Json(json!({
+                "id": "chatcmpl-1", "object": "chat.completion", "created": 1,
+                "model": "gpt-4.1",
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": "Hi"}}],
+                "usage": {"prompt_tokens": 5, "completion_tokens": 5_000_000_000_000u64,
+                          "total_tokens": 5_000_000_000_005u64,
+                          "prompt_tokens_details": {"cached_tokens": 9}}
+            }))
+        }),
+    );
+    let harness = Harness::start_upstream(upstream, log, "").await;
+    let response = harness
+        .post("/v1/chat/completions")
+        .json(&chat(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["usage"]["completion_tokens"], 5_000_000_000_000u64);
+    let events = harness.stop().await;
+    assert_eq!(events.len(), 1);
+    let event = &events[0];
+    assert!(event.validate().is_ok(), "{event:?}");
+    // The input takes in the cached tokens it must include (the usage parser's rule).
+    assert_eq!(event.usage.input_tokens, 9);
+    assert_eq!(event.usage.cache_read_tokens, 9);
+    assert_eq!(event.usage.output_tokens, burnrate_model::Usage::MAX_TOKENS);
+}

@@ -295,13 +295,22 @@ fn strip_position(message: &str) -> String {
 /// input to cache reads + writes). A provider that reports a part larger than its whole has
 /// most likely counted the whole without it; raising the whole keeps every token the provider
 /// reported and never under-bills, where clamping the part would drop tokens.
+///
+/// Counts past [`Usage::MAX_TOKENS`] (no real call's) are first cut to it, the cache parts
+/// so that together they fit in the largest input.
 pub(crate) fn fit_usage(mut usage: Usage) -> Usage {
-    usage.output_tokens = usage.output_tokens.max(usage.reasoning_tokens);
-    usage.cache_write_tokens = usage.cache_write_tokens.max(usage.cache_write_1h_tokens);
-    let cached = usage
-        .cache_read_tokens
-        .saturating_add(usage.cache_write_tokens);
-    usage.input_tokens = usage.input_tokens.max(cached);
+    let most = Usage::MAX_TOKENS;
+    usage.reasoning_tokens = usage.reasoning_tokens.min(most);
+    usage.output_tokens = usage.output_tokens.min(most).max(usage.reasoning_tokens);
+    usage.cache_read_tokens = usage.cache_read_tokens.min(most);
+    let write_room = most - usage.cache_read_tokens;
+    usage.cache_write_1h_tokens = usage.cache_write_1h_tokens.min(write_room);
+    usage.cache_write_tokens = usage
+        .cache_write_tokens
+        .min(write_room)
+        .max(usage.cache_write_1h_tokens);
+    let cached = usage.cache_read_tokens + usage.cache_write_tokens;
+    usage.input_tokens = usage.input_tokens.min(most).max(cached);
     usage
 }
 

@@ -42,6 +42,8 @@ fn errors_name_the_field() {
         (minimal(r#"{"input_tokens": -5}"#), "usage.input_tokens"),
         (minimal(r#"{"input_tokens": 1.5}"#), "usage.input_tokens"),
         (minimal(r#"{"input_tokens": 1, "bogus": 1}"#), "usage.bogus"),
+        (minimal(r#"{"input_tokens": 1000000000001}"#), "usage.input_tokens"),
+        (minimal(r#"{"output_tokens": 18446744073709551615, "reasoning_tokens": 1}"#), "usage.output_tokens"),
         (r#"{"ts": "yesterday", "provider": "openai", "model": "m", "usage": {}}"#.to_owned(), "ts"),
         (r#"{"provider": "openai", "model": "m", "usage": {}}"#.to_owned(), "ts"),
         (r#"{"ts": "2026-11-20T10:00:00Z", "provider": "openai", "usage": {}}"#.to_owned(), "model"),

@@ -182,10 +182,14 @@ pub fn refused(
 /// acknowledged only after this succeeds.
 pub fn record(state: &AppState, mut event: UsageEvent) -> Result<Outcome, StoreError> {
     if let Err(problem) = event.validate() {
-        // Upstream numbers that break the event's rules (a part above its whole) are kept as
-        // counted, with the layer split dropped and the problem noted, rather than lost.
+        // Upstream numbers that break the event's rules (a part above its whole, a count past
+        // the plausible) are kept as nearly as the rules allow, with the layer split dropped
+        // and the problem noted, rather than lost.
         tracing::warn!(%problem, "recording an event that breaks a usage rule");
         event.layers = None;
+        let most = burnrate_model::Usage::MAX_TOKENS;
+        event.usage.input_tokens = event.usage.input_tokens.min(most);
+        event.usage.output_tokens = event.usage.output_tokens.min(most);
         event.usage.cache_read_tokens = event.usage.cache_read_tokens.min(event.usage.input_tokens);
         event.usage.cache_write_tokens = event
             .usage

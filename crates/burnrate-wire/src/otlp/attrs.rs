@@ -4,12 +4,10 @@
 
 use std::borrow::Cow;
 
-use burnrate_model::UsageEvent;
 use burnrate_model::dimension::Field;
+use burnrate_model::{Usage, UsageEvent};
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
 use serde::Deserialize;
-
-use super::MAX_TOKENS;
 
 /// The attributes of the conventions, each read from one slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -370,7 +368,7 @@ impl Reject {
     }
 }
 
-/// A token count: a non-negative integer up to [`MAX_TOKENS`], given as an int, an integral
+/// A token count: a non-negative integer up to [`Usage::MAX_TOKENS`], given as an int, an integral
 /// double (`1144.0`, as JSON round trips make them) or a decimal string (`"1144"`). `None`
 /// for an empty value.
 pub(crate) fn tokens(attribute: &KeyValue) -> Result<Option<u64>, Reject> {
@@ -396,9 +394,10 @@ pub(crate) fn tokens(attribute: &KeyValue) -> Result<Option<u64>, Reject> {
         return bad(format!("{count} is negative"));
     }
     let count = count.unsigned_abs();
-    if count > MAX_TOKENS {
+    if count > Usage::MAX_TOKENS {
         return bad(format!(
-            "{count} is more than {MAX_TOKENS} tokens: not a plausible count"
+            "{count} is more than {} tokens: not a plausible count",
+            Usage::MAX_TOKENS
         ));
     }
     Ok(Some(count))

@@ -90,9 +90,6 @@ pub const ADJUSTED_LABEL: &str = "burnrate.adjusted";
 /// Model and provider recorded when a span does not name them.
 pub const UNKNOWN: &str = "unknown";
 
-/// Largest token count accepted in one attribute; above it the span is rejected.
-pub const MAX_TOKENS: u64 = 1_000_000_000_000;
-
 /// Most rejected spans described in a partial-success message.
 const MAX_REJECTIONS_LISTED: usize = 10;
 

@@ -278,8 +278,20 @@ fn fit_usage_raises_wholes_to_their_parts() {
         cache_write_tokens: u64::MAX,
         ..Usage::default()
     });
-    assert_eq!(huge.input_tokens, u64::MAX);
+    assert_eq!(huge.input_tokens, Usage::MAX_TOKENS);
+    assert_eq!(huge.cache_read_tokens, Usage::MAX_TOKENS);
     assert!(huge.validate().is_ok());
+    let past = fit_usage(Usage {
+        input_tokens: u64::MAX,
+        output_tokens: Usage::MAX_TOKENS + 1,
+        reasoning_tokens: 5,
+        ..Usage::default()
+    });
+    assert_eq!(
+        (past.input_tokens, past.output_tokens),
+        (Usage::MAX_TOKENS, Usage::MAX_TOKENS)
+    );
+    assert_eq!(past.reasoning_tokens, 5);
 }
 
 proptest! {
