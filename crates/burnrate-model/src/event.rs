@@ -477,8 +477,10 @@ fn describe_json_error(text: &str) -> EventError {
         Ok(_) => EventError::new("(event)", "trailing characters after the JSON object"),
         Err(error) => {
             let path = error.path().to_string();
-            // A part the parser could not name yet (a malformed key) shows as `?`.
-            let path = path.strip_suffix(".?").unwrap_or(&path).to_owned();
+            // A part the parser could not name yet (a malformed key) shows as `?`, an empty
+            // key as nothing after the dot: the object they are in is named instead.
+            let path = path.strip_suffix(".?").unwrap_or(&path);
+            let path = path.strip_suffix('.').unwrap_or(path).to_owned();
             let inner = error.into_inner();
             let reason = strip_position(&inner.to_string());
             if path == "." || path == "?" || path.is_empty() {

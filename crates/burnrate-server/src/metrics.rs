@@ -72,6 +72,9 @@ pub struct Metrics {
     journal_lag: Gauge,
     in_flight: Family<ProviderLabels, Gauge>,
     lanes: Family<ProviderLabels, Gauge>,
+    /// Held while a scrape fills the lane gauges and encodes them, so two scrapes at once
+    /// cannot clear each other's.
+    rendering: std::sync::Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -89,6 +92,7 @@ impl Default for Metrics {
             journal_lag: Gauge::default(),
             in_flight: Family::default(),
             lanes: Family::default(),
+            rendering: std::sync::Mutex::default(),
         };
         let registry = &mut metrics.registry;
         registry.register(
@@ -138,7 +142,7 @@ impl Default for Metrics {
         );
         registry.register(
             "upstream_lanes",
-            "Lanes opened to a provider, each carrying up to 100 calls (over HTTP/2 a connection)",
+            "Lanes opened to a provider since the configuration was loaded (over HTTP/2 a connection carrying up to 100 calls; over HTTP/1.1 one)",
             metrics.lanes.clone(),
         );
         metrics
@@ -195,9 +199,13 @@ impl Metrics {
     }
 
     /// The metrics in Prometheus text format, with the journal lag and the load of the
-    /// configured providers' connections as of now. A provider a reload removed is no
-    /// longer listed, though calls it took may still be under way.
+    /// configured providers' connections as of now. A reload opens new lanes, so calls that
+    /// began before it are no longer counted (nor a provider it removed).
     pub fn render(&self, journal_lag: u64, providers: &Providers) -> String {
+        let _rendering = self
+            .rendering
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let gauge = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         self.journal_lag
             .set(i64::try_from(journal_lag).unwrap_or(i64::MAX));

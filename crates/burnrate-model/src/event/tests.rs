@@ -71,6 +71,7 @@ fn errors_name_the_field() {
         (r#"{"ts" 1}"#, "(event)"),
         (r#"{"ts": "2026-11-20T10:00:00Z",, }"#, "(event)"),
         (&minimal(r#"{"input_tokens": 1,, }"#), "usage"),
+        (&minimal(r#"{"": 1}"#), "usage"),
     ] {
         let error = UsageEvent::from_json(text).unwrap_err();
         assert_eq!(error.field, field, "{text} gave {error:?}");

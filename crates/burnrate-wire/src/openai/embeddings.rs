@@ -8,16 +8,18 @@ use std::borrow::Cow;
 use burnrate_model::Usage;
 use serde::Deserialize;
 
-use crate::request::parse_json;
+use crate::request::{fit_usage, parse_json};
 use crate::tools::text_field;
 use crate::{Metered, WireError};
 
 /// Reads usage from an embeddings body. The vectors are skipped without being built.
 pub fn meter_embeddings(body: &[u8]) -> Result<Metered, WireError> {
     let response: EmbeddingsResponse<'_> = parse_json(body, "", |_| None)?;
-    let usage = response.usage.map(|usage| Usage {
-        input_tokens: usage.prompt_tokens.or(usage.total_tokens).unwrap_or(0),
-        ..Usage::default()
+    let usage = response.usage.map(|usage| {
+        fit_usage(Usage {
+            input_tokens: usage.prompt_tokens.or(usage.total_tokens).unwrap_or(0),
+            ..Usage::default()
+        })
     });
     Ok(Metered {
         model: text_field(response.model.as_deref()),

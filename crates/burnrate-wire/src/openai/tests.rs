@@ -168,6 +168,10 @@ fn embeddings_usage() {
     let only_total = meter_embeddings(br#"{"usage":{"total_tokens":9}}"#).unwrap();
     assert_eq!(only_total.usage.input_tokens, 9);
     assert!(meter_embeddings(br#"{"usage":{"prompt_tokens":"4"}}"#).is_err());
+    // A count past the plausible is cut to the largest, like every route's.
+    let past = meter_embeddings(br#"{"usage":{"prompt_tokens":18446744073709551615}}"#).unwrap();
+    assert_eq!(past.usage.input_tokens, Usage::MAX_TOKENS);
+    assert!(past.usage.validate().is_ok());
 }
 
 #[test]

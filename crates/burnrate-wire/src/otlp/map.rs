@@ -379,6 +379,10 @@ fn read_usage(facts: &Facts<'_>, adjusted: &mut Vec<&str>) -> Result<(Usage, boo
         usage.output_tokens += reasoning;
         adjusted.push("output_excluded_reasoning");
     }
+    // Each count is plausible on its own; a whole raised by its parts may not be.
+    usage
+        .validate()
+        .map_err(|error| Reject::new(error.field, error.reason))?;
     Ok((usage, missing))
 }
 

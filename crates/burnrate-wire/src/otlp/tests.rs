@@ -440,6 +440,24 @@ fn parts_exceeding_their_whole() {
         event.labels.get(ADJUSTED_LABEL).map(String::as_str),
         Some("input_excluded_cache,output_excluded_reasoning")
     );
+    // A whole raised past the plausible by its parts is refused, naming it.
+    let mapped = map(vec![span(
+        1,
+        0,
+        0,
+        vec![
+            s("gen_ai.provider.name", "anthropic"),
+            s("gen_ai.response.model", "claude-sonnet-4-5"),
+            i("gen_ai.usage.input_tokens", 10),
+            i("gen_ai.usage.cache_read.input_tokens", 1_000_000_000_000),
+            i(
+                "gen_ai.usage.cache_creation.input_tokens",
+                1_000_000_000_000,
+            ),
+        ],
+    )]);
+    assert!(mapped.events.is_empty());
+    assert_eq!(mapped.rejected[0].field, "usage.input_tokens");
     // Parts within their whole are left alone.
     let event = map(vec![span(1, 0, 0, chat("m", 100, 10))])
         .events
