@@ -45,11 +45,16 @@ impl Money {
             .map_err(|_| MoneyError::OutOfRange(femto.to_string()))
     }
 
-    /// This amount as a whole number of femtodollars.
+    /// This amount as a whole number of femtodollars (saturating past ±1.7 × 10²³ dollars).
+    /// Computed in `i128`: a decimal holds at most about 7.9 × 10²⁸ in its mantissa, too
+    /// little for a large amount at fifteen places.
     pub fn to_femto(self) -> i128 {
         let mut value = self.0;
-        value.rescale(Self::SCALE);
-        value.mantissa()
+        if value.scale() > Self::SCALE {
+            value.rescale(Self::SCALE);
+        }
+        let factor = 10i128.pow(Self::SCALE - value.scale());
+        value.mantissa().saturating_mul(factor)
     }
 
     /// Reads a price written as a JSON number (as the LiteLLM table does). The shortest decimal
@@ -191,6 +196,19 @@ mod tests {
             "1e-6".parse::<Money>().map(|m| m.to_string()),
             Ok("0.000001".into())
         );
+    }
+
+    #[test]
+    fn femtos_of_large_amounts_are_exact() {
+        // The dearest price a table may give, times the most tokens an event may hold.
+        let cost = Money::from_decimal(Decimal::from(1_000)).times(1_000_000_000_000);
+        assert_eq!(cost.to_femto(), 10i128.pow(30));
+        let tiny = "0.000000000000001".parse::<Money>().unwrap();
+        assert_eq!(tiny.to_femto(), 1);
+        // Sums stay exact to the femtodollar up to about $7.9 × 10¹³ (the decimal's 28
+        // digits); a ledger's totals are far below.
+        let large = Money::from_decimal(Decimal::from(70_000_000_000_000u64));
+        assert_eq!((large + tiny).to_femto(), 7 * 10i128.pow(28) + 1);
     }
 
     #[test]

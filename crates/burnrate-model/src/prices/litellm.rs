@@ -79,8 +79,8 @@ pub fn field_name(slot: &PriceSlot) -> String {
 
 /// The most one token may cost, in dollars. The dearest token in LiteLLM's table costs about
 /// a cent; a price beyond this is a mistake (a price per million tokens, say), and refusing
-/// it keeps every call's cost (at most `u64::MAX` tokens of each class) far inside what
-/// [`Money`] holds.
+/// it keeps every call's cost (at most `Usage::MAX_TOKENS` of each class: $6 × 10¹⁵) within
+/// what [`Money`] computes without overflow and a femtodollar `i128` holds.
 const MAX_PRICE_PER_TOKEN: u32 = 1_000;
 
 /// A price given as a JSON number or decimal string.
