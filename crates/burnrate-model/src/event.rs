@@ -150,6 +150,30 @@ impl Usage {
         self.output_tokens.saturating_sub(self.reasoning_tokens)
     }
 
+    /// This usage kept to the event's rules: a whole smaller than its parts is raised to them
+    /// (output to reasoning, cache writes to their 1-hour part, input to cache reads +
+    /// writes). A provider that reports a part larger than its whole has most likely counted
+    /// the whole without it; raising the whole keeps every token the provider reported and
+    /// never under-bills, where clamping the part would drop tokens.
+    ///
+    /// Counts past [`Usage::MAX_TOKENS`] (no real call's) are first cut to it, the cache parts
+    /// so that together they fit in the largest input.
+    pub fn fitted(mut self) -> Usage {
+        let most = Self::MAX_TOKENS;
+        self.reasoning_tokens = self.reasoning_tokens.min(most);
+        self.output_tokens = self.output_tokens.min(most).max(self.reasoning_tokens);
+        self.cache_read_tokens = self.cache_read_tokens.min(most);
+        let write_room = most - self.cache_read_tokens;
+        self.cache_write_1h_tokens = self.cache_write_1h_tokens.min(write_room);
+        self.cache_write_tokens = self
+            .cache_write_tokens
+            .min(write_room)
+            .max(self.cache_write_1h_tokens);
+        let cached = self.cache_read_tokens + self.cache_write_tokens;
+        self.input_tokens = self.input_tokens.min(most).max(cached);
+        self
+    }
+
     /// Checks that no count is above [`Usage::MAX_TOKENS`] and no part larger than its whole.
     pub fn validate(&self) -> Result<(), EventError> {
         for (field, count) in [

@@ -7,7 +7,6 @@
 
 use std::borrow::Cow;
 
-use burnrate_model::Usage;
 use serde::de::{Deserialize, Deserializer, IgnoredAny};
 use serde_json::Value;
 
@@ -288,30 +287,6 @@ fn strip_position(message: &str) -> String {
         Some(at) => message[..at].to_owned(),
         None => message.to_owned(),
     }
-}
-
-/// Makes `usage` keep the event's rule that no part is larger than its whole: a whole smaller
-/// than its parts is raised to them (output to reasoning, cache writes to their 1-hour part,
-/// input to cache reads + writes). A provider that reports a part larger than its whole has
-/// most likely counted the whole without it; raising the whole keeps every token the provider
-/// reported and never under-bills, where clamping the part would drop tokens.
-///
-/// Counts past [`Usage::MAX_TOKENS`] (no real call's) are first cut to it, the cache parts
-/// so that together they fit in the largest input.
-pub(crate) fn fit_usage(mut usage: Usage) -> Usage {
-    let most = Usage::MAX_TOKENS;
-    usage.reasoning_tokens = usage.reasoning_tokens.min(most);
-    usage.output_tokens = usage.output_tokens.min(most).max(usage.reasoning_tokens);
-    usage.cache_read_tokens = usage.cache_read_tokens.min(most);
-    let write_room = most - usage.cache_read_tokens;
-    usage.cache_write_1h_tokens = usage.cache_write_1h_tokens.min(write_room);
-    usage.cache_write_tokens = usage
-        .cache_write_tokens
-        .min(write_room)
-        .max(usage.cache_write_1h_tokens);
-    let cached = usage.cache_read_tokens + usage.cache_write_tokens;
-    usage.input_tokens = usage.input_tokens.min(most).max(cached);
-    usage
 }
 
 #[cfg(test)]

@@ -201,7 +201,61 @@ fn event_strategy() -> impl Strategy<Value = UsageEvent> {
         )
 }
 
+#[test]
+fn fitting_raises_wholes_to_their_parts() {
+    let usage = Usage {
+        input_tokens: 10,
+        cache_read_tokens: 8,
+        cache_write_tokens: 5,
+        cache_write_1h_tokens: 7,
+        output_tokens: 3,
+        reasoning_tokens: 4,
+    }
+    .fitted();
+    assert_eq!(usage.cache_write_tokens, 7);
+    assert_eq!(usage.input_tokens, 15);
+    assert_eq!(usage.output_tokens, 4);
+    assert!(usage.validate().is_ok());
+    let huge = Usage {
+        cache_read_tokens: u64::MAX,
+        cache_write_tokens: u64::MAX,
+        ..Usage::default()
+    }
+    .fitted();
+    assert_eq!(huge.input_tokens, Usage::MAX_TOKENS);
+    assert_eq!(huge.cache_read_tokens, Usage::MAX_TOKENS);
+    assert!(huge.validate().is_ok());
+    let past = Usage {
+        input_tokens: u64::MAX,
+        output_tokens: Usage::MAX_TOKENS + 1,
+        reasoning_tokens: 5,
+        ..Usage::default()
+    }
+    .fitted();
+    assert_eq!(
+        (past.input_tokens, past.output_tokens),
+        (Usage::MAX_TOKENS, Usage::MAX_TOKENS)
+    );
+    assert_eq!(past.reasoning_tokens, 5);
+}
+
 proptest! {
+    #[test]
+    fn fitted_usage_always_validates(
+        parts in proptest::array::uniform6(prop_oneof![0..100u64, any::<u64>()]),
+    ) {
+        let usage = Usage {
+            input_tokens: parts[0],
+            cache_read_tokens: parts[1],
+            cache_write_tokens: parts[2],
+            cache_write_1h_tokens: parts[3],
+            output_tokens: parts[4],
+            reasoning_tokens: parts[5],
+        }
+    .fitted();
+        prop_assert!(usage.validate().is_ok());
+    }
+
     #[test]
     fn any_event_round_trips_through_json(event in event_strategy()) {
         prop_assert!(event.validate().is_ok());

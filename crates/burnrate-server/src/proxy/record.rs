@@ -187,19 +187,7 @@ pub fn record(state: &AppState, mut event: UsageEvent) -> Result<Outcome, StoreE
         // and the problem noted, rather than lost.
         tracing::warn!(%problem, "recording an event that breaks a usage rule");
         event.layers = None;
-        let most = burnrate_model::Usage::MAX_TOKENS;
-        event.usage.input_tokens = event.usage.input_tokens.min(most);
-        event.usage.output_tokens = event.usage.output_tokens.min(most);
-        event.usage.cache_read_tokens = event.usage.cache_read_tokens.min(event.usage.input_tokens);
-        event.usage.cache_write_tokens = event
-            .usage
-            .cache_write_tokens
-            .min(event.usage.input_tokens - event.usage.cache_read_tokens);
-        event.usage.cache_write_1h_tokens = event
-            .usage
-            .cache_write_1h_tokens
-            .min(event.usage.cache_write_tokens);
-        event.usage.reasoning_tokens = event.usage.reasoning_tokens.min(event.usage.output_tokens);
+        event.usage = event.usage.fitted();
         event.error = Some(clean_error(&format!("usage clamped: {problem}")));
     }
     let cost = state.prices.cost(&event);

@@ -1,6 +1,6 @@
 //! Any bytes as a LiteLLM price table (`burnrate prices import`, `[prices] update_from`) or a
-//! TOML overrides file: never a panic, and every price that reads can cost the largest call
-//! an event may record without overflowing.
+//! TOML overrides file: never a panic, and every price that reads can cost even `u64::MAX`
+//! tokens of each class (more than an event may record) without overflowing.
 #![no_main]
 
 use burnrate_model::prices::{litellm, overrides};
@@ -21,7 +21,12 @@ fuzz_target!(|data: &[u8]| {
     };
     if let Ok(table) = litellm::parse(text) {
         for prices in table.values() {
-            for tier in [ServiceTier::Standard, ServiceTier::Batch, ServiceTier::Flex, ServiceTier::Priority] {
+            for tier in [
+                ServiceTier::Standard,
+                ServiceTier::Batch,
+                ServiceTier::Flex,
+                ServiceTier::Priority,
+            ] {
                 let _ = prices.rates(tier, u64::MAX).cost(&most);
                 let _ = prices.rates(tier, 0).naive_cost(&most);
             }
@@ -31,7 +36,10 @@ fuzz_target!(|data: &[u8]| {
         let mut book = PriceBook::default();
         overrides::apply(&mut book, &parsed, "fuzz.toml");
         for (_, version) in book.versions() {
-            let _ = version.prices.rates(ServiceTier::Priority, u64::MAX).cost(&most);
+            let _ = version
+                .prices
+                .rates(ServiceTier::Priority, u64::MAX)
+                .cost(&most);
         }
     }
 });

@@ -22,7 +22,7 @@ use burnrate_model::{ToolCall, Usage};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::request::{fit_usage, parse_json};
+use crate::request::parse_json;
 use crate::tools::{self, Text, text_field};
 use crate::{Metered, WireError};
 
@@ -166,7 +166,7 @@ impl Counts {
     fn normalise(self) -> Usage {
         let cache_read = self.cache_read.unwrap_or(0);
         let cache_write = self.cache_write.unwrap_or(0);
-        fit_usage(Usage {
+        Usage {
             input_tokens: self
                 .input
                 .unwrap_or(0)
@@ -177,7 +177,8 @@ impl Counts {
             cache_write_1h_tokens: self.cache_write_1h.unwrap_or(0),
             output_tokens: self.output.unwrap_or(0),
             reasoning_tokens: self.thinking.unwrap_or(0),
-        })
+        }
+        .fitted()
     }
 }
 

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::ErrorObject;
-use crate::request::{fit_usage, parse_json};
+use crate::request::parse_json;
 use crate::stream::Step;
 use crate::tools::{self, PendingTools, Text, text_field};
 use crate::{Metered, WireError};
@@ -76,7 +76,7 @@ struct CompletionDetails {
 impl ChatUsage {
     fn normalise(self) -> Usage {
         let prompt = self.prompt_tokens_details;
-        fit_usage(Usage {
+        Usage {
             input_tokens: self.prompt_tokens.unwrap_or(0),
             cache_read_tokens: prompt.and_then(|p| p.cached_tokens).unwrap_or(0),
             cache_write_tokens: prompt.and_then(|p| p.cache_write_tokens).unwrap_or(0),
@@ -86,7 +86,8 @@ impl ChatUsage {
                 .completion_tokens_details
                 .and_then(|c| c.reasoning_tokens)
                 .unwrap_or(0),
-        })
+        }
+        .fitted()
     }
 }
 

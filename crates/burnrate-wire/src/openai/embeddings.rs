@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use burnrate_model::Usage;
 use serde::Deserialize;
 
-use crate::request::{fit_usage, parse_json};
+use crate::request::parse_json;
 use crate::tools::text_field;
 use crate::{Metered, WireError};
 
@@ -16,10 +16,11 @@ use crate::{Metered, WireError};
 pub fn meter_embeddings(body: &[u8]) -> Result<Metered, WireError> {
     let response: EmbeddingsResponse<'_> = parse_json(body, "", |_| None)?;
     let usage = response.usage.map(|usage| {
-        fit_usage(Usage {
+        Usage {
             input_tokens: usage.prompt_tokens.or(usage.total_tokens).unwrap_or(0),
             ..Usage::default()
-        })
+        }
+        .fitted()
     });
     Ok(Metered {
         model: text_field(response.model.as_deref()),

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{ErrorObject, upstream_error};
-use crate::request::{fit_usage, parse_json};
+use crate::request::parse_json;
 use crate::stream::Step;
 use crate::tools::{self, Text, text_field};
 use crate::{Metered, WireError};
@@ -63,7 +63,7 @@ struct OutputDetails {
 
 impl ResponsesUsage {
     fn normalise(self) -> Usage {
-        fit_usage(Usage {
+        Usage {
             input_tokens: self.input_tokens.unwrap_or(0),
             cache_read_tokens: self
                 .input_tokens_details
@@ -76,7 +76,8 @@ impl ResponsesUsage {
                 .output_tokens_details
                 .and_then(|d| d.reasoning_tokens)
                 .unwrap_or(0),
-        })
+        }
+        .fitted()
     }
 }
 
