@@ -581,6 +581,86 @@ async fn a_client_that_leaves_mid_stream_still_gets_its_call_recorded() {
 }
 
 #[tokio::test]
+async fn a_stream_its_client_left_is_still_driven_to_its_end_and_recorded_at_shutdown() {
+    // The upstream sends one chunk, then holds the rest until the test opens the gate; the
+    // client leaves after the first chunk and the gateway is told to stop. The stream's pump
+    // is still running: shutdown must wait for it, and its call must reach the ledger whole.
+    let (_, log) = burnrate_mock::router_with_log(burnrate_mock::MockConfig::default());
+    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+    let held = std::sync::Arc::clone(&gate);
+    let upstream = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move || {
+            let gate = std::sync::Arc::clone(&held);
+            async move {
+                let chunk = |json: Value| {
+                    Ok::<_, std::convert::Infallible>(bytes::Bytes::from(format!(
+                        "data: {json}\n\n"
+                    )))
+                };
+                let first = chunk(json!({"id": "c-1", "object": "chat.completion.chunk",
+                    "model": "gpt-4.1", "choices": [{"index": 0,
+                    "delta": {"role": "assistant", "content": "Hel"}, "finish_reason": null}]}));
+                let rest = async move {
+                    gate.notified().await;
+                    let end = chunk(json!({"id": "c-1", "object": "chat.completion.chunk",
+                        "model": "gpt-4.1", "choices": [{"index": 0, "delta": {},
+                        "finish_reason": "stop"}]}));
+                    let usage = chunk(json!({"id": "c-1", "object": "chat.completion.chunk",
+                        "model": "gpt-4.1", "choices": [], "usage": {"prompt_tokens": 31,
+                        "completion_tokens": 2, "total_tokens": 33}}));
+                    let done = Ok(bytes::Bytes::from_static(b"data: [DONE]\n\n"));
+                    futures_util::stream::iter([end, usage, done])
+                };
+                let body = futures_util::StreamExt::chain(
+                    futures_util::stream::once(std::future::ready(first)),
+                    futures_util::StreamExt::flatten(futures_util::stream::once(rest)),
+                );
+                (
+                    [(http::header::CONTENT_TYPE, "text/event-stream")],
+                    axum::body::Body::from_stream(body),
+                )
+            }
+        }),
+    );
+    let harness = Harness::start_upstream(upstream, log, "").await;
+    let base = harness.base.clone();
+    // Over HTTP/2 a client that drops its response resets the stream at once, so its
+    // connection does not keep the gateway's server open: only the pump's own task does.
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let mut request = client
+        .post(format!("{base}/v1/chat/completions"))
+        .bearer_auth(KEY);
+    for (name, value) in common::TAGS {
+        request = request.header(name, value);
+    }
+    let mut response = request.json(&chat(true)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.chunk().await.unwrap().is_some(), "the first chunk");
+    drop(response);
+    let stopping = tokio::spawn(harness.stop());
+    // Once the gateway refuses connections it is stopping; only then may the upstream end.
+    let address = base.trim_start_matches("http://").to_owned();
+    let refused = async {
+        while tokio::net::TcpStream::connect(&address).await.is_ok() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), refused)
+        .await
+        .expect("the gateway still accepts connections 60 s after being told to stop");
+    gate.notify_one();
+    let events = stopping.await.unwrap();
+    assert_eq!(events.len(), 1, "the stream's call is in the ledger");
+    assert_eq!(events[0].status, Status::Ok, "{:?}", events[0].error);
+    assert_eq!(events[0].usage.input_tokens, 31);
+    assert_eq!(events[0].usage.output_tokens, 2);
+}
+
+#[tokio::test]
 async fn health_readiness_models_and_metrics() {
     let harness = Harness::start().await;
     let get = |path: &str| harness.client.get(format!("{}{path}", harness.base)).send();

@@ -15,7 +15,7 @@ use axum::response::Response;
 use burnrate_model::Status;
 use burnrate_wire::StreamMeter;
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use http::{HeaderMap, StatusCode};
 use tokio::sync::{mpsc, oneshot};
 
@@ -55,14 +55,15 @@ pub struct Pump {
 }
 
 impl Pump {
-    /// Answers the head at once, then pumps the body until the upstream ends.
-    pub async fn run(
+    /// Answers the head at once and returns the pump, which moves the body until the
+    /// upstream ends: the caller spawns it, so the head does not wait for a task to start.
+    pub fn start(
         self,
         response: reqwest::Response,
         status: StatusCode,
         headers: HeaderMap,
         head: oneshot::Sender<Response>,
-    ) {
+    ) -> impl Future<Output = ()> + Send + 'static {
         let (client, client_rx) = mpsc::channel::<ClientChunk>(CLIENT_QUEUE);
         // Set once the client has been sent everything it will get; a body whose pump
         // stopped before that (the client read nothing for too long) ends with an error, so
@@ -84,8 +85,18 @@ impl Pump {
         let mut answer = Response::new(Body::from_stream(body));
         *answer.status_mut() = status;
         *answer.headers_mut() = headers;
-        let mut client_gone = head.send(answer).is_err();
+        let client_gone = head.send(answer).is_err();
+        self.run(response.bytes_stream(), client, ended, client_gone)
+    }
 
+    /// Pumps the body to `client` until the upstream ends, then records the call.
+    async fn run(
+        self,
+        mut upstream: impl Stream<Item = reqwest::Result<Bytes>> + Unpin,
+        client: mpsc::Sender<ClientChunk>,
+        ended: Arc<AtomicBool>,
+        mut client_gone: bool,
+    ) {
         let Pump {
             state,
             context,
@@ -100,7 +111,6 @@ impl Pump {
         // A copy of what the upstream sent, for a captured call.
         let mut transcript: Option<Vec<u8>> = captured.as_ref().map(|_| Vec::new());
         let mut meter = StreamMeter::new(context.api, strip_usage);
-        let mut upstream = response.bytes_stream();
         let mut first_byte = None;
         let mut layers = Some(layers);
         let mut recorded = false;
