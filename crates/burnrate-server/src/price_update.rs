@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use burnrate_audit::record::Kind;
 use burnrate_model::PriceBook;
+use burnrate_model::prices::litellm;
 use chrono::Utc;
 
 use crate::app::AppState;
@@ -66,14 +67,21 @@ pub async fn update_once(state: &AppState, from: &str) -> Result<usize, String> 
         .ledger
         .with_parts(
             move |store, audit| -> Result<(usize, Option<PriceBook>), String> {
-                let table =
-                    burnrate_model::prices::litellm::parse(&text).map_err(|e| e.to_string())?;
-                let changes = store.prices().changes(&table, today);
+                let table = litellm::read(&text).map_err(|e| e.to_string())?;
+                if !table.refused.is_empty() {
+                    // One bad entry does not hold back the table: its model keeps its prices.
+                    tracing::warn!(
+                        %source,
+                        refused = %table.refused.join("; "),
+                        "price table entries refused; those models keep the prices they had"
+                    );
+                }
+                let changes = store.prices().changes(&table.models, today);
                 if changes.is_empty() {
                     return Ok((0, None));
                 }
                 store
-                    .import_litellm(&text, Some(today), today, &source)
+                    .import_litellm(table.models, Some(today), today, &source)
                     .map_err(|e| e.to_string())?;
                 if let Some(trail) = audit {
                     let models: Vec<&str> = changes.iter().map(|c| c.model.as_str()).collect();

@@ -1,8 +1,10 @@
 //! The ledger as a trait: what the gateway, the reports and the CLI need from a backend, so
 //! they run the same on the embedded DuckDB file and on ClickHouse.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
+use burnrate_model::prices::ModelPrices;
 use burnrate_model::{PriceBook, UsageEvent};
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -45,11 +47,12 @@ pub trait Store: Send {
     /// The price book the ledger prices with.
     fn prices(&self) -> &PriceBook;
 
-    /// Imports a LiteLLM price table whose prices apply from `effective_from` (`None`: since
-    /// the beginning). Returns how many models changed; history is kept.
+    /// Records the models of a LiteLLM price table (read by
+    /// [`burnrate_model::prices::litellm::read`]) whose prices apply from `effective_from`
+    /// (`None`: since the beginning). Returns how many models changed; history is kept.
     fn import_litellm(
         &mut self,
-        json: &str,
+        models: BTreeMap<String, ModelPrices>,
         effective_from: Option<NaiveDate>,
         as_of: NaiveDate,
         source: &str,
@@ -176,12 +179,12 @@ macro_rules! store_by_inherent_methods {
             }
             fn import_litellm(
                 &mut self,
-                json: &str,
+                models: BTreeMap<String, ModelPrices>,
                 effective_from: Option<NaiveDate>,
                 as_of: NaiveDate,
                 source: &str,
             ) -> Result<usize, StoreError> {
-                <$type>::import_litellm(self, json, effective_from, as_of, source)
+                <$type>::import_litellm(self, models, effective_from, as_of, source)
             }
             fn import_overrides(&mut self, text: &str, source: &str) -> Result<usize, StoreError> {
                 <$type>::import_overrides(self, text, source)

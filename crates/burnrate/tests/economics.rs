@@ -151,9 +151,9 @@ fn ok(args: &[&str]) -> String {
     stdout(&output)
 }
 
-/// The ledger's cost per day, as (day, dollars) text pairs.
-fn cost_by_day(db: &str) -> Vec<(String, String)> {
-    let text = ok(&[
+/// The ledger's November rows with `cost_usd`, grouped and ordered as `shape` says.
+fn november_costs(db: &str, shape: &[&str]) -> Vec<serde_json::Value> {
+    let query = [
         "query",
         "--db",
         db,
@@ -161,19 +161,19 @@ fn cost_by_day(db: &str) -> Vec<(String, String)> {
         "2026-11-01",
         "--until",
         "2026-12-01",
-        "--bucket",
-        "day",
-        "--order",
-        "bucket:asc",
         "--metrics",
         "cost_usd",
         "--format",
         "json",
-    ]);
+    ];
+    let text = ok(&[&query[..], shape].concat());
     let answer: serde_json::Value = serde_json::from_str(&text).unwrap();
-    answer["rows"]
-        .as_array()
-        .unwrap()
+    answer["rows"].as_array().unwrap().clone()
+}
+
+/// The ledger's cost per day, as (day, dollars) text pairs.
+fn cost_by_day(db: &str) -> Vec<(String, String)> {
+    november_costs(db, &["--bucket", "day", "--order", "bucket:asc"])
         .iter()
         .map(|row| {
             (
@@ -287,6 +287,81 @@ fn a_price_update_keeps_old_calls_at_old_prices_and_prices_new_ones_anew() {
         file.to_str().unwrap(),
     ]);
     assert!(again.contains("0 models change"), "{again}");
+}
+
+#[test]
+fn a_price_table_with_a_bad_entry_records_the_others_and_names_it() {
+    // One absurd price in a table of many must not hold back the rest: the good entries are
+    // recorded, the bad one is named, its model keeps its price, and the command exits 1.
+    let dir = tempfile::tempdir().unwrap();
+    let call = |model: &str| {
+        serde_json::json!({"ts": "2026-11-20T12:00:00Z", "provider": "openai",
+            "model": model, "tenant_id": "acme",
+            "usage": {"input_tokens": 1_000_000, "output_tokens": 0}})
+        .to_string()
+    };
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(&events, [call("gpt-4.1"), call("gpt-4.1-mini")].join("\n")).unwrap();
+    let db = dir.path().join("ledger.duckdb");
+    let db = db.to_str().unwrap();
+    ok(&["import", "--db", db, events.to_str().unwrap()]);
+    let cost_by_model = || -> Vec<(String, f64)> {
+        november_costs(db, &["--group-by", "model", "--order", "model:asc"])
+            .iter()
+            .map(|row| {
+                let cost = row["cost_usd"].as_str().unwrap().parse().unwrap();
+                (row["model"].as_str().unwrap().to_owned(), cost)
+            })
+            .collect()
+    };
+    // The bundled table: input at $2 (gpt-4.1) and $0.40 (gpt-4.1-mini) per million tokens.
+    let bundled = [
+        ("gpt-4.1".to_owned(), 2.0),
+        ("gpt-4.1-mini".to_owned(), 0.4),
+    ];
+    assert_eq!(cost_by_model(), bundled);
+
+    let table = dir.path().join("prices.json");
+    std::fs::write(
+        &table,
+        r#"{"gpt-4.1": {"input_cost_per_token": 4e-6, "output_cost_per_token": 8e-6,
+                        "litellm_provider": "openai", "mode": "chat"},
+            "gpt-4.1-mini": {"input_cost_per_token": 1e28, "output_cost_per_token": 1e-6,
+                             "litellm_provider": "openai", "mode": "chat"}}"#,
+    )
+    .unwrap();
+    for command in [
+        vec!["prices", "import", "--db", db, table.to_str().unwrap()],
+        vec![
+            "prices",
+            "update",
+            "--db",
+            db,
+            "--from",
+            table.to_str().unwrap(),
+        ],
+    ] {
+        let output = burnrate()
+            .args(&command)
+            .args(["--effective-from", "2026-11-15"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{command:?}: {stderr}");
+        assert!(
+            stderr.contains("refused `gpt-4.1-mini`.input_cost_per_token: ")
+                && stderr.contains("keeps the prices it had"),
+            "{command:?}: {stderr}"
+        );
+        assert_eq!(
+            cost_by_model(),
+            [
+                ("gpt-4.1".to_owned(), 4.0),
+                ("gpt-4.1-mini".to_owned(), 0.4)
+            ],
+            "{command:?}: the good entry is recorded, the bad one's model keeps its price"
+        );
+    }
 }
 
 /// Three tenants' calls in November (and one in October, outside the invoice), with outcomes.

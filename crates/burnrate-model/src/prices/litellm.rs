@@ -105,9 +105,22 @@ pub(super) fn money_value(value: &Value) -> Result<Money, String> {
     Ok(money)
 }
 
-/// Parses the whole table. Entries without any token price (image, audio, rerank models)
-/// are skipped; a malformed price is an error naming the model and field.
-pub fn parse(json: &str) -> Result<BTreeMap<String, ModelPrices>, PriceError> {
+/// A LiteLLM table as read: the models whose prices read, and why each other entry was
+/// refused.
+#[derive(Debug, Clone, Default)]
+pub struct ReadTable {
+    /// Models whose every price read, by table key.
+    pub models: BTreeMap<String, ModelPrices>,
+    /// One line per refused entry, naming the model and its field: `` `m`.field: reason ``.
+    pub refused: Vec<String>,
+}
+
+/// Reads a table entry by entry. Entries without any token price (image, audio, rerank
+/// models) are skipped; an entry with a malformed price is refused whole and named in
+/// [`ReadTable::refused`], so one bad entry in a table of thousands does not hold back the
+/// others (a refused model keeps the prices the book has for it). Only a document that is
+/// not a JSON object keyed by model is an error.
+pub fn read(json: &str) -> Result<ReadTable, PriceError> {
     let root: Value = serde_json::from_str(json)
         .map_err(|error| PriceError::one(format!("price table is not valid JSON: {error}")))?;
     let Value::Object(models) = root else {
@@ -115,14 +128,15 @@ pub fn parse(json: &str) -> Result<BTreeMap<String, ModelPrices>, PriceError> {
             "price table must be a JSON object keyed by model name",
         ));
     };
-    let mut table = BTreeMap::new();
-    let mut problems = Vec::new();
+    let mut table = ReadTable::default();
     for (key, entry) in models {
         if key == "sample_spec" {
             continue;
         }
         let Value::Object(fields) = entry else {
-            problems.push(format!("`{key}`: expected an object of prices"));
+            table
+                .refused
+                .push(format!("`{key}`: expected an object of prices"));
             continue;
         };
         let mut prices = ModelPrices {
@@ -138,6 +152,7 @@ pub fn parse(json: &str) -> Result<BTreeMap<String, ModelPrices>, PriceError> {
             max_input_tokens: fields.get("max_input_tokens").and_then(Value::as_u64),
             slots: BTreeMap::new(),
         };
+        let refused_before = table.refused.len();
         for (field, value) in &fields {
             let Some(slot) = parse_field_name(field) else {
                 continue;
@@ -149,17 +164,26 @@ pub fn parse(json: &str) -> Result<BTreeMap<String, ModelPrices>, PriceError> {
                 Ok(money) => {
                     prices.slots.insert(slot, money);
                 }
-                Err(reason) => problems.push(format!("`{key}`.{field}: {reason}")),
+                Err(reason) => table.refused.push(format!("`{key}`.{field}: {reason}")),
             }
         }
-        if prices.has_token_prices() {
-            table.insert(key, prices);
+        if table.refused.len() == refused_before && prices.has_token_prices() {
+            table.models.insert(key, prices);
         }
     }
-    if problems.is_empty() {
-        Ok(table)
+    Ok(table)
+}
+
+/// Reads a table that must be whole (the bundled snapshot): any refused entry is an error
+/// naming every one.
+pub fn parse(json: &str) -> Result<BTreeMap<String, ModelPrices>, PriceError> {
+    let table = read(json)?;
+    if table.refused.is_empty() {
+        Ok(table.models)
     } else {
-        Err(PriceError { problems })
+        Err(PriceError {
+            problems: table.refused,
+        })
     }
 }
 
@@ -240,6 +264,28 @@ mod tests {
         );
         assert!(parse("[1]").is_err());
         assert!(parse("{").is_err());
+    }
+
+    #[test]
+    fn a_bad_entry_is_refused_whole_and_the_others_are_read() {
+        let table = read(
+            r#"{"good": {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6},
+                "bad": {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e28},
+                "odd": 7,
+                "image-only": {"output_cost_per_image": 0.04}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            table.models.keys().collect::<Vec<_>>(),
+            ["good"],
+            "the bad entry is not half-read: none of its prices is kept"
+        );
+        assert_eq!(table.refused.len(), 2, "{:?}", table.refused);
+        assert!(table.refused[0].starts_with("`bad`.output_cost_per_token: "));
+        assert!(table.refused[1].starts_with("`odd`: expected an object"));
+        assert!(read("[1]").is_err(), "not a table at all");
+        let strict = parse(r#"{"good": {"input_cost_per_token": 1e-6}, "odd": 7}"#);
+        assert_eq!(strict.unwrap_err().problems.len(), 1);
     }
 
     #[test]

@@ -8,10 +8,10 @@
 //! seen by another replica is priced without rewriting them; the provider + model pairs seen
 //! are resolved to keys by whoever queries, with the book it holds.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use burnrate_model::PriceBook;
-use burnrate_model::prices::overrides;
+use burnrate_model::prices::{ModelPrices, overrides};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
@@ -184,18 +184,17 @@ impl ClickHouse {
         Ok(())
     }
 
-    /// Imports a LiteLLM price table whose prices apply from `effective_from` (`None`: since
-    /// the beginning). Returns how many models changed.
+    /// Records the models of a LiteLLM price table whose prices apply from `effective_from`
+    /// (`None`: since the beginning). Returns how many models changed.
     pub fn import_litellm(
         &mut self,
-        json: &str,
+        models: BTreeMap<String, ModelPrices>,
         effective_from: Option<NaiveDate>,
         as_of: NaiveDate,
         source: &str,
     ) -> Result<usize, StoreError> {
         self.refresh_prices()?;
-        let table = burnrate_model::prices::litellm::parse(json)?;
-        let changed = self.book.add_table(table, effective_from, source, as_of);
+        let changed = self.book.add_table(models, effective_from, source, as_of);
         self.save_prices()?;
         Ok(changed)
     }

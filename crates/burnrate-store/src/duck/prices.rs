@@ -1,9 +1,9 @@
 //! The price book inside the ledger: stored versions, the model map and the price bands.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use burnrate_model::PriceBook;
-use burnrate_model::prices::overrides;
+use burnrate_model::prices::{ModelPrices, overrides};
 use chrono::NaiveDate;
 use duckdb::params;
 
@@ -119,18 +119,17 @@ impl DuckStore {
         Ok(())
     }
 
-    /// Imports a LiteLLM price table whose prices apply from `effective_from` (`None`: since
-    /// the beginning). Returns how many models changed. History is kept; every model is
+    /// Records the models of a LiteLLM price table whose prices apply from `effective_from`
+    /// (`None`: since the beginning). Returns how many models changed. History is kept; every model is
     /// re-resolved, so calls that were unpriced are priced from now on.
     pub fn import_litellm(
         &mut self,
-        json: &str,
+        models: BTreeMap<String, ModelPrices>,
         effective_from: Option<NaiveDate>,
         as_of: NaiveDate,
         source: &str,
     ) -> Result<usize, StoreError> {
-        let table = burnrate_model::prices::litellm::parse(json)?;
-        let changed = self.book.add_table(table, effective_from, source, as_of);
+        let changed = self.book.add_table(models, effective_from, source, as_of);
         self.after_price_change()?;
         Ok(changed)
     }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, bail};
-use burnrate_model::prices::{PriceVersion, ServiceTier, TokenClass};
+use burnrate_model::prices::{PriceVersion, ServiceTier, TokenClass, litellm};
 use burnrate_model::{Money, PriceBook};
 use burnrate_store::{DuckStore, Store};
 use chrono::{NaiveDate, Utc};
@@ -65,6 +65,7 @@ fn import(
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let mut store = open_for_prices(db)?;
     let source = file.display().to_string();
+    let mut exit = ExitCode::SUCCESS;
     match file.extension().and_then(|e| e.to_str()) {
         Some("json") => {
             let today = Utc::now().date_naive();
@@ -73,16 +74,27 @@ fn import(
                 Some(text) => parse_day(text)?,
                 None => file_date(file).unwrap_or(today),
             };
+            let table = litellm::read(&text)
+                .map_err(|error| anyhow!("{source} is not a LiteLLM price table: {error}"))?;
+            let refused = report_refused(&source, &table.refused);
             let changed = store.import_litellm(
-                &text,
+                table.models,
                 Some(effective_from),
                 as_of,
                 &format!("{source}@{as_of}"),
             )?;
             println!(
-                "imported {}: {changed} models changed, effective from {effective_from}",
-                file.display()
+                "imported {}: {changed} models changed, effective from {effective_from}{}",
+                file.display(),
+                if refused {
+                    "; some entries were refused (above)"
+                } else {
+                    ""
+                }
             );
+            if refused {
+                exit = ExitCode::FAILURE;
+            }
         }
         Some("toml") => {
             if effective_from.is_some() {
@@ -99,7 +111,15 @@ fn import(
         ),
     }
     store.checkpoint()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(exit)
+}
+
+/// Prints each refused entry of a LiteLLM table on stderr; true when there was one.
+fn report_refused(source: &str, refused: &[String]) -> bool {
+    for problem in refused {
+        eprintln!("{source}: refused {problem} (the model keeps the prices it had)");
+    }
+    !refused.is_empty()
 }
 
 /// Opens a ledger to change its prices: a DuckDB ledger is created on first use; a
@@ -119,12 +139,18 @@ fn update(
     format: &str,
 ) -> anyhow::Result<ExitCode> {
     let text = burnrate_server::price_update::read_table(from).map_err(anyhow::Error::msg)?;
-    let table = burnrate_model::prices::litellm::parse(&text)
+    let table = litellm::read(&text)
         .map_err(|error| anyhow!("{from} is not a LiteLLM price table: {error}"))?;
+    let refused = report_refused(from, &table.refused);
+    let exit = if refused {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    };
     let today = Utc::now().date_naive();
     let day = effective_from.map(parse_day).transpose()?.unwrap_or(today);
     let mut store = open_for_prices(db)?;
-    let changes = store.prices().changes(&table, day);
+    let changes = store.prices().changes(&table.models, day);
     if format == "json" {
         println!("{}", serde_json::to_string_pretty(&changes)?);
     } else {
@@ -139,12 +165,13 @@ fn update(
                 "no price changed"
             }
         );
-        return Ok(ExitCode::SUCCESS);
+        return Ok(exit);
     }
-    let changed = store.import_litellm(&text, Some(day), today, &format!("{from}@{today}"))?;
+    let changed =
+        store.import_litellm(table.models, Some(day), today, &format!("{from}@{today}"))?;
     store.checkpoint()?;
     println!("recorded {changed} models' prices from {day} on; earlier calls keep their prices");
-    Ok(ExitCode::SUCCESS)
+    Ok(exit)
 }
 
 fn print_changes(changes: &[burnrate_model::prices::changes::PriceChange]) {
