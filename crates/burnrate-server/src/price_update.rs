@@ -36,6 +36,24 @@ pub fn spawn_scheduler(state: Arc<AppState>) {
     });
 }
 
+/// How many fields of a table were refused, with the first few reasons (a table whose
+/// format changed could refuse thousands, every interval); `None` when none was.
+fn refused_summary(refused: &[String]) -> Option<String> {
+    const SHOWN: usize = 10;
+    if refused.is_empty() {
+        return None;
+    }
+    let mut summary = format!(
+        "{} price fields refused: {}",
+        refused.len(),
+        refused[..refused.len().min(SHOWN)].join("; ")
+    );
+    if refused.len() > SHOWN {
+        summary.push_str("; …");
+    }
+    Some(summary)
+}
+
 /// Reads a price table from an `http(s)://` URL or a file (blocking).
 pub fn read_table(from: &str) -> Result<String, String> {
     if !(from.starts_with("http://") || from.starts_with("https://")) {
@@ -68,12 +86,13 @@ pub async fn update_once(state: &AppState, from: &str) -> Result<usize, String> 
         .with_parts(
             move |store, audit| -> Result<(usize, Option<PriceBook>), String> {
                 let table = litellm::read(&text).map_err(|e| e.to_string())?;
-                if !table.refused.is_empty() {
-                    // One bad entry does not hold back the table: its model keeps its prices.
+                // One bad entry does not hold back the table: its model keeps its prices.
+                let refused = refused_summary(&table.refused);
+                if let Some(refused) = &refused {
                     tracing::warn!(
                         %source,
-                        refused = %table.refused.join("; "),
-                        "price table entries refused; those models keep the prices they had"
+                        %refused,
+                        "price table entries refused; their models keep their current prices"
                     );
                 }
                 let changes = store.prices().changes(&table.models, today);
@@ -85,11 +104,14 @@ pub async fn update_once(state: &AppState, from: &str) -> Result<usize, String> 
                     .map_err(|e| e.to_string())?;
                 if let Some(trail) = audit {
                     let models: Vec<&str> = changes.iter().map(|c| c.model.as_str()).collect();
-                    let detail = format!(
+                    let mut detail = format!(
                         "price update from {source}: {} models changed from {today} on ({})",
                         changes.len(),
                         models.join(", ")
                     );
+                    if let Some(refused) = &refused {
+                        detail.push_str(&format!("; {refused}"));
+                    }
                     trail
                         .decision(crate::audit::decision(Kind::PriceChange, None, detail))
                         .map_err(|e| e.to_string())?;
@@ -104,4 +126,23 @@ pub async fn update_once(state: &AppState, from: &str) -> Result<usize, String> 
         state.prices.replace(book);
     }
     Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refused_summary;
+
+    #[test]
+    fn refusals_are_counted_and_only_the_first_few_are_spelled_out() {
+        assert_eq!(refused_summary(&[]), None);
+        let one = refused_summary(&["`m`.input_cost_per_token: is negative".into()]).unwrap();
+        assert_eq!(
+            one,
+            "1 price fields refused: `m`.input_cost_per_token: is negative"
+        );
+        let many: Vec<String> = (0..25).map(|n| format!("`m{n}`: bad")).collect();
+        let summary = refused_summary(&many).unwrap();
+        assert!(summary.starts_with("25 price fields refused: `m0`: bad; "));
+        assert!(summary.contains("`m9`: bad; …") && !summary.contains("`m10`"));
+    }
 }

@@ -160,6 +160,12 @@ impl Gateway {
         self.listener.local_addr().map_err(ServeError::Serve)
     }
 
+    /// The calls under way: every call's task and every open stream's pump, which shutdown
+    /// waits for (bounded by `shutdown_timeout_s`).
+    pub fn calls(&self) -> tokio_util::task::TaskTracker {
+        self.state.tasks.clone()
+    }
+
     /// The address of the separate OTLP listener, when one is configured.
     pub fn otlp_addr(&self) -> Option<SocketAddr> {
         self.otlp_listener.as_ref()?.local_addr().ok()

@@ -623,8 +623,9 @@ async fn a_stream_its_client_left_is_still_driven_to_its_end_and_recorded_at_shu
             }
         }),
     );
-    let harness = Harness::start_upstream(upstream, log, "").await;
+    let harness = Harness::start_upstream_patient(upstream, log).await;
     let base = harness.base.clone();
+    let calls = harness.calls.clone();
     // Over HTTP/2 a client that drops its response resets the stream at once, so its
     // connection does not keep the gateway's server open: only the pump's own task does.
     let client = reqwest::Client::builder()
@@ -642,16 +643,16 @@ async fn a_stream_its_client_left_is_still_driven_to_its_end_and_recorded_at_shu
     assert!(response.chunk().await.unwrap().is_some(), "the first chunk");
     drop(response);
     let stopping = tokio::spawn(harness.stop());
-    // Once the gateway refuses connections it is stopping; only then may the upstream end.
-    let address = base.trim_start_matches("http://").to_owned();
-    let refused = async {
-        while tokio::net::TcpStream::connect(&address).await.is_ok() {
+    // The gateway is stopping and has only the stream's pump left to wait for (the call's
+    // own task has ended): only then may the upstream end.
+    let pump_alone = async {
+        while !(calls.is_closed() && calls.len() == 1) {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     };
-    tokio::time::timeout(std::time::Duration::from_secs(60), refused)
+    tokio::time::timeout(std::time::Duration::from_secs(60), pump_alone)
         .await
-        .expect("the gateway still accepts connections 60 s after being told to stop");
+        .expect("after 60 s the stopping gateway is not waiting for the stream's pump alone");
     gate.notify_one();
     let events = stopping.await.unwrap();
     assert_eq!(events.len(), 1, "the stream's call is in the ledger");

@@ -574,7 +574,9 @@ struct ReportArgs {
 
 #[derive(Debug, Subcommand)]
 enum PricesCommand {
-    /// Import a LiteLLM price table (.json) or an overrides file (.toml) into the ledger.
+    /// Import a LiteLLM price table (.json) or an overrides file (.toml) into the ledger. A
+    /// LiteLLM entry with a malformed price is named and left out (its model keeps its
+    /// current prices) and the command exits 1.
     Import {
         #[command(flatten)]
         db: DbArgs,
@@ -589,7 +591,8 @@ enum PricesCommand {
     },
     /// Fetch (http/https URL) or read a newer LiteLLM price table, show what it changes
     /// (models added, prices with old and new) and record it from --effective-from on, so
-    /// history keeps its old prices.
+    /// history keeps its old prices. Entries with a malformed price are named and left out,
+    /// and the command exits 1.
     Update {
         #[command(flatten)]
         db: DbArgs,

@@ -302,25 +302,6 @@ fn a_price_table_with_a_bad_entry_records_the_others_and_names_it() {
     };
     let events = dir.path().join("events.jsonl");
     std::fs::write(&events, [call("gpt-4.1"), call("gpt-4.1-mini")].join("\n")).unwrap();
-    let db = dir.path().join("ledger.duckdb");
-    let db = db.to_str().unwrap();
-    ok(&["import", "--db", db, events.to_str().unwrap()]);
-    let cost_by_model = || -> Vec<(String, f64)> {
-        november_costs(db, &["--group-by", "model", "--order", "model:asc"])
-            .iter()
-            .map(|row| {
-                let cost = row["cost_usd"].as_str().unwrap().parse().unwrap();
-                (row["model"].as_str().unwrap().to_owned(), cost)
-            })
-            .collect()
-    };
-    // The bundled table: input at $2 (gpt-4.1) and $0.40 (gpt-4.1-mini) per million tokens.
-    let bundled = [
-        ("gpt-4.1".to_owned(), 2.0),
-        ("gpt-4.1-mini".to_owned(), 0.4),
-    ];
-    assert_eq!(cost_by_model(), bundled);
-
     let table = dir.path().join("prices.json");
     std::fs::write(
         &table,
@@ -330,36 +311,54 @@ fn a_price_table_with_a_bad_entry_records_the_others_and_names_it() {
                              "litellm_provider": "openai", "mode": "chat"}}"#,
     )
     .unwrap();
-    for command in [
-        vec!["prices", "import", "--db", db, table.to_str().unwrap()],
+    let table = table.to_str().unwrap();
+    let cost_by_model = |db: &str| -> Vec<(String, f64)> {
+        november_costs(db, &["--group-by", "model", "--order", "model:asc"])
+            .iter()
+            .map(|row| {
+                let cost = row["cost_usd"].as_str().unwrap().parse().unwrap();
+                (row["model"].as_str().unwrap().to_owned(), cost)
+            })
+            .collect()
+    };
+    let priced = |gpt_4_1: f64| {
+        // gpt-4.1-mini stays at the bundled table's $0.40 per million input tokens.
         vec![
-            "prices",
-            "update",
-            "--db",
-            db,
-            "--from",
-            table.to_str().unwrap(),
-        ],
+            ("gpt-4.1".to_owned(), gpt_4_1),
+            ("gpt-4.1-mini".to_owned(), 0.4),
+        ]
+    };
+    // Each command on a ledger of its own, holding the bundled table's prices.
+    for (name, command, gpt_4_1) in [
+        ("import", vec!["prices", "import", table], 4.0),
+        ("update", vec!["prices", "update", "--from", table], 4.0),
+        (
+            "update --dry-run",
+            vec!["prices", "update", "--from", table, "--dry-run"],
+            2.0,
+        ),
     ] {
+        let db = dir.path().join(format!("{name}.duckdb"));
+        let db = db.to_str().unwrap();
+        ok(&["import", "--db", db, events.to_str().unwrap()]);
+        assert_eq!(cost_by_model(db), priced(2.0), "{name}: the bundled prices");
         let output = burnrate()
             .args(&command)
-            .args(["--effective-from", "2026-11-15"])
+            .args(["--db", db, "--effective-from", "2026-11-15"])
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{command:?}: {stderr}");
+        assert_eq!(output.status.code(), Some(1), "{name}: {stderr}");
         assert!(
             stderr.contains("refused `gpt-4.1-mini`.input_cost_per_token: ")
-                && stderr.contains("keeps the prices it had"),
-            "{command:?}: {stderr}"
+                && stderr.contains("keeps its current prices"),
+            "{name}: {stderr}"
         );
         assert_eq!(
-            cost_by_model(),
-            [
-                ("gpt-4.1".to_owned(), 4.0),
-                ("gpt-4.1-mini".to_owned(), 0.4)
-            ],
-            "{command:?}: the good entry is recorded, the bad one's model keeps its price"
+            cost_by_model(db),
+            priced(gpt_4_1),
+            "{name}: the good entry is recorded (unless a dry run), the bad one's model keeps \
+             its price"
         );
     }
 }
@@ -694,8 +693,11 @@ fn the_gateway_picks_up_a_newer_price_table_and_the_ledger_prices_with_it() {
     let table = dir.path().join("prices.json");
     std::fs::write(
         &table,
+        // A bad entry beside it must not hold the update back.
         r#"{"gpt-4o": {"input_cost_per_token": 1e-3, "output_cost_per_token": 2e-3,
-                       "litellm_provider": "openai", "mode": "chat"}}"#,
+                       "litellm_provider": "openai", "mode": "chat"},
+            "gpt-4.1": {"input_cost_per_token": 1e28, "output_cost_per_token": 1e-6,
+                        "litellm_provider": "openai", "mode": "chat"}}"#,
     )
     .unwrap();
     let extra = format!(
@@ -760,6 +762,9 @@ fn the_gateway_picks_up_a_newer_price_table_and_the_ledger_prices_with_it() {
     // The new version is on record with its source; the bundled one is its history.
     let shown = ok(&["prices", "show", "gpt-4o", "--db", db.to_str().unwrap()]);
     assert!(shown.contains("prices.json@"), "{shown}");
+    // The refused entry's model keeps the bundled prices alone.
+    let kept = ok(&["prices", "show", "gpt-4.1", "--db", db.to_str().unwrap()]);
+    assert!(!kept.contains("prices.json@"), "{kept}");
 }
 
 #[test]

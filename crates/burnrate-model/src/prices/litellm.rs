@@ -111,7 +111,8 @@ pub(super) fn money_value(value: &Value) -> Result<Money, String> {
 pub struct ReadTable {
     /// Models whose every price read, by table key.
     pub models: BTreeMap<String, ModelPrices>,
-    /// One line per refused entry, naming the model and its field: `` `m`.field: reason ``.
+    /// Why entries were refused: a line per bad field (`` `m`.field: reason ``), or per
+    /// entry that is not an object of prices (`` `m`: reason ``).
     pub refused: Vec<String>,
 }
 

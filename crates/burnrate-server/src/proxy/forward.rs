@@ -52,8 +52,9 @@ const NOT_RETURNED: [&str; 6] = [
     "trailer",
 ];
 
-/// Runs one admitted call to its end and sends the response head (and, for plain calls, the
-/// body) to the waiting handler through `head`.
+/// Runs one admitted call and sends the response head (and, for plain calls, the body) to
+/// the waiting handler through `head`: a plain call to its end; a stream until its head is
+/// sent, when its pump takes the body on in a task of its own.
 pub async fn run(state: Arc<AppState>, call: Call, head: oneshot::Sender<Response>) {
     let Call {
         context,

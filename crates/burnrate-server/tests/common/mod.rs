@@ -43,6 +43,8 @@ pub struct Harness {
     pub mock: SocketAddr,
     /// HTTP client.
     pub client: reqwest::Client,
+    /// The gateway's calls under way (see `Gateway::calls`).
+    pub calls: tokio_util::task::TaskTracker,
     dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     run: Option<JoinHandle<Result<(), ServeError>>>,
@@ -66,6 +68,15 @@ impl Harness {
     pub async fn start_patient(extra: &str) -> Harness {
         let (router, log) = burnrate_mock::router_with_log(burnrate_mock::MockConfig::default());
         Harness::start_upstream_within(router, log, extra, 60).await
+    }
+
+    /// Gateway in front of `router` with a 60 s upstream timeout, for an upstream that holds
+    /// a call until the test lets it go on.
+    pub async fn start_upstream_patient(
+        router: axum::Router,
+        log: burnrate_mock::RequestLog,
+    ) -> Harness {
+        Harness::start_upstream_within(router, log, "", 60).await
     }
 
     /// Gateway in front of any upstream `router` (both providers point at it).
@@ -99,6 +110,7 @@ impl Harness {
         let config = Config::parse(&config, env).unwrap();
         let gateway = Gateway::bind(config).await.unwrap();
         let base = format!("http://{}", gateway.local_addr().unwrap());
+        let calls = gateway.calls();
         let (stop, stopped) = oneshot::channel::<()>();
         let run = tokio::spawn(gateway.run(async move {
             let _ = stopped.await;
@@ -108,6 +120,7 @@ impl Harness {
             log,
             mock,
             client: reqwest::Client::new(),
+            calls,
             dir,
             stop: Some(stop),
             run: Some(run),

@@ -120,8 +120,8 @@ impl DuckStore {
     }
 
     /// Records the models of a LiteLLM price table whose prices apply from `effective_from`
-    /// (`None`: since the beginning). Returns how many models changed. History is kept; every model is
-    /// re-resolved, so calls that were unpriced are priced from now on.
+    /// (`None`: since the beginning). Returns how many models changed. History is kept;
+    /// every model is re-resolved, so calls that were unpriced are priced from now on.
     pub fn import_litellm(
         &mut self,
         models: BTreeMap<String, ModelPrices>,

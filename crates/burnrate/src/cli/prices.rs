@@ -87,7 +87,7 @@ fn import(
                 "imported {}: {changed} models changed, effective from {effective_from}{}",
                 file.display(),
                 if refused {
-                    "; some entries were refused (above)"
+                    "; some entries were refused (on stderr)"
                 } else {
                     ""
                 }
@@ -117,7 +117,7 @@ fn import(
 /// Prints each refused entry of a LiteLLM table on stderr; true when there was one.
 fn report_refused(source: &str, refused: &[String]) -> bool {
     for problem in refused {
-        eprintln!("{source}: refused {problem} (the model keeps the prices it had)");
+        eprintln!("{source}: refused {problem} (the model keeps its current prices, if any)");
     }
     !refused.is_empty()
 }
