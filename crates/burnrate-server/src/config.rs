@@ -108,6 +108,7 @@ struct RawServer {
     max_body_bytes: usize,
     upstream_timeout_s: u64,
     shutdown_timeout_s: u64,
+    header_read_timeout_s: u64,
 }
 
 impl Default for RawServer {
@@ -119,6 +120,7 @@ impl Default for RawServer {
             max_body_bytes: 32 << 20,
             upstream_timeout_s: 600,
             shutdown_timeout_s: 30,
+            header_read_timeout_s: 30,
         }
     }
 }
@@ -252,6 +254,9 @@ pub struct Config {
     pub upstream_timeout: Duration,
     /// Longest graceful shutdown waits for in-flight calls.
     pub shutdown_timeout: Duration,
+    /// Longest a client may take to send a request head over HTTP/1, or to start the next
+    /// one on a keep-alive connection, before the connection is closed.
+    pub header_read_timeout: Duration,
     /// DuckDB ledger file (with a ClickHouse ledger, the local folders sit beside it).
     pub store_path: PathBuf,
     /// The ClickHouse ledger's URL, when `[store] kind = "clickhouse"`.
@@ -439,6 +444,7 @@ impl RawConfig {
                 max_body_bytes: self.server.max_body_bytes,
                 upstream_timeout: Duration::from_secs(self.server.upstream_timeout_s.max(1)),
                 shutdown_timeout: Duration::from_secs(self.server.shutdown_timeout_s),
+                header_read_timeout: Duration::from_secs(self.server.header_read_timeout_s.max(1)),
                 store_path: self.store.path,
                 clickhouse,
                 journal_dir: self.store.journal_dir,

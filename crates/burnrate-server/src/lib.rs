@@ -9,6 +9,7 @@ pub mod config;
 pub mod dashboard;
 pub mod enforce;
 pub mod error;
+pub mod http;
 pub mod ingest;
 pub mod keys;
 pub mod ledger;

@@ -662,6 +662,46 @@ async fn a_stream_its_client_left_is_still_driven_to_its_end_and_recorded_at_shu
 }
 
 #[tokio::test]
+async fn a_client_that_trickles_its_request_head_is_cut_off_while_others_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let text = common::config_text(dir.path(), "http://127.0.0.1:9", "").replace(
+        "shutdown_timeout_s = 5",
+        "shutdown_timeout_s = 5\nheader_read_timeout_s = 1",
+    );
+    let config = burnrate_server::Config::parse(&text, common::env).unwrap();
+    let gateway = burnrate_server::Gateway::bind(config).await.unwrap();
+    let address = gateway.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(gateway.run(async move {
+        let _ = stopped.await;
+    }));
+    // Half a request head, then nothing (a slowloris client).
+    let mut slow = tokio::net::TcpStream::connect(address).await.unwrap();
+    slow.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: gateway\r\n")
+        .await
+        .unwrap();
+    let health = reqwest::get(format!("http://{address}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200, "others are served meanwhile");
+    // The gateway closes the slow connection once the header read timeout has passed.
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        slow.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the gateway still holds a connection whose request head never came, after 60 s");
+    assert!(
+        closed.is_ok() || closed.is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the connection ends"
+    );
+    stop.send(()).unwrap();
+    run.await.unwrap().unwrap();
+}
+
+#[tokio::test]
 async fn health_readiness_models_and_metrics() {
     let harness = Harness::start().await;
     let get = |path: &str| harness.client.get(format!("{}{path}", harness.base)).send();

@@ -243,7 +243,8 @@ tenant_id = "acme-corp"
 /// The admin token of the harness gateway.
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
-fn env(name: &str) -> Option<String> {
+/// The environment variables the harness gateway sees: the provider keys and admin token.
+pub fn env(name: &str) -> Option<String> {
     match name {
         "TEST_UPSTREAM_OPENAI" => Some(UPSTREAM_OPENAI_KEY.into()),
         "TEST_UPSTREAM_ANTHROPIC" => Some(UPSTREAM_ANTHROPIC_KEY.into()),
