@@ -120,7 +120,10 @@ impl Default for RawServer {
             max_body_bytes: 32 << 20,
             upstream_timeout_s: 600,
             shutdown_timeout_s: 30,
-            header_read_timeout_s: 30,
+            // Above the idle timeouts of common load balancers and HTTP clients (60-90 s;
+            // Google's load balancers ask for more than 600 s), which reuse idle connections: a
+            // request sent as the gateway closes one would fail.
+            header_read_timeout_s: 620,
         }
     }
 }
@@ -254,9 +257,10 @@ pub struct Config {
     pub upstream_timeout: Duration,
     /// Longest graceful shutdown waits for in-flight calls.
     pub shutdown_timeout: Duration,
-    /// Longest a client may take to send a request head over HTTP/1, or to start the next
-    /// one on a keep-alive connection, before the connection is closed.
-    pub header_read_timeout: Duration,
+    /// Longest a client may stay silent after connecting, take to send an HTTP/1 request
+    /// head, or leave a keep-alive connection idle, before the connection is closed (`None`:
+    /// no bound).
+    pub header_read_timeout: Option<Duration>,
     /// DuckDB ledger file (with a ClickHouse ledger, the local folders sit beside it).
     pub store_path: PathBuf,
     /// The ClickHouse ledger's URL, when `[store] kind = "clickhouse"`.
@@ -444,7 +448,8 @@ impl RawConfig {
                 max_body_bytes: self.server.max_body_bytes,
                 upstream_timeout: Duration::from_secs(self.server.upstream_timeout_s.max(1)),
                 shutdown_timeout: Duration::from_secs(self.server.shutdown_timeout_s),
-                header_read_timeout: Duration::from_secs(self.server.header_read_timeout_s.max(1)),
+                header_read_timeout: (self.server.header_read_timeout_s > 0)
+                    .then(|| Duration::from_secs(self.server.header_read_timeout_s)),
                 store_path: self.store.path,
                 clickhouse,
                 journal_dir: self.store.journal_dir,

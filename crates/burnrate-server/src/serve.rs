@@ -234,7 +234,7 @@ impl Gateway {
         {
             tracing::warn!(
                 seconds = grace.as_secs(),
-                "connections still open after the shutdown timeout; closing them"
+                "connections still open after the shutdown timeout; they end with the process"
             );
         }
         if let Some(otlp_server) = otlp_server

@@ -31,6 +31,11 @@ fn a_minimal_file_gets_the_documented_defaults() {
         config.flush_in_idle_time, None,
         "unset: the ledger decides whether a flush in idle time can be hurried"
     );
+    assert_eq!(
+        config.header_read_timeout,
+        Some(Duration::from_secs(620)),
+        "above the idle timeouts of load balancers that reuse connections"
+    );
     assert_eq!(config.keys.len(), 1);
     let provider = config.providers.iter().next().unwrap();
     assert_eq!(
@@ -113,4 +118,15 @@ fn unknown_keys_are_rejected_by_name() {
     let problems =
         Config::parse(&format!("{MINIMAL}\n[server]\nlisten_on = \"x\"\n"), env).unwrap_err();
     assert!(problems[0].contains("listen_on"), "{problems:?}");
+}
+
+#[test]
+fn a_header_read_timeout_of_zero_means_no_bound() {
+    let text = format!("[server]\nheader_read_timeout_s = 0\n{MINIMAL}");
+    assert_eq!(Config::parse(&text, env).unwrap().header_read_timeout, None);
+    let text = format!("[server]\nheader_read_timeout_s = 5\n{MINIMAL}");
+    assert_eq!(
+        Config::parse(&text, env).unwrap().header_read_timeout,
+        Some(Duration::from_secs(5))
+    );
 }
