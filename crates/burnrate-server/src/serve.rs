@@ -242,7 +242,6 @@ impl Gateway {
         {
             tracing::warn!("OTLP exports still open after the shutdown timeout; closing them");
         }
-        state.tasks.close();
         if tokio::time::timeout(grace, state.tasks.wait())
             .await
             .is_err()

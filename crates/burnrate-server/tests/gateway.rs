@@ -624,7 +624,6 @@ async fn a_stream_its_client_left_is_still_driven_to_its_end_and_recorded_at_shu
         }),
     );
     let harness = Harness::start_upstream_patient(upstream, log).await;
-    let base = harness.base.clone();
     let calls = harness.calls.clone();
     // Over HTTP/2 a client that drops its response resets the stream at once, so its
     // connection does not keep the gateway's server open: only the pump's own task does.
@@ -632,13 +631,12 @@ async fn a_stream_its_client_left_is_still_driven_to_its_end_and_recorded_at_shu
         .http2_prior_knowledge()
         .build()
         .unwrap();
-    let mut request = client
-        .post(format!("{base}/v1/chat/completions"))
-        .bearer_auth(KEY);
-    for (name, value) in common::TAGS {
-        request = request.header(name, value);
-    }
-    let mut response = request.json(&chat(true)).send().await.unwrap();
+    let mut response = harness
+        .post_with(&client, "/v1/chat/completions")
+        .json(&chat(true))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert!(response.chunk().await.unwrap().is_some(), "the first chunk");
     drop(response);

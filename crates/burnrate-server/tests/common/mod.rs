@@ -130,10 +130,12 @@ impl Harness {
 
     /// A POST to the gateway with the test key and the usual attribution headers.
     pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        let mut request = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(KEY);
+        self.post_with(&self.client, path)
+    }
+
+    /// [`Harness::post`] through another client (HTTP/2, say).
+    pub fn post_with(&self, client: &reqwest::Client, path: &str) -> reqwest::RequestBuilder {
+        let mut request = client.post(format!("{}{path}", self.base)).bearer_auth(KEY);
         for (name, value) in TAGS {
             request = request.header(name, value);
         }
