@@ -50,6 +50,7 @@ use serde_json::{Map, Value};
 
 use crate::{Api, WireError};
 
+mod o200k;
 #[cfg(test)]
 mod tests;
 
@@ -119,7 +120,8 @@ impl LayerEstimate {
 /// Builds the tokenizer now, so the first request does not pay for it (about a third of a second
 /// in a release build).
 pub fn warm_up() {
-    tokenizer();
+    // A failure is reported by the next estimate.
+    let _ = o200k::tokenizer();
     LazyLock::force(&CACHE);
 }
 
@@ -129,6 +131,7 @@ pub fn warm_up() {
 /// Fails only when the body is not a JSON object or its main list (`messages`, `input`) has the
 /// wrong shape; content it does not understand is counted as prompt.
 pub fn estimate(api: Api, body: &[u8]) -> Result<LayerEstimate, WireError> {
+    o200k::tokenizer().map_err(|reason| WireError::new("(tokenizer)", reason))?;
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| WireError::new("(body)", format!("not valid JSON: {e}")))?;
     let Value::Object(request) = value else {
@@ -646,13 +649,6 @@ fn embeddings(tally: &mut Tally, request: &Map<String, Value>) -> Result<(), Wir
 
 // --- Tokenizer -------------------------------------------------------------------------------
 
-/// The o200k tokenizer (`bpe-openai`: OpenAI's o200k vocabulary and pre-tokeniser, the counts
-/// of tiktoken, which the tests check, at about four times its speed), loaded by the crate on
-/// first use.
-fn tokenizer() -> &'static bpe_openai::Tokenizer {
-    bpe_openai::o200k_base()
-}
-
 /// Texts shorter than this are tokenised every time: cheaper than hashing and locking.
 const CACHE_MIN_BYTES: usize = 64;
 /// Number of independently locked parts of the count cache.
@@ -705,7 +701,10 @@ pub(crate) fn count_tokens(text: &str) -> u64 {
 
 /// Tokenises `text` chunk by chunk; see the module documentation.
 fn tokenize(text: &str) -> u64 {
-    let tokenizer = tokenizer();
+    // `estimate` fails at its start when the tokenizer did not load, so this never counts 0.
+    let Ok(tokenizer) = o200k::tokenizer() else {
+        return 0;
+    };
     let mut tokens: u64 = 0;
     PIECES.with_borrow_mut(|pieces| {
         for_each_chunk(text, |chunk| {

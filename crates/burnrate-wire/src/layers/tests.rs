@@ -11,6 +11,11 @@ use super::*;
 /// or cache.
 static O200K: LazyLock<CoreBPE> = LazyLock::new(|| tiktoken_rs::o200k_base().unwrap());
 
+/// The module's tokenizer.
+fn tokenizer() -> &'static bpe_openai::Tokenizer {
+    o200k::tokenizer().unwrap()
+}
+
 /// Tokens of `text`, counted independently of the module.
 fn tok(text: &str) -> u64 {
     O200K.encode_ordinary(text).len() as u64
