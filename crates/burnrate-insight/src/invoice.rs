@@ -37,6 +37,9 @@ pub struct InvoiceLine {
     pub output_tokens: u64,
     /// Their model cost.
     pub cost_usd: Money,
+    /// Their calls to models with no price: counted as $0 in `cost_usd` (and in an amount
+    /// billed at cost) until the model's price is added.
+    pub unpriced_calls: u64,
     /// Their successful outcomes.
     pub outcomes: u64,
     /// The date of the price table the cost was computed with.
@@ -52,6 +55,7 @@ struct Usage {
     input_tokens: u64,
     output_tokens: u64,
     cost: Money,
+    unpriced_calls: u64,
     outcomes: u64,
 }
 
@@ -72,6 +76,7 @@ pub fn invoice(
         Metric::OutputTokens,
         Metric::CostUsd,
         Metric::Outcomes,
+        Metric::UnpricedRequests,
     ];
     if let Some(tenant) = tenant {
         spec.filters = vec![Filter {
@@ -84,7 +89,16 @@ pub fn invoice(
     let count = |cell: &Cell| cell.as_count().unwrap_or(0);
     let mut usage: BTreeMap<String, Usage> = BTreeMap::new();
     for row in &result.rows {
-        if let [Cell::Text(name), calls, input, output, cost, outcomes] = row.as_slice() {
+        if let [
+            Cell::Text(name),
+            calls,
+            input,
+            output,
+            cost,
+            outcomes,
+            unpriced,
+        ] = row.as_slice()
+        {
             usage.insert(
                 name.clone(),
                 Usage {
@@ -92,6 +106,7 @@ pub fn invoice(
                     input_tokens: count(input),
                     output_tokens: count(output),
                     cost: cost.as_money().unwrap_or(Money::ZERO),
+                    unpriced_calls: count(unpriced),
                     outcomes: count(outcomes),
                 },
             );
@@ -116,6 +131,7 @@ pub fn invoice(
             input_tokens: used.input_tokens,
             output_tokens: used.output_tokens,
             cost_usd: used.cost,
+            unpriced_calls: used.unpriced_calls,
             outcomes: used.outcomes,
             prices_as_of: store.prices().as_of,
             query: format!(

@@ -335,6 +335,9 @@ impl Config {
                     problems,
                 }
             })?;
+        if let Some(overrides) = &config.price_overrides {
+            check_overrides(overrides).map_err(fail)?;
+        }
         config.source = Some(path.to_path_buf());
         Ok(config)
     }
@@ -351,6 +354,15 @@ impl Config {
     pub fn archive_dir(&self) -> PathBuf {
         self.retention.archive_dir.clone()
     }
+}
+
+/// Reads and checks the price overrides file `prices.overrides` names, as `serve` will.
+fn check_overrides(path: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("prices.overrides: {}: {error}", path.display()))?;
+    burnrate_model::prices::overrides::parse(&text)
+        .map(drop)
+        .map_err(|error| format!("prices.overrides: {}: {error}", path.display()))
 }
 
 impl RawConfig {

@@ -8,15 +8,12 @@ use crate::query::spec::SpecError;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The ledger file could not be opened.
-    #[error(
-        "cannot open the ledger at {path}: {source} (is another burnrate process using it? \
-             DuckDB lets one process hold the file; query a running server with --server)"
-    )]
+    #[error("cannot open the ledger at {path}: {reason}")]
     Open {
         /// File path.
         path: String,
-        /// DuckDB's reason.
-        source: duckdb::Error,
+        /// DuckDB's reason, and what to do about it when that is known.
+        reason: String,
     },
     /// A file-system error.
     #[error("{path}: {source}")]
@@ -55,4 +52,25 @@ pub enum StoreError {
     /// Stored data could not be read back.
     #[error("ledger holds unreadable data: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// Why DuckDB could not open the ledger at `path`, with what to do for the usual causes.
+    pub fn open(path: &std::path::Path, error: &duckdb::Error) -> StoreError {
+        let message = error.to_string();
+        let hint = if message.contains("Could not set lock") {
+            " (DuckDB lets one process hold a ledger file: while `burnrate serve` runs, query \
+             it with --server URL --admin-token TOKEN instead of --db)"
+        } else if path.is_dir() {
+            " (that is a folder: give the ledger file's path, e.g. data/burnrate.duckdb)"
+        } else if message.contains("not a valid DuckDB database file") {
+            " (that file is not a burnrate ledger: check the path)"
+        } else {
+            ""
+        };
+        StoreError::Open {
+            path: path.display().to_string(),
+            reason: format!("{message}{hint}"),
+        }
+    }
 }

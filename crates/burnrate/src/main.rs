@@ -1,5 +1,25 @@
 //! The `burnrate` command line.
 
+/// `println!` that hands a failed write back with `?` instead of panicking: a closed pipe
+/// (`burnrate prices list | head`) then ends the command quietly (see [`main`]).
+macro_rules! outln {
+    () => {
+        outln!("")
+    };
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
+/// `print!` as [`outln!`] is `println!`.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
 mod cli;
 mod demo;
 mod gen_events;
@@ -702,9 +722,62 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader of a pipe (`| head`) took what it wanted and left: not a failure.
+        Err(error) if closed_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", describe(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Whether `error` comes from writing to a pipe whose reader has gone.
+fn closed_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// `error` and its causes, outermost first, leaving out a cause whose text the message
+/// already holds (many errors quote their source, so `{:#}` would print it twice).
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_the_message_already_quotes_is_not_repeated() {
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "No such file (os error 2)");
+        let quoted = anyhow::Error::new(io()).context(format!("prices.toml: {}", io()));
+        assert_eq!(describe(&quoted), "prices.toml: No such file (os error 2)");
+        let wrapped = anyhow::Error::new(io()).context("reading prices.toml");
+        assert_eq!(
+            describe(&wrapped),
+            "reading prices.toml: No such file (os error 2)"
+        );
+    }
+
+    #[test]
+    fn a_closed_pipe_is_told_apart_from_other_failures() {
+        let pipe = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "Broken pipe");
+        assert!(closed_pipe(&anyhow::Error::new(pipe).context("stdout")));
+        let other = std::io::Error::other("disk full");
+        assert!(!closed_pipe(&anyhow::Error::new(other).context("stdout")));
     }
 }

@@ -526,6 +526,33 @@ fn audit_verify_names_the_altered_record_and_heads_anchor_the_chain() {
         stderr.contains("segment-000001.log, line 5: record 5 was altered"),
         "{stderr}"
     );
+    // A wrong path is not a verified trail: a missing folder and one with no records fail.
+    let missing = burnrate(&["audit", "verify", "--dir", path(&dir.path().join("nope"))]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("the folder does not exist"));
+    let empty = tempfile::tempdir().unwrap();
+    let nothing = burnrate(&["audit", "verify", "--dir", path(empty.path())]);
+    assert_eq!(nothing.status.code(), Some(1));
+    assert!(text(&nothing.stderr).contains("no audit records"));
+}
+
+/// `burnrate prices list | head`: the reader leaving early ends the command quietly, with
+/// status 0, instead of a panic.
+#[test]
+fn a_reader_that_leaves_early_ends_the_output_quietly() {
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_burnrate"))
+        .args(["prices", "list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 100];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The pipe's read end is closed here, with most of the table unwritten.
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stderr), "");
 }
 
 /// Totals over the whole period, as the query prints them.

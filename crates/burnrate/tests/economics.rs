@@ -543,6 +543,41 @@ fn invoice_lines_equal_ledger_totals_plus_each_contract_kind_terms() {
             .len(),
         1
     );
+    assert!(lines.iter().all(|line| line["unpriced_calls"] == 0));
+    // A call to a model with no price: the invoice still prints, says which tenant's cost
+    // leaves it out, and exits 1 so a billing script stops.
+    let unpriced = dir.path().join("unpriced.jsonl");
+    std::fs::write(
+        &unpriced,
+        serde_json::json!({"ts": "2026-11-20T10:00:00Z", "provider": "openai",
+            "model": "my-private-model", "tenant_id": "acme",
+            "usage": {"input_tokens": 5_000_000, "output_tokens": 1_000_000}})
+        .to_string(),
+    )
+    .unwrap();
+    ok(&["import", "--db", &db, unpriced.to_str().unwrap()]);
+    let output = burnrate()
+        .args([
+            "invoice", "--db", &db, "--config", config, "--month", "2026-11", "--format", "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("WARNING: acme: 1 calls in 2026-11 use models with no price"),
+        "{stderr}"
+    );
+    let lines: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let acme = lines.iter().find(|l| l["tenant"] == "acme").unwrap();
+    assert_eq!(acme["unpriced_calls"], 1);
+    assert_eq!(decimal(&acme["cost_usd"]), acme_cost);
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l["tenant"] != "acme")
+            .all(|l| l["unpriced_calls"] == 0)
+    );
 }
 
 /// Runs `tests/js/validate_cloudevents.js` (the CNCF SDK's compiled CloudEvents schema) on

@@ -851,16 +851,19 @@ fn a_reload_applies_new_limits_without_dropping_calls_in_flight() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     let limited = write_config(dir.path(), &mock.url, RATE_LIMIT);
     assert_eq!(limited, config);
-    let reload = burnrate()
-        .args([
-            "reload",
-            "--server",
-            &gateway.url,
-            "--admin-token",
-            ADMIN_TOKEN,
-        ])
-        .output()
-        .unwrap();
+    let reload_now = || {
+        burnrate()
+            .args([
+                "reload",
+                "--server",
+                &gateway.url,
+                "--admin-token",
+                ADMIN_TOKEN,
+            ])
+            .output()
+            .unwrap()
+    };
+    let reload = reload_now();
     assert!(
         reload.status.success(),
         "{}",
@@ -869,6 +872,19 @@ fn a_reload_applies_new_limits_without_dropping_calls_in_flight() {
     assert_eq!(slow.join().unwrap(), 200, "the call in flight finished");
     let answers = burst(std::slice::from_ref(&gateway.url), "burst", 8, 10, |_| 5);
     assert_eq!(answers.iter().filter(|a| a.status == 200).count(), 5);
+    // A configuration with a mistake is refused, and the CLI says what the mistake is.
+    write_config(
+        dir.path(),
+        &mock.url,
+        "[[policy.budgets]]\nscope = \"tenant\"\nperiod = \"month\"\nlimit_usd = \"ten\"\n",
+    );
+    let refused = reload_now();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("the configuration was not reloaded") && stderr.contains("ten"),
+        "{stderr}"
+    );
     assert!(gateway.terminate().success());
 
     // On the audit trail: the reload from one configuration hash to the other, the call in

@@ -130,3 +130,31 @@ fn a_header_read_timeout_of_zero_means_no_bound() {
         Some(Duration::from_secs(5))
     );
 }
+
+/// `config check` and `serve` read the overrides file the configuration names: a missing or
+/// malformed file is a problem of `prices.overrides`, found before `serve` would stop on it.
+#[test]
+fn the_price_overrides_file_is_read_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.toml");
+    let problem = check_overrides(&missing).unwrap_err();
+    assert!(
+        problem.starts_with("prices.overrides: ") && problem.contains("missing.toml"),
+        "{problem}"
+    );
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[price]]\nmodel = \"m\"\ninput_cost_per_tokn = \"0.000001\"\n",
+    )
+    .unwrap();
+    let problem = check_overrides(&bad).unwrap_err();
+    assert!(problem.contains("input_cost_per_tokn"), "{problem}");
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "[[price]]\nmodel = \"m\"\ninput_cost_per_token = \"0.000001\"\n",
+    )
+    .unwrap();
+    check_overrides(&good).unwrap();
+}

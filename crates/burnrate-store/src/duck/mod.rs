@@ -131,10 +131,7 @@ impl DuckStore {
                 source,
             })?;
         }
-        let conn = Connection::open(path).map_err(|source| StoreError::Open {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let conn = Connection::open(path).map_err(|error| StoreError::open(path, &error))?;
         DuckStore::init(conn)
     }
 

@@ -1267,3 +1267,20 @@ fn the_store_trait_sets_how_many_threads_a_statement_runs_on() {
     crate::Store::set_threads(&store, 0).unwrap();
     assert_eq!(threads(&store), 1);
 }
+
+/// A path that is a folder or some other file is named as such, with what to do.
+#[test]
+fn opening_a_folder_or_a_foreign_file_says_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = DuckStore::open(dir.path()).err().unwrap().to_string();
+    assert!(folder.contains("that is a folder"), "{folder}");
+    let foreign = dir.path().join("notes.duckdb");
+    std::fs::write(
+        &foreign,
+        "not a database, just some text that is long enough",
+    )
+    .unwrap();
+    let foreign = DuckStore::open(&foreign).err().unwrap().to_string();
+    assert!(foreign.contains("not a burnrate ledger"), "{foreign}");
+    assert!(!foreign.contains("--server"), "{foreign}");
+}

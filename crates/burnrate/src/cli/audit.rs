@@ -48,6 +48,14 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             include_archive,
         } => {
             let folders = folders(&paths)?;
+            let dir = &folders.audit.dir;
+            if !dir.is_dir() {
+                anyhow::bail!(
+                    "no audit trail at {}: the folder does not exist (relative paths in a \
+                     configuration are read from the folder the command runs in)",
+                    dir.display()
+                );
+            }
             if include_archive {
                 let mut records = 0u64;
                 let check = export::walk(&folders.audit.dir, Some(&folders.archive), |_, _| {
@@ -56,7 +64,7 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 })?;
                 return Ok(match check.problem {
                     None => {
-                        println!("ok: {records} records, archive and segments");
+                        outln!("ok: {records} records, archive and segments");
                         ExitCode::SUCCESS
                     }
                     Some(problem) => {
@@ -66,10 +74,17 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 });
             }
             match verify(&folders.audit.dir) {
+                Ok(verified) if verified.segments == 0 => anyhow::bail!(
+                    "no audit records in {}: nothing to verify (a trail retention has archived \
+                     is verified with --include-archive)",
+                    dir.display()
+                ),
                 Ok(verified) => {
-                    println!(
+                    outln!(
                         "ok: {} records in {} segment(s); last hash {}",
-                        verified.records, verified.segments, verified.last_hash
+                        verified.records,
+                        verified.segments,
+                        verified.last_hash
                     );
                     Ok(ExitCode::SUCCESS)
                 }
@@ -81,7 +96,7 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
         }
         AuditCommand::Heads { paths } => {
             for head in AuditLog::heads(&folders(&paths)?.audit.dir)? {
-                println!("{}", serde_json::to_string(&head)?);
+                outln!("{}", serde_json::to_string(&head)?);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -91,10 +106,12 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             let mut trail = AuditTrail::open(&folders.audit, "")
                 .with_context(|| format!("opening the trail in {}", folders.audit.dir.display()))?;
             let erased = trail.erase_user(&user, &folders.archive)?;
-            println!(
+            outln!(
                 "erased the content of {} captured call(s) of user {user} ({} file(s) deleted); \
                  recorded as record {}",
-                erased.captured, erased.files_deleted, erased.record
+                erased.captured,
+                erased.files_deleted,
+                erased.record
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -126,7 +143,7 @@ fn run_export(args: &AuditExportArgs) -> anyhow::Result<ExitCode> {
         .map_err(|error| anyhow::anyhow!("--format: {error}"))?;
     let archive = args.include_archive.then_some(folders.archive.as_path());
     let manifest = export::export(&folders.audit.dir, archive, &filter, format, &args.out)?;
-    println!(
+    outln!(
         "{} records written to {} (manifest {})",
         manifest.records,
         args.out.display(),
@@ -134,7 +151,7 @@ fn run_export(args: &AuditExportArgs) -> anyhow::Result<ExitCode> {
     );
     match manifest.chain.problem {
         None => {
-            println!(
+            outln!(
                 "chain ok: {} records checked",
                 manifest.chain.records_checked
             );

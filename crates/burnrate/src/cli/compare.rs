@@ -35,9 +35,9 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<ExitCode> {
     let store = open(&args.db.db)?;
     let comparison = compare(store.as_ref(), &gate)?;
     if args.format == "json" {
-        println!("{}", serde_json::to_string_pretty(&comparison)?);
+        outln!("{}", serde_json::to_string_pretty(&comparison)?);
     } else {
-        print(&comparison, args);
+        print(&comparison, args)?;
     }
     Ok(match comparison.verdict {
         Verdict::Pass => ExitCode::SUCCESS,
@@ -46,12 +46,22 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `10%` or `0.1` as 0.1.
+/// `10%` or `0.1` as 0.1. A bare number of 1 or more is refused: `10` could mean 10% or
+/// 1,000%, and a gate read the lenient way would pass what it should stop.
 fn parse_share(text: &str) -> anyhow::Result<f64> {
     let bad = || anyhow!("--max-regression `{text}`: give a share like 10% or 0.1");
     let share = match text.trim().strip_suffix('%') {
         Some(percent) => percent.trim().parse::<f64>().map_err(|_| bad())? / 100.0,
-        None => text.trim().parse::<f64>().map_err(|_| bad())?,
+        None => {
+            let share = text.trim().parse::<f64>().map_err(|_| bad())?;
+            if share >= 1.0 {
+                return Err(anyhow!(
+                    "--max-regression `{text}`: a bare number is a fraction (0.1 = 10%); \
+                     write {text}% for a percentage"
+                ));
+            }
+            share
+        }
     };
     if share.is_finite() && share >= 0.0 {
         Ok(share)
@@ -60,7 +70,7 @@ fn parse_share(text: &str) -> anyhow::Result<f64> {
     }
 }
 
-fn print(comparison: &Comparison, args: &CompareArgs) {
+fn print(comparison: &Comparison, args: &CompareArgs) -> std::io::Result<()> {
     let mut table = Table::new();
     table.set_header([
         "metric",
@@ -99,7 +109,7 @@ fn print(comparison: &Comparison, args: &CompareArgs) {
             column.set_cell_alignment(CellAlignment::Right);
         }
     }
-    println!(
+    outln!(
         "feature {}: {} runs on {}, {} on {}",
         args.feature,
         comparison.baseline_runs,
@@ -107,19 +117,20 @@ fn print(comparison: &Comparison, args: &CompareArgs) {
         comparison.candidate_runs,
         args.candidate
     );
-    println!("{table}");
+    outln!("{table}");
     let allowed = comparison.max_regression * 100.0;
     match comparison.verdict {
-        Verdict::Pass => println!("PASS: nothing is more than {allowed:.1}% worse"),
+        Verdict::Pass => outln!("PASS: nothing is more than {allowed:.1}% worse"),
         Verdict::Regressed => {
-            println!("FAIL: the candidate is more than {allowed:.1}% worse on a metric above")
+            outln!("FAIL: the candidate is more than {allowed:.1}% worse on a metric above")
         }
-        Verdict::TooFewRuns => println!(
+        Verdict::TooFewRuns => outln!(
             "NO JUDGEMENT: each side needs at least {} runs (--min-runs); widen --since or wait \
              for traffic",
             comparison.min_runs
         ),
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -130,7 +141,14 @@ mod tests {
     fn shares_read_as_percent_or_fraction() {
         assert_eq!(parse_share("10%").unwrap(), 0.1);
         assert_eq!(parse_share("0.25").unwrap(), 0.25);
-        assert!(parse_share("-5%").is_err());
-        assert!(parse_share("ten").is_err());
+        assert_eq!(parse_share("150%").unwrap(), 1.5);
+        assert_eq!(parse_share("0").unwrap(), 0.0);
+        // A bare 10 could be 10% or 1,000%: refused rather than read leniently.
+        let refusal = parse_share("10").unwrap_err().to_string();
+        assert!(refusal.contains("write 10% for a percentage"), "{refusal}");
+        assert!(parse_share("1").is_err());
+        for bad in ["-5%", "ten", "NaN", "inf%", ""] {
+            assert!(parse_share(bad).is_err(), "{bad}");
+        }
     }
 }

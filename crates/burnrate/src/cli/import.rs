@@ -83,7 +83,7 @@ pub fn run(db: &Path, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     // Batches repeat daily roll-up keys: merge them so queries read one row per key.
     store.compact_rollup()?;
     store.checkpoint()?;
-    print_summary(&summary);
+    print_summary(&summary)?;
     Ok(if summary.rejected.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -105,7 +105,7 @@ fn progress_bar(total_bytes: u64) -> ProgressBar {
     bar
 }
 
-fn print_summary(summary: &ImportSummary) {
+fn print_summary(summary: &ImportSummary) -> std::io::Result<()> {
     for rejection in summary.rejected.iter().take(SHOWN_REJECTIONS) {
         eprintln!(
             "{}:{}: {}",
@@ -118,12 +118,13 @@ fn print_summary(summary: &ImportSummary) {
             summary.rejected.len() - SHOWN_REJECTIONS
         );
     }
-    println!(
+    outln!(
         "imported {} events, skipped {} duplicates, rejected {} lines",
         summary.imported,
         summary.duplicates,
         summary.rejected.len()
     );
+    Ok(())
 }
 
 /// Imports JSONL files into the store, calling `on_bytes` as input is consumed.

@@ -32,10 +32,10 @@ pub fn anomalies(args: &AnomaliesArgs) -> anyhow::Result<ExitCode> {
     }
     if json {
         for finding in &findings {
-            println!("{}", serde_json::to_string(finding)?);
+            outln!("{}", serde_json::to_string(finding)?);
         }
     } else if findings.is_empty() {
-        println!("no findings from {first} to {until}");
+        outln!("no findings from {first} to {until}");
     } else {
         let mut table = Table::new();
         table.set_header(["day", "severity", "detector", "subject", "finding"]);
@@ -48,8 +48,8 @@ pub fn anomalies(args: &AnomaliesArgs) -> anyhow::Result<ExitCode> {
                 finding.summary.clone(),
             ]);
         }
-        println!("{table}");
-        println!("drill down: each finding's `drill_down` in --format json is a burnrate query");
+        outln!("{table}");
+        outln!("drill down: each finding's `drill_down` in --format json is a burnrate query");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -66,7 +66,7 @@ pub fn longtail(args: &LongtailArgs) -> anyhow::Result<ExitCode> {
     let store = open(&args.db.db)?;
     let tail = long_tail(store.as_ref(), &dimension, since, until, &filters)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&tail)?);
+        outln!("{}", serde_json::to_string_pretty(&tail)?);
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = Table::new();
@@ -79,12 +79,14 @@ pub fn longtail(args: &LongtailArgs) -> anyhow::Result<ExitCode> {
             format!("{:.1}%", member.cumulative * 100.0),
         ]);
     }
-    println!("{table}");
-    println!(
+    outln!("{table}");
+    outln!(
         "{} members hold half the spend, {} hold 80%; Gini {:.2}",
-        tail.members_for_half, tail.members_for_80, tail.gini
+        tail.members_for_half,
+        tail.members_for_80,
+        tail.gini
     );
-    println!("{}", tail.sentence());
+    outln!("{}", tail.sentence());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -104,11 +106,11 @@ pub fn roles(args: &RolesArgs) -> anyhow::Result<ExitCode> {
     let store = open(&args.db.db)?;
     let roles = burnrate_insight::roles::agent_roles(store.as_ref(), since, until, &filters)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&roles)?);
+        outln!("{}", serde_json::to_string_pretty(&roles)?);
         return Ok(ExitCode::SUCCESS);
     }
     if roles.is_empty() {
-        println!("no calls in agent runs from {since} to {until}");
+        outln!("no calls in agent runs from {since} to {until}");
         return Ok(ExitCode::SUCCESS);
     }
     // The weekly report's table, every row.
@@ -125,6 +127,6 @@ pub fn roles(args: &RolesArgs) -> anyhow::Result<ExitCode> {
             column.set_cell_alignment(comfy_table::CellAlignment::Right);
         }
     }
-    println!("{table}");
+    outln!("{table}");
     Ok(ExitCode::SUCCESS)
 }

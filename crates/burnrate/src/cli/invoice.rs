@@ -20,7 +20,8 @@ fn month(text: &str, option: &str) -> anyhow::Result<NaiveDate> {
         .map_err(|_| anyhow!("{option} `{text}`: give a month as YYYY-MM"))
 }
 
-/// Prints the invoice lines of the month.
+/// Prints the invoice lines of the month; exits 1, after printing them, when a tenant's calls
+/// include models with no price (their cost counts as $0 until the price is added).
 pub fn run(args: &InvoiceArgs) -> anyhow::Result<ExitCode> {
     let month = month(&args.month, "--month")?;
     let contracts = report_context(Some(&args.config))?.contracts;
@@ -40,8 +41,22 @@ pub fn run(args: &InvoiceArgs) -> anyhow::Result<ExitCode> {
     }
     let store = open(&args.db.db)?;
     let lines = invoice(store.as_ref(), &contracts, month, args.tenant.as_deref())?;
+    let mut unpriced: Vec<(&str, u64)> = lines
+        .iter()
+        .filter(|line| line.unpriced_calls > 0)
+        .map(|line| (line.tenant.as_str(), line.unpriced_calls))
+        .collect();
+    unpriced.dedup();
+    for (tenant, calls) in &unpriced {
+        eprintln!(
+            "WARNING: {tenant}: {calls} calls in {} use models with no price and count as $0 in \
+             its model cost (and in any amount billed at cost); run `burnrate prices missing \
+             --db PATH` to list them, add their prices, and run the invoice again",
+            args.month
+        );
+    }
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&lines)?),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&lines)?),
         Format::Csv => {
             let mut writer = csv::Writer::from_writer(std::io::stdout());
             for line in &lines {
@@ -83,13 +98,18 @@ pub fn run(args: &InvoiceArgs) -> anyhow::Result<ExitCode> {
                     column.set_cell_alignment(CellAlignment::Right);
                 }
             }
-            println!("{table}");
+            outln!("{table}");
             let total: Money = lines.iter().map(|l| l.amount_usd).sum();
-            println!("total for {}: {}", args.month, cents(total));
+            outln!("total for {}: {}", args.month, cents(total));
         }
         other => bail!("--format {other:?}: invoices are table, csv or json"),
     }
-    Ok(ExitCode::SUCCESS)
+    // Printed, but not a clean run: a bill must not go out with costs left out unnoticed.
+    Ok(if unpriced.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Prints the cohorts' unit economics month by month.
@@ -109,7 +129,7 @@ pub fn cohorts(args: &CohortsArgs) -> anyhow::Result<ExitCode> {
     let store = open(&args.db.db)?;
     let rows = cohorts(store.as_ref(), &contracts, by, first, last)?;
     if args.format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = Table::new();
@@ -151,7 +171,7 @@ pub fn cohorts(args: &CohortsArgs) -> anyhow::Result<ExitCode> {
             column.set_cell_alignment(CellAlignment::Right);
         }
     }
-    println!("{table}");
+    outln!("{table}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -172,7 +192,7 @@ pub fn meters(args: &MetersArgs) -> anyhow::Result<ExitCode> {
             std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
             eprintln!("wrote {} CloudEvents to {}", events.len(), path.display());
         }
-        None => print!("{text}"),
+        None => out!("{text}"),
     }
     Ok(ExitCode::SUCCESS)
 }

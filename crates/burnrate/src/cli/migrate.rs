@@ -53,7 +53,7 @@ pub fn run(from: &str, to: &str) -> anyhow::Result<ExitCode> {
         .context("copying the price book")?;
 
     let Some((first, last)) = source.time_span()? else {
-        println!("the ledger at {path} is empty: nothing to move");
+        outln!("the ledger at {path} is empty: nothing to move");
         return Ok(ExitCode::SUCCESS);
     };
     let bar = progress(source.event_count()?);
@@ -86,7 +86,7 @@ pub fn run(from: &str, to: &str) -> anyhow::Result<ExitCode> {
     }
     send(&mut batch, &mut target)?;
     bar.finish_and_clear();
-    println!("moved {inserted} events to {url} ({duplicates} were there already)");
+    outln!("moved {inserted} events to {url} ({duplicates} were there already)");
 
     let spec = QuerySpec {
         since: first,
@@ -102,7 +102,7 @@ pub fn run(from: &str, to: &str) -> anyhow::Result<ExitCode> {
     let after = target.query(&spec)?;
     print_totals(&before, &after)?;
     if before.rows == after.rows {
-        println!("totals match to the last digit");
+        outln!("totals match to the last digit");
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!(

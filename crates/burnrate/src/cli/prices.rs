@@ -83,7 +83,7 @@ fn import(
                 as_of,
                 &format!("{source}@{as_of}"),
             )?;
-            println!(
+            outln!(
                 "imported {}: {changed} models changed, effective from {effective_from}{}",
                 file.display(),
                 if refused {
@@ -103,7 +103,7 @@ fn import(
                 );
             }
             let entries = store.import_overrides(&text, &source)?;
-            println!("imported {}: {entries} price overrides", file.display());
+            outln!("imported {}: {entries} price overrides", file.display());
         }
         _ => bail!(
             "{}: give a LiteLLM table (.json) or an overrides file (.toml)",
@@ -152,12 +152,12 @@ fn update(
     let mut store = open_for_prices(db)?;
     let changes = store.prices().changes(&table.models, day);
     if format == "json" {
-        println!("{}", serde_json::to_string_pretty(&changes)?);
+        outln!("{}", serde_json::to_string_pretty(&changes)?);
     } else {
-        print_changes(&changes);
+        print_changes(&changes)?;
     }
     if dry_run || changes.is_empty() {
-        println!(
+        outln!(
             "{}: nothing recorded",
             if dry_run {
                 "dry run"
@@ -170,19 +170,19 @@ fn update(
     let changed =
         store.import_litellm(table.models, Some(day), today, &format!("{from}@{today}"))?;
     store.checkpoint()?;
-    println!("recorded {changed} models' prices from {day} on; earlier calls keep their prices");
+    outln!("recorded {changed} models' prices from {day} on; earlier calls keep their prices");
     Ok(exit)
 }
 
-fn print_changes(changes: &[burnrate_model::prices::changes::PriceChange]) {
+fn print_changes(changes: &[burnrate_model::prices::changes::PriceChange]) -> std::io::Result<()> {
     let added = changes.iter().filter(|c| c.added).count();
-    println!(
+    outln!(
         "{} models change: {added} added, {} with new prices",
         changes.len(),
         changes.len() - added
     );
     if changes.is_empty() {
-        return;
+        return Ok(());
     }
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
@@ -209,7 +209,8 @@ fn print_changes(changes: &[burnrate_model::prices::changes::PriceChange]) {
             column.set_cell_alignment(CellAlignment::Right);
         }
     }
-    println!("{table}");
+    outln!("{table}");
+    Ok(())
 }
 
 fn file_date(path: &Path) -> Option<NaiveDate> {
@@ -253,8 +254,8 @@ fn list(book: &PriceBook, search: Option<&str>) -> anyhow::Result<ExitCode> {
         ]);
         shown += 1;
     }
-    println!("{table}");
-    println!("{shown} models");
+    outln!("{table}");
+    outln!("{shown} models");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -276,7 +277,7 @@ fn show(book: &PriceBook, provider: &str, model: &str, day: NaiveDate) -> anyhow
     let version: &PriceVersion = book
         .version_at(&key, Some(day))
         .ok_or_else(|| anyhow!("`{key}` has no price in force on {day}"))?;
-    println!(
+    outln!(
         "{model} → price key `{key}` ({}), source {}, in force from {}",
         version.prices.provider.as_deref().unwrap_or("any provider"),
         version.source,
@@ -303,7 +304,7 @@ fn show(book: &PriceBook, provider: &str, model: &str, day: NaiveDate) -> anyhow
             table.add_row(row);
         }
         if band == 0 {
-            println!(
+            outln!(
                 "calls up to {} input tokens:",
                 version
                     .prices
@@ -312,15 +313,15 @@ fn show(book: &PriceBook, provider: &str, model: &str, day: NaiveDate) -> anyhow
                     .map_or("any number of".to_owned(), |t| t.to_string())
             );
         } else {
-            println!("calls above {band} input tokens:");
+            outln!("calls above {band} input tokens:");
         }
-        println!("{table}");
+        outln!("{table}");
     }
     if book.history(&key).len() > 1 {
-        println!("history:");
+        outln!("history:");
         for version in book.history(&key) {
             let rates = version.prices.rates(ServiceTier::Standard, 0);
-            println!(
+            outln!(
                 "  from {:<12} input {} output {} ({})",
                 version
                     .effective_from
@@ -338,7 +339,7 @@ fn missing(db: &Path, format: Format) -> anyhow::Result<ExitCode> {
     let store = open(db)?;
     let models = store.unpriced_models()?;
     match format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({ "rows": models }))?
         ),
@@ -354,7 +355,7 @@ fn missing(db: &Path, format: Format) -> anyhow::Result<ExitCode> {
         }
         Format::Table => {
             if models.is_empty() {
-                println!("every model in the ledger has a price");
+                outln!("every model in the ledger has a price");
                 return Ok(ExitCode::SUCCESS);
             }
             let mut table = Table::new();
@@ -378,8 +379,8 @@ fn missing(db: &Path, format: Format) -> anyhow::Result<ExitCode> {
                     model.last_seen.clone(),
                 ]);
             }
-            println!("{table}");
-            println!(
+            outln!("{table}");
+            outln!(
                 "These calls count as unpriced in every report. Add their prices to an overrides file \
                  ([[price]] model = \"...\" input_cost_per_token = \"...\") and run \
                  `burnrate prices import --db {} FILE.toml`: history re-prices at once.",

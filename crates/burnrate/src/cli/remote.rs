@@ -49,6 +49,17 @@ pub fn call(
             .with_context(|| format!("{url} did not answer JSON"))?;
         if !status.is_success() {
             let message = body["error"].as_str().unwrap_or("no reason given");
+            // A refused reload lists the configuration's problems beside its message.
+            let problems: Vec<&str> = body["problems"]
+                .as_array()
+                .map(|problems| problems.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            if !problems.is_empty() {
+                return Err(anyhow!(
+                    "{url} answered {status}: {message}:\n  - {}",
+                    problems.join("\n  - ")
+                ));
+            }
             return Err(anyhow!("{url} answered {status}: {message}"));
         }
         Ok(body)

@@ -72,6 +72,6 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         report::build(store.as_ref(), &args.report, day, &context).ok_or_else(|| {
             anyhow::anyhow!("no report `{}`: use daily, weekly or monthly", args.report)
         })??;
-    print!("{}", render(&report, args.range.format)?);
+    out!("{}", render(&report, args.range.format)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -37,11 +37,11 @@ pub fn run(command: RetentionCommand) -> anyhow::Result<ExitCode> {
         today,
     )
     .map_err(anyhow::Error::msg)?;
-    print(&run);
+    print(&run)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn print(run: &burnrate_server::retention::RetentionRun) {
+fn print(run: &burnrate_server::retention::RetentionRun) -> std::io::Result<()> {
     let mut table = Table::new();
     table.set_header(vec!["archived", "month", "rows", "file"]);
     for (month, file, rows) in &run.ledger {
@@ -60,9 +60,10 @@ fn print(run: &burnrate_server::retention::RetentionRun) {
             file.display().to_string(),
         ]);
     }
-    println!("{table}");
-    println!("{}", run.summary());
+    outln!("{table}");
+    outln!("{}", run.summary());
     for path in &run.expired {
-        println!("deleted (past the archive window): {}", path.display());
+        outln!("deleted (past the archive window): {}", path.display());
     }
+    Ok(())
 }

@@ -49,7 +49,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
 pub fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
     match Config::load(config_path) {
         Ok(config) => {
-            println!(
+            outln!(
                 "{}: ok ({} provider(s), {} key(s), listening on {})",
                 config_path.display(),
                 config.providers.iter().count(),
@@ -71,8 +71,8 @@ pub fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
         KeysCommand::New { id, tenant } => {
             let key = random_secret("br-");
             let hash = hex::encode(burnrate_server::keys::hash_key(&key));
-            println!("# Give this key to the client; it is not stored anywhere:\n# {key}\n");
-            println!("[[keys]]\nid = \"{id}\"\nsha256 = \"{hash}\"\ntenant_id = \"{tenant}\"");
+            outln!("# Give this key to the client; it is not stored anywhere:\n# {key}\n");
+            outln!("[[keys]]\nid = \"{id}\"\nsha256 = \"{hash}\"\ntenant_id = \"{tenant}\"");
         }
         KeysCommand::Hash { key } => {
             let key = match key {
@@ -88,7 +88,7 @@ pub fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
             if key.is_empty() {
                 return Err(anyhow!("no key given"));
             }
-            println!("{}", hex::encode(burnrate_server::keys::hash_key(&key)));
+            outln!("{}", hex::encode(burnrate_server::keys::hash_key(&key)));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -18,25 +18,25 @@ pub fn run(command: TenantsCommand) -> anyhow::Result<ExitCode> {
             let path = format!("/api/v1/admin/tenants/{}/pause", encode(&id));
             let answer = call(&server, Method::POST, &path, Some(&body))?;
             if answer["changed"] == Value::Bool(true) {
-                println!("tenant {id} paused: every call is refused with tenant_paused");
+                outln!("tenant {id} paused: every call is refused with tenant_paused");
             } else {
-                println!("tenant {id} was already paused");
+                outln!("tenant {id} was already paused");
             }
         }
         TenantsCommand::Resume { id, server } => {
             let path = format!("/api/v1/admin/tenants/{}/resume", encode(&id));
             let answer = call(&server, Method::POST, &path, None)?;
             if answer["changed"] == Value::Bool(true) {
-                println!("tenant {id} resumed");
+                outln!("tenant {id} resumed");
             } else {
-                println!("tenant {id} was not paused");
+                outln!("tenant {id} was not paused");
             }
         }
         TenantsCommand::Paused { server } => {
             let answer = call(&server, Method::GET, "/api/v1/admin/tenants/paused", None)?;
             let paused = answer["paused"].as_array().cloned().unwrap_or_default();
             if paused.is_empty() {
-                println!("no tenant is paused");
+                outln!("no tenant is paused");
             } else {
                 let mut table = Table::new();
                 table.set_header(["tenant", "reason"]);
@@ -46,7 +46,7 @@ pub fn run(command: TenantsCommand) -> anyhow::Result<ExitCode> {
                         pause["reason"].as_str().unwrap_or_default(),
                     ]);
                 }
-                println!("{table}");
+                outln!("{table}");
             }
         }
     }
@@ -56,9 +56,9 @@ pub fn run(command: TenantsCommand) -> anyhow::Result<ExitCode> {
 /// `burnrate reload`.
 pub fn reload(server: &ServerArgs) -> anyhow::Result<ExitCode> {
     let answer = call(server, Method::POST, "/api/v1/admin/reload", None)?;
-    println!("configuration reloaded");
+    outln!("configuration reloaded");
     for key in answer["needs_restart"].as_array().into_iter().flatten() {
-        println!(
+        outln!(
             "  {} changed but takes effect only after a restart",
             key.as_str().unwrap_or_default()
         );

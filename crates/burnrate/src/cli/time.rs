@@ -3,6 +3,10 @@
 use anyhow::{Context, bail};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
+/// What every time flag accepts, for error messages.
+const FORMS: &str = "use RFC 3339 (2026-11-20T10:00:00Z), a date (2026-11-20), now, or a span back \
+                     from now (90m, 24h, 7d, 2w)";
+
 /// Parses a time given on the command line, relative to `now`.
 pub fn parse_time(text: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc>> {
     let text = text.trim();
@@ -15,21 +19,50 @@ pub fn parse_time(text: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return Ok(date.and_time(chrono::NaiveTime::MIN).and_utc());
     }
-    let split = text.find(|c: char| !c.is_ascii_digit()).with_context(|| {
-        format!("`{text}` is not a time: use RFC 3339, YYYY-MM-DD, now, or 7d/24h/90m/2w")
-    })?;
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let amount: i64 = number.parse().with_context(|| {
-        format!("`{text}` is not a time: use RFC 3339, YYYY-MM-DD, now, or 7d/24h/90m/2w")
-    })?;
-    let span = match unit {
-        "m" => Duration::minutes(amount),
-        "h" => Duration::hours(amount),
-        "d" => Duration::days(amount),
-        "w" => Duration::weeks(amount),
-        _ => bail!("`{text}`: unknown unit `{unit}`; use m, h, d or w (7d = seven days ago)"),
-    };
-    Ok(now - span)
+    if number.len() == 4 && unit.starts_with(['-', '/']) {
+        bail!("`{text}` is not a time: {}", calendar_problem(text));
+    }
+    if number.is_empty() || unit.is_empty() {
+        bail!("`{text}` is not a time: {FORMS}");
+    }
+    let span = number.parse::<i64>().ok().and_then(|amount| match unit {
+        "m" => Duration::try_minutes(amount),
+        "h" => Duration::try_hours(amount),
+        "d" => Duration::try_days(amount),
+        "w" => Duration::try_weeks(amount),
+        _ => None,
+    });
+    if !matches!(unit, "m" | "h" | "d" | "w") {
+        bail!("`{text}`: unknown unit `{unit}`; use m, h, d or w (7d = seven days ago)");
+    }
+    span.and_then(|span| now.checked_sub_signed(span))
+        .with_context(|| format!("`{text}` is too far back"))
+}
+
+/// Why `text`, which starts like a calendar date, is not one.
+fn calendar_problem(text: &str) -> String {
+    let date = text.get(..10).unwrap_or(text);
+    if NaiveDate::parse_from_str(&date.replace('/', "-"), "%Y-%m-%d").is_err() {
+        return format!("`{date}` is not a valid date (YYYY-MM-DD)");
+    }
+    if date.contains('/') {
+        return format!("write the date with dashes: {}", text.replace('/', "-"));
+    }
+    let rest = &text[date.len()..];
+    if rest.starts_with(['T', 't', ' '])
+        && chrono::NaiveDateTime::parse_from_str(&text.replace(' ', "T"), "%Y-%m-%dT%H:%M:%S%.f")
+            .is_ok()
+    {
+        return format!(
+            "it has no time zone: add Z for UTC or an offset ({}Z)",
+            text.replace(' ', "T")
+        );
+    }
+    FORMS.to_owned()
 }
 
 /// Parses a day (`YYYY-MM-DD`).
@@ -59,8 +92,54 @@ mod tests {
                 .to_rfc3339(),
             "2026-11-20T08:00:00+00:00"
         );
-        assert!(parse_time("7y", now).is_err());
-        assert!(parse_time("yesterday", now).is_err());
         assert!(parse_day("2026-13-01").is_err());
+    }
+
+    /// Every refusal says what is wrong with the text, and no text makes the parser panic.
+    #[test]
+    fn refusals_say_what_is_wrong() {
+        let now: DateTime<Utc> = "2026-11-23T12:00:00Z".parse().unwrap();
+        let refusal = |text: &str| parse_time(text, now).unwrap_err().to_string();
+        assert!(
+            refusal("7y").contains("unknown unit `y`"),
+            "{}",
+            refusal("7y")
+        );
+        assert!(
+            refusal("yesterday").contains("RFC 3339"),
+            "{}",
+            refusal("yesterday")
+        );
+        assert!(refusal("").contains("RFC 3339"));
+        assert!(refusal("12").contains("RFC 3339"));
+        assert!(refusal("99999999d").contains("too far back"));
+        assert!(refusal("99999999999999999999w").contains("too far back"));
+        assert!(
+            refusal("2026-11-31").contains("not a valid date"),
+            "{}",
+            refusal("2026-11-31")
+        );
+        assert!(
+            refusal("2026/11/20").contains("2026-11-20"),
+            "{}",
+            refusal("2026/11/20")
+        );
+        let no_zone = refusal("2026-11-20T10:00:00");
+        assert!(
+            no_zone.contains("no time zone") && no_zone.contains("2026-11-20T10:00:00Z"),
+            "{no_zone}"
+        );
+        assert!(refusal("2026-11-20 10:00").contains("RFC 3339"));
+        for text in [
+            "-5d",
+            "d",
+            "5dd",
+            "2026-",
+            "2026-11-20T",
+            "\u{0}",
+            "9".repeat(40).as_str(),
+        ] {
+            assert!(parse_time(text, now).is_err(), "{text}");
+        }
     }
 }

@@ -157,12 +157,14 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
          Ledger:    {}\n\
          Config:    {} (run it yourself: {ADMIN_TOKEN_ENV}=… {MOCK_KEY_ENV}=any burnrate serve --config …,\n           \
          with `burnrate mock-provider --listen {mock_addr}` as its provider)\n\
-         Query it:  burnrate report daily --server http://{addr} … or open the dashboard.\n\n\
+         Query it:  burnrate report features --server http://{addr} --admin-token … (the daily\n           \
+         report reads the ledger file: burnrate report daily --db … once the demo has stopped),\n           \
+         or open the dashboard.\n\n\
          The dashboard stays up until Ctrl-C.",
         dir.join("burnrate.duckdb").display(),
         config_path.display(),
     );
-    print!("{out}");
+    out!("{out}");
     interrupted.await;
     let _ = stop.send(());
     server.await.context("the gateway task")??;
