@@ -45,7 +45,7 @@ impl ClickHouse {
             &format!(
                 "SELECT provider, model, count(), sum(input_tokens), sum(output_tokens), \
                  min({time}), max({time}) FROM {}.events WHERE {} = '' \
-                 GROUP BY provider, model \
+                 GROUP BY provider, model HAVING sum(input_tokens) + sum(output_tokens) > 0 \
                  ORDER BY sum(input_tokens) + sum(output_tokens) DESC, provider, model",
                 self.database, pricing.key_expr
             ),

@@ -181,8 +181,10 @@ impl ClickHouse {
     ) -> Result<Unpriced, StoreError> {
         let rows = self.select(
             &format!(
-                "SELECT count(), sum(input_tokens), sum(output_tokens) FROM {}.events \
-                 WHERE {} AND {} = ''",
+                "SELECT sum(c), sum(i), sum(o) FROM (SELECT count() AS c, \
+                 sum(input_tokens) AS i, sum(output_tokens) AS o FROM {}.events \
+                 WHERE {} AND {} = '' GROUP BY provider, model \
+                 HAVING sum(input_tokens) + sum(output_tokens) > 0)",
                 self.database,
                 sql::where_clause(spec),
                 pricing.key_expr

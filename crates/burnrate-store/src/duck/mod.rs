@@ -560,17 +560,23 @@ impl DuckStore {
                 let requests = if rollup { "sum(requests)" } else { "count(*)" };
                 (
                     format!(
-                        "{requests} AS requests, sum(input_tokens) AS input_tokens, \
-                         sum(output_tokens) AS output_tokens"
+                        "provider, model, {requests} AS requests, \
+                         sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens"
                     ),
                     " AND (provider, model) IN (SELECT (provider, model) FROM model_map \
-                     WHERE price_key IS NULL)"
+                     WHERE price_key IS NULL) GROUP BY provider, model"
                         .to_owned(),
                 )
             });
+        // A model whose calls in the range used no tokens (refused before reaching a
+        // provider: a malformed body, a model no provider serves) costs nothing with or
+        // without a price, so it is not what the warning is about.
         let statement_sql = format!(
             "SELECT CAST(coalesce(sum(requests), 0) AS BIGINT), coalesce(sum(input_tokens), 0), \
-             coalesce(sum(output_tokens), 0) FROM ({parts})"
+             coalesce(sum(output_tokens), 0) FROM (SELECT sum(requests) AS requests, \
+             sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens \
+             FROM ({parts}) GROUP BY provider, model \
+             HAVING sum(input_tokens) + sum(output_tokens) > 0)"
         );
         let mut statement = self.conn.prepare(&statement_sql)?;
         let (requests, input_tokens, output_tokens) =

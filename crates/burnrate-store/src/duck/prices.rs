@@ -233,14 +233,17 @@ impl DuckStore {
         Ok(())
     }
 
-    /// Models in the ledger with no price, with their usage: `burnrate prices missing`.
+    /// Models in the ledger with no price, with their usage: `burnrate prices missing`. A
+    /// model whose calls used no tokens (all refused before a provider) is not listed: no
+    /// price would change what it cost.
     pub fn unpriced_models(&self) -> Result<Vec<UnpricedModel>, StoreError> {
         let mut statement = self.conn.prepare(
             "SELECT e.provider, e.model, count(*), sum(e.input_tokens), sum(e.output_tokens), \
              strftime(min(e.ts), '%Y-%m-%dT%H:%M:%SZ'), strftime(max(e.ts), '%Y-%m-%dT%H:%M:%SZ') \
              FROM events e SEMI JOIN (SELECT provider, model FROM model_map \
              WHERE price_key IS NULL) m ON e.provider = m.provider AND e.model = m.model \
-             GROUP BY ALL ORDER BY sum(e.input_tokens) + sum(e.output_tokens) DESC",
+             GROUP BY ALL HAVING sum(e.input_tokens) + sum(e.output_tokens) > 0 \
+             ORDER BY sum(e.input_tokens) + sum(e.output_tokens) DESC",
         )?;
         let rows = statement.query_map([], |row| {
             Ok(UnpricedModel {

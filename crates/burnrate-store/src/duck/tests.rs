@@ -484,6 +484,36 @@ fn adding_a_price_later_reprices_history() {
     assert!(result.warnings.is_empty());
 }
 
+/// Calls refused before a provider (no tokens) to a model with no price, such as a model no
+/// provider serves: nothing a price could change, so no warning and no `prices missing` line.
+#[test]
+fn unpriced_models_that_used_no_tokens_are_not_warned_about() {
+    let mut refused = event(
+        "2026-11-20T12:00:00Z",
+        Some("A"),
+        None,
+        None,
+        None,
+        [0; 6],
+        1,
+        Status::Blocked,
+        0,
+    );
+    refused.model = "llama-3".into();
+    let mut events = hand_built();
+    events.push(refused);
+    let store = store_with(&events);
+    let missing = store.unpriced_models().unwrap();
+    assert_eq!(
+        missing.iter().map(|m| m.model.as_str()).collect::<Vec<_>>(),
+        ["mystery-model"]
+    );
+    let result = store.query(&spec(&[], &[Metric::CostUsd])).unwrap();
+    // mystery-model's one call with tokens, not llama-3's.
+    assert_eq!(result.unpriced.requests, 1);
+    assert!(result.warnings.iter().any(|w| w.starts_with("1 calls")));
+}
+
 #[test]
 fn effective_dated_prices_apply_from_their_day() {
     let mut store = store_with(&hand_built());
