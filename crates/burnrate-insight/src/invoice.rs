@@ -115,7 +115,7 @@ pub fn invoice(
     let label = month.format("%Y-%m").to_string();
     let mut lines = Vec::new();
     for contract in contracts {
-        if tenant.is_some_and(|t| t != contract.tenant) {
+        if tenant.is_some_and(|t| t != contract.tenant) || !contract.in_force_before(at(next)) {
             continue;
         }
         let used = usage.get(&contract.tenant).copied().unwrap_or_default();

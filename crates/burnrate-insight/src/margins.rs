@@ -63,6 +63,21 @@ pub struct Contract {
     pub signup: Option<String>,
 }
 
+impl Contract {
+    /// Whether the contract is in force at some time before `until`: always without a
+    /// `signup` month, else from that month's first day (a tenant pays no fee before it
+    /// signed up).
+    pub fn in_force_before(&self, until: DateTime<Utc>) -> bool {
+        let Some(signup) = &self.signup else {
+            return true;
+        };
+        chrono::NaiveDate::parse_from_str(&format!("{signup}-01"), "%Y-%m-%d")
+            .map_or(true, |first| {
+                first.and_time(chrono::NaiveTime::MIN).and_utc() < until
+            })
+    }
+}
+
 /// Checks contracts, naming each problem by its place (`contracts[2].markup`).
 pub fn validate(contracts: &[Contract]) -> Vec<String> {
     let mut problems = Vec::new();
@@ -232,11 +247,16 @@ pub fn margins(
         }
     }
     let users = distinct_users(store, since, until)?;
+    // A contract that starts after the range (its signup month) bills nothing in it.
+    let in_force: Vec<&Contract> = contracts
+        .iter()
+        .filter(|c| c.in_force_before(until))
+        .collect();
     let by_tenant: BTreeMap<&str, &Contract> =
-        contracts.iter().map(|c| (c.tenant.as_str(), c)).collect();
+        in_force.iter().map(|c| (c.tenant.as_str(), *c)).collect();
     let share = month_share(since, until);
     let mut names: Vec<String> = usage.keys().cloned().collect();
-    for contract in contracts {
+    for contract in in_force {
         if !usage.contains_key(&contract.tenant) {
             names.push(contract.tenant.clone());
         }

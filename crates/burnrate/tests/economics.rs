@@ -666,13 +666,28 @@ fn cohorts_group_tenants_by_tier_or_signup_with_unit_costs_and_margins() {
             .unwrap()
     };
     let config = config.to_str().unwrap();
-    let rows = |by: &str| -> Vec<serde_json::Value> {
+    let rows_in = |by: &str, month: &str| -> Vec<serde_json::Value> {
         let text = ok(&[
-            "cohorts", "--db", &db, "--config", config, "--by", by, "--from", "2026-11", "--to",
-            "2026-11", "--format", "json",
+            "cohorts", "--db", &db, "--config", config, "--by", by, "--from", month, "--to", month,
+            "--format", "json",
         ]);
         serde_json::from_str(&text).unwrap()
     };
+    let rows = |by: &str| rows_in(by, "2026-11");
+    // Before beta signed up (2026-10), its contract bills no fee: September has no revenue,
+    // in the cohorts and on an invoice.
+    let september = rows_in("tier", "2026-09");
+    assert!(
+        september
+            .iter()
+            .all(|r| decimal(&r["revenue_usd"]).is_zero()),
+        "{september:?}"
+    );
+    let invoice = ok(&[
+        "invoice", "--db", &db, "--config", config, "--month", "2026-09", "--tenant", "beta",
+        "--format", "json",
+    ]);
+    assert_eq!(invoice.trim(), "[]");
     let by_tier = rows("tier");
     let growth = by_tier.iter().find(|r| r["cohort"] == "growth").unwrap();
     assert_eq!(growth["tenants"], 2);
