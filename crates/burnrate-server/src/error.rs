@@ -36,9 +36,14 @@ pub enum ApiError {
     /// The body is larger than the configured limit.
     #[error("request body is larger than the limit of {0} bytes (server.max_body_bytes)")]
     PayloadTooLarge(usize),
-    /// No configured provider serves the model.
-    #[error("no provider is configured for model `{0}` (see [[providers]] models in the config)")]
-    UnknownModel(String),
+    /// No configured provider of the route's API serves the model.
+    #[error("{}", unknown_model(.model, .other_route))]
+    UnknownModel {
+        /// The model asked for.
+        model: String,
+        /// The route to send it to, when a provider of the other API serves it.
+        other_route: Option<&'static str>,
+    },
     /// The upstream could not be reached or failed mid-call.
     #[error("upstream {provider} failed: {reason}")]
     Upstream {
@@ -92,7 +97,7 @@ impl ApiError {
                 "invalid_request_error",
                 "request_too_large",
             ),
-            ApiError::UnknownModel(_) => (
+            ApiError::UnknownModel { .. } => (
                 StatusCode::NOT_FOUND,
                 "invalid_request_error",
                 "not_found_error",
@@ -137,7 +142,7 @@ impl ApiError {
             ApiError::MissingAttribution(_) => "missing_attribution",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::PayloadTooLarge(_) => "request_too_large",
-            ApiError::UnknownModel(_) => "model_not_found",
+            ApiError::UnknownModel { .. } => "model_not_found",
             ApiError::Upstream { .. } => "upstream_error",
             ApiError::UpstreamTimeout { .. } => "upstream_timeout",
             ApiError::Unavailable(_) => "unavailable",
@@ -286,6 +291,18 @@ impl ApiError {
         let mut response = (status, Json(body)).into_response();
         response.headers_mut().extend(self.headers());
         response
+    }
+}
+
+/// The message of [`ApiError::UnknownModel`].
+fn unknown_model(model: &str, other_route: &Option<&'static str>) -> String {
+    match other_route {
+        Some(route) => {
+            format!("model `{model}` is served by a provider of the other API: send it to {route}")
+        }
+        None => format!(
+            "no provider is configured for model `{model}` (see [[providers]] models in the config)"
+        ),
     }
 }
 

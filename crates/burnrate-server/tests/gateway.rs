@@ -301,6 +301,27 @@ async fn bad_requests_get_clear_errors_and_the_gateway_keeps_serving() {
         .await
         .unwrap();
     assert_eq!(unknown_model.status(), 404);
+    let unknown_model: Value = unknown_model.json().await.unwrap();
+    assert!(
+        unknown_model["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no provider is configured for model `llama-3`")
+    );
+    // A model the other API's provider serves: the answer names the route to use.
+    let wrong_route = harness
+        .post("/v1/chat/completions")
+        .json(&json!({"model": "claude-sonnet-4-5", "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_route.status(), 404);
+    let wrong_route: Value = wrong_route.json().await.unwrap();
+    let message = wrong_route["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("send it to POST /v1/messages"),
+        "{message}"
+    );
     let fine = harness
         .post("/v1/chat/completions")
         .json(&chat(false))
@@ -313,7 +334,7 @@ async fn bad_requests_get_clear_errors_and_the_gateway_keeps_serving() {
         .iter()
         .filter(|e| e.status == Status::Blocked)
         .count();
-    assert_eq!(blocked, 5, "every refused call of a known key is recorded");
+    assert_eq!(blocked, 6, "every refused call of a known key is recorded");
     assert_eq!(events.iter().filter(|e| e.status == Status::Ok).count(), 1);
 }
 

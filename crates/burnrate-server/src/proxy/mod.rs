@@ -124,7 +124,7 @@ fn refusal_reason(error: &ApiError) -> &'static str {
         ApiError::MissingAttribution(_) => "missing_attribution",
         ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
         ApiError::PayloadTooLarge(_) => "payload_too_large",
-        ApiError::UnknownModel(_) => "unknown_model",
+        ApiError::UnknownModel { .. } => "unknown_model",
         ApiError::Upstream { .. } => "upstream",
         ApiError::UpstreamTimeout { .. } => "upstream_timeout",
         ApiError::Unavailable(_) => "unavailable",
@@ -180,7 +180,23 @@ async fn admit(
         .providers
         .route(provider_kind(api), &info.model)
         .cloned()
-        .ok_or_else(|| refuse(&context, ApiError::UnknownModel(info.model.clone())))?;
+        .ok_or_else(|| {
+            let (other, route) = match provider_kind(api) {
+                ProviderKind::OpenAi => (ProviderKind::Anthropic, "POST /v1/messages"),
+                ProviderKind::Anthropic => (
+                    ProviderKind::OpenAi,
+                    "POST /v1/chat/completions (or /v1/responses)",
+                ),
+            };
+            let other_route = config.providers.route(other, &info.model).map(|_| route);
+            refuse(
+                &context,
+                ApiError::UnknownModel {
+                    model: info.model.clone(),
+                    other_route,
+                },
+            )
+        })?;
     context.provider = provider.name.clone();
     if info.background && !config.policy.budgets.is_empty() {
         // Its usage arrives later, on a request the gateway does not see: it could never be
