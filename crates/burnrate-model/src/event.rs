@@ -507,6 +507,39 @@ fn describe_json_error(text: &str) -> EventError {
             let path = path.strip_suffix('.').unwrap_or(path).to_owned();
             let inner = error.into_inner();
             let reason = strip_position(&inner.to_string());
+            let column = inner.column();
+            if text.starts_with('\u{feff}') {
+                return EventError::new(
+                    "(event)",
+                    "the line starts with a byte-order mark: save the file as UTF-8 without one",
+                );
+            }
+            if inner.is_eof() {
+                // Cut short: no field is at fault.
+                return EventError::new(
+                    "(event)",
+                    format!("the JSON ends before the event does (column {column})"),
+                );
+            }
+            // serde reads a struct from an array too, so an array is caught by its look.
+            if text.trim_start().starts_with('[') {
+                return EventError::new(
+                    "(event)",
+                    "expected a JSON object (an event), found an array: import takes one \
+                     event per line (JSON Lines)",
+                );
+            }
+            if reason.ends_with("expected struct UsageEvent") {
+                return EventError::new(
+                    "(event)",
+                    "expected a JSON object (an event), found another kind of value",
+                );
+            }
+            let reason = if inner.is_syntax() {
+                format!("not valid JSON: {reason} (column {column})")
+            } else {
+                reason
+            };
             if path == "." || path == "?" || path.is_empty() {
                 // Missing and unknown fields are reported at the top level; name them.
                 let field = quoted_name(&reason).unwrap_or_else(|| "(event)".to_owned());

@@ -327,7 +327,14 @@ impl Config {
             path: path.display().to_string(),
             problems: vec![problem],
         };
-        let text = std::fs::read_to_string(path).map_err(|error| fail(error.to_string()))?;
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            fail(match error.kind() {
+                std::io::ErrorKind::NotFound => {
+                    "no such file: pass --config FILE (its keys: docs/configuration.md)".into()
+                }
+                _ => format!("cannot read it: {error}"),
+            })
+        })?;
         let mut config =
             Config::parse(&text, |name| std::env::var(name).ok()).map_err(|problems| {
                 ConfigError {

@@ -471,7 +471,8 @@ struct MockArgs {
 /// Where the ledger is.
 #[derive(Debug, Args)]
 struct DbArgs {
-    /// The DuckDB ledger file (created on first use).
+    /// The DuckDB ledger file (`import` and `prices import` create it; reading commands
+    /// need it to exist).
     #[arg(long, env = "BURNRATE_DB", default_value = "data/burnrate.duckdb")]
     db: PathBuf,
 }

@@ -486,6 +486,20 @@ fn the_reference_scenario_reports_its_power_users_and_runaways() {
         "{}",
         text(&bad.stderr)
     );
+    // A flag the kind of report does not read is refused, not silently ignored.
+    let ranged = burnrate(&["report", "daily", "--db", path(&db), "--since", "7d"]);
+    assert!(!ranged.status.success());
+    assert!(text(&ranged.stderr).contains("covers the --date's day"));
+    let dated = burnrate(&[
+        "report",
+        "features",
+        "--db",
+        path(&db),
+        "--date",
+        "2026-11-20",
+    ]);
+    assert!(!dated.status.success());
+    assert!(text(&dated.stderr).contains("--date is for the daily, weekly and monthly"));
 }
 
 #[test]

@@ -78,6 +78,27 @@ fn errors_name_the_field() {
         assert!(!error.reason.is_empty());
     }
     assert!(UsageEvent::from_json(r#"{"ts": 1} trailing"#).is_err());
+    // What a line that is not an event is, said in words rather than the parser's.
+    for (text, reason) in [
+        (
+            "{not json",
+            "not valid JSON: key must be a string (column 2)",
+        ),
+        (r#"{"ts": "#, "the JSON ends before the event does"),
+        (
+            r#"[{"ts": 1}]"#,
+            "found an array: import takes one event per line",
+        ),
+        ("5", "expected a JSON object (an event)"),
+        ("\u{feff}{}", "byte-order mark"),
+    ] {
+        let error = UsageEvent::from_json(text).unwrap_err();
+        assert!(error.reason.contains(reason), "{text} gave {error}");
+    }
+    assert_eq!(
+        UsageEvent::from_json(r#"{"ts": "#).unwrap_err().field,
+        "(event)"
+    );
 }
 
 #[test]

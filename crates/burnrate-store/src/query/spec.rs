@@ -328,7 +328,7 @@ impl QuerySpec {
     pub fn validate(&self) -> Result<(), SpecError> {
         if self.since >= self.until {
             return Err(SpecError(format!(
-                "--since ({}) must be before --until ({})",
+                "since ({}) must be before until ({})",
                 self.since, self.until
             )));
         }

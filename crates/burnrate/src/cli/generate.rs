@@ -22,8 +22,8 @@ pub fn run(args: GenEventsArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--contracts: only a --scenario has contracts");
     }
     let spec = GenSpec {
-        tenants: args.tenants.max(1),
-        days: args.days.max(1),
+        tenants: args.tenants,
+        days: args.days,
         events: args.events,
         seed: args.seed,
         end: parse_time(&args.end, Utc::now()).context("--end")?,

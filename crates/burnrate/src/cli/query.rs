@@ -81,9 +81,35 @@ pub fn run_query(args: QueryArgs) -> anyhow::Result<ExitCode> {
 /// Runs `burnrate report NAME`.
 pub fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     if matches!(args.report.as_str(), "daily" | "weekly" | "monthly") {
+        // Their range is the --date's day, week or month.
+        if args.range.since != "30d" || args.range.until != "now" || !args.range.filters.is_empty()
+        {
+            anyhow::bail!(
+                "--since, --until and --filter are for the table reports; `report {}` covers \
+                 the --date's {}",
+                args.report,
+                match args.report.as_str() {
+                    "daily" => "day",
+                    "weekly" => "week (its last day)",
+                    _ => "month",
+                }
+            );
+        }
         return super::reports::run(&args);
     }
     let report: Report = args.report.parse().map_err(|e: String| anyhow!(e))?;
+    for (given, flag) in [
+        (args.date.is_some(), "--date"),
+        (args.config.is_some(), "--config"),
+    ] {
+        if given {
+            anyhow::bail!(
+                "{flag} is for the daily, weekly and monthly reports; `report {}` covers \
+                 --since to --until",
+                args.report
+            );
+        }
+    }
     let (since, until, filters) = range(&args.range)?;
     let params = ReportParams {
         since,

@@ -26,6 +26,11 @@ pub fn call(
     let token = token.ok_or_else(|| {
         anyhow!("--server needs the admin token: pass --admin-token or set BURNRATE_ADMIN_TOKEN")
     })?;
+    if !(server.starts_with("http://") || server.starts_with("https://")) {
+        return Err(anyhow!(
+            "--server `{server}`: give the gateway's URL, e.g. http://127.0.0.1:8790"
+        ));
+    }
     let url = format!("{}{path}", server.trim_end_matches('/'));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

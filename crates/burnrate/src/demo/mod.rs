@@ -157,9 +157,9 @@ async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
          Ledger:    {}\n\
          Config:    {} (run it yourself: {ADMIN_TOKEN_ENV}=… {MOCK_KEY_ENV}=any burnrate serve --config …,\n           \
          with `burnrate mock-provider --listen {mock_addr}` as its provider)\n\
-         Query it:  burnrate report features --server http://{addr} --admin-token … (the daily\n           \
-         report reads the ledger file: burnrate report daily --db … once the demo has stopped),\n           \
-         or open the dashboard.\n\n\
+         Query it:  burnrate report features --server http://{addr} --admin-token {admin_token}\n           \
+         (the daily report reads the ledger file: burnrate report daily --db … once the demo\n           \
+         has stopped), or open the dashboard.\n\n\
          The dashboard stays up until Ctrl-C.",
         dir.join("burnrate.duckdb").display(),
         config_path.display(),
