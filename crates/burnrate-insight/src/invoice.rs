@@ -37,15 +37,16 @@ pub struct InvoiceLine {
     pub output_tokens: u64,
     /// Their model cost.
     pub cost_usd: Money,
-    /// Their calls to models with no price: counted as $0 in `cost_usd` (and in an amount
-    /// billed at cost) until the model's price is added.
-    pub unpriced_calls: u64,
     /// Their successful outcomes.
     pub outcomes: u64,
     /// The date of the price table the cost was computed with.
     pub prices_as_of: Option<NaiveDate>,
     /// The query that gives the usage columns from the ledger.
     pub query: String,
+    /// Their calls to models with no price that used tokens: counted as $0 in `cost_usd`
+    /// (and in an amount billed at cost) until the model's price is added. Last, so CSV
+    /// readers by position keep their columns.
+    pub unpriced_calls: u64,
 }
 
 /// A tenant's month of usage.
@@ -76,7 +77,6 @@ pub fn invoice(
         Metric::OutputTokens,
         Metric::CostUsd,
         Metric::Outcomes,
-        Metric::UnpricedRequests,
     ];
     if let Some(tenant) = tenant {
         spec.filters = vec![Filter {
@@ -89,16 +89,7 @@ pub fn invoice(
     let count = |cell: &Cell| cell.as_count().unwrap_or(0);
     let mut usage: BTreeMap<String, Usage> = BTreeMap::new();
     for row in &result.rows {
-        if let [
-            Cell::Text(name),
-            calls,
-            input,
-            output,
-            cost,
-            outcomes,
-            unpriced,
-        ] = row.as_slice()
-        {
+        if let [Cell::Text(name), calls, input, output, cost, outcomes] = row.as_slice() {
             usage.insert(
                 name.clone(),
                 Usage {
@@ -106,10 +97,29 @@ pub fn invoice(
                     input_tokens: count(input),
                     output_tokens: count(output),
                     cost: cost.as_money().unwrap_or(Money::ZERO),
-                    unpriced_calls: count(unpriced),
+                    unpriced_calls: 0,
                     outcomes: count(outcomes),
                 },
             );
+        }
+    }
+    // Calls to models with no price, per tenant and model: a model whose calls used no
+    // tokens (refused before any provider) costs nothing with or without a price, as in
+    // the ledger's own unpriced warning.
+    spec.group_by = [Field::Tenant, Field::Provider, Field::Model]
+        .map(Dimension::Field)
+        .to_vec();
+    spec.metrics = vec![
+        Metric::UnpricedRequests,
+        Metric::InputTokens,
+        Metric::OutputTokens,
+    ];
+    for row in &store.query(&spec)?.rows {
+        if let [Cell::Text(name), _, _, unpriced, input, output] = row.as_slice()
+            && count(input).saturating_add(count(output)) > 0
+            && let Some(used) = usage.get_mut(name)
+        {
+            used.unpriced_calls += count(unpriced);
         }
     }
     let label = month.format("%Y-%m").to_string();

@@ -525,8 +525,8 @@ fn describe_json_error(text: &str) -> EventError {
             if text.trim_start().starts_with('[') {
                 return EventError::new(
                     "(event)",
-                    "expected a JSON object (an event), found an array: import takes one \
-                     event per line (JSON Lines)",
+                    "expected a JSON object (an event), found an array: one object per \
+                     event (a file to import holds one per line)",
                 );
             }
             if reason.ends_with("expected struct UsageEvent") {

@@ -342,9 +342,6 @@ impl Config {
                     problems,
                 }
             })?;
-        if let Some(overrides) = &config.price_overrides {
-            check_overrides(overrides).map_err(fail)?;
-        }
         config.source = Some(path.to_path_buf());
         Ok(config)
     }
@@ -355,6 +352,15 @@ impl Config {
         let mut config = raw.validate(env)?;
         config.hash = burnrate_audit::log::sha256_hex(text.as_bytes());
         Ok(config)
+    }
+
+    /// Reads and checks the price overrides file `prices.overrides` names, as `serve` reads
+    /// it at start (`config check` runs this; a reload does not, since the file is read only
+    /// at start).
+    pub fn check_price_overrides(&self) -> Result<(), String> {
+        self.price_overrides
+            .as_deref()
+            .map_or(Ok(()), check_overrides)
     }
 
     /// The archive's folder.

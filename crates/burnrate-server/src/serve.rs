@@ -72,7 +72,7 @@ pub struct Gateway {
 impl Gateway {
     /// Opens the ledger (replaying any journal left behind) and binds the listen address.
     pub async fn bind(config: Config) -> Result<Gateway, ServeError> {
-        // The layer split's tokenizer loads in about 0.3 s of one core: now, beside the
+        // The layer split's tokenizer loads in about 0.1 s of one core: now, beside the
         // ledger's opening, rather than on the first call's task.
         tokio::task::spawn_blocking(burnrate_wire::layers::warm_up);
         let listener =

@@ -117,7 +117,7 @@ impl LayerEstimate {
     }
 }
 
-/// Builds the tokenizer now, so the first request does not pay for it (about a third of a second
+/// Builds the tokenizer now, so the first request does not pay for it (about 0.1 s
 /// in a release build).
 pub fn warm_up() {
     // A failure is reported by the next estimate.

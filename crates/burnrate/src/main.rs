@@ -1,14 +1,14 @@
 //! The `burnrate` command line.
 
 /// `println!` that hands a failed write back with `?` instead of panicking: a closed pipe
-/// (`burnrate prices list | head`) then ends the command quietly (see [`main`]).
+/// (`burnrate prices list | head`) then ends the command as SIGPIPE would (see [`main`]).
 macro_rules! outln {
     () => {
         outln!("")
     };
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        writeln!(std::io::stdout().lock(), $($arg)*)?
+        writeln!(crate::Stdout, $($arg)*)?
     }};
 }
 
@@ -16,7 +16,7 @@ macro_rules! outln {
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        write!(std::io::stdout().lock(), $($arg)*)?
+        write!(crate::Stdout, $($arg)*)?
     }};
 }
 
@@ -27,6 +27,7 @@ mod reference;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -471,8 +472,8 @@ struct MockArgs {
 /// Where the ledger is.
 #[derive(Debug, Args)]
 struct DbArgs {
-    /// The DuckDB ledger file (`import` and `prices import` create it; reading commands
-    /// need it to exist).
+    /// The DuckDB ledger file (commands that write to it, `import` and `prices import` or
+    /// `update`, create it; commands that only read need it to exist).
     #[arg(long, env = "BURNRATE_DB", default_value = "data/burnrate.duckdb")]
     db: PathBuf,
 }
@@ -514,12 +515,13 @@ enum Format {
 /// The time range and filters shared by queries and reports.
 #[derive(Debug, Args)]
 struct RangeArgs {
-    /// Start (inclusive): RFC 3339, a date, or relative to now (`7d`, `24h`, `90m`, `2w`).
-    #[arg(long, default_value = "30d")]
-    since: String,
+    /// Start (inclusive): RFC 3339, a date, or relative to now (`7d`, `24h`, `90m`, `2w`);
+    /// default 30d.
+    #[arg(long)]
+    since: Option<String>,
     /// End (exclusive), in the same forms; default now.
-    #[arg(long, default_value = "now")]
-    until: String,
+    #[arg(long)]
+    until: Option<String>,
     /// `key=value`, `key!=value`, `key=a,b`; `key=` matches calls without it. Repeatable.
     #[arg(long = "filter", value_name = "K=V")]
     filters: Vec<String>,
@@ -723,8 +725,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        // The reader of a pipe (`| head`) took what it wanted and left: not a failure.
-        Err(error) if closed_pipe(&error) => ExitCode::SUCCESS,
+        // The reader of a pipe (`| head`) left: end quietly with the status a command killed
+        // by SIGPIPE has (Rust ignores the signal), which `set -o pipefail` sees.
+        Err(_) if STDOUT_CLOSED.load(Ordering::Relaxed) => ExitCode::from(128 + 13),
         Err(error) => {
             eprintln!("error: {}", describe(&error));
             ExitCode::FAILURE
@@ -732,13 +735,36 @@ fn main() -> ExitCode {
     }
 }
 
-/// Whether `error` comes from writing to a pipe whose reader has gone.
-fn closed_pipe(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+/// Set when a write to standard output found the pipe's reader gone.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Standard output, noting a closed pipe in [`STDOUT_CLOSED`] so `main` tells it apart from a
+/// broken pipe elsewhere (a connection to the gateway).
+struct Stdout;
+
+impl Stdout {
+    fn note<T>(result: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(error) = &result
+            && error.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+impl std::io::Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Stdout::note(std::io::stdout().lock().write(buf))
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        Stdout::note(std::io::stdout().lock().write_all(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Stdout::note(std::io::stdout().lock().flush())
+    }
 }
 
 /// `error` and its causes, outermost first, leaving out a cause whose text the message
@@ -775,10 +801,13 @@ mod tests {
     }
 
     #[test]
-    fn a_closed_pipe_is_told_apart_from_other_failures() {
-        let pipe = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "Broken pipe");
-        assert!(closed_pipe(&anyhow::Error::new(pipe).context("stdout")));
-        let other = std::io::Error::other("disk full");
-        assert!(!closed_pipe(&anyhow::Error::new(other).context("stdout")));
+    fn only_a_closed_standard_output_counts_as_a_closed_pipe() {
+        // Other failures of standard output are ordinary errors; a broken socket never
+        // passes through `Stdout`.
+        assert!(Stdout::note::<()>(Err(std::io::Error::other("disk full"))).is_err());
+        assert!(!STDOUT_CLOSED.load(Ordering::Relaxed));
+        let closed = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "Broken pipe");
+        assert!(Stdout::note::<()>(Err(closed)).is_err());
+        assert!(STDOUT_CLOSED.load(Ordering::Relaxed));
     }
 }

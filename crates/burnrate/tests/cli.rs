@@ -550,23 +550,42 @@ fn audit_verify_names_the_altered_record_and_heads_anchor_the_chain() {
     assert!(text(&nothing.stderr).contains("no audit records"));
 }
 
-/// `burnrate prices list | head`: the reader leaving early ends the command quietly, with
-/// status 0, instead of a panic.
+/// `burnrate prices list | head`: the reader leaving early ends the command quietly with the
+/// status SIGPIPE gives (141, which `set -o pipefail` sees), instead of a panic or an error
+/// message; for a table, and for gen-events' buffered stream of lines.
 #[test]
 fn a_reader_that_leaves_early_ends_the_output_quietly() {
     use std::io::Read;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_burnrate"))
-        .args(["prices", "list"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = [0u8; 100];
-    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
-    // The pipe's read end is closed here, with most of the table unwritten.
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    assert_eq!(text(&output.stderr), "");
+    for args in [
+        &["prices", "list"][..],
+        &[
+            "gen-events",
+            "--tenants",
+            "3",
+            "--days",
+            "1",
+            "--events",
+            "100000",
+        ][..],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_burnrate"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 100];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        // The pipe's read end is closed here, with most of the table unwritten.
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(141),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+        assert_eq!(text(&output.stderr), "", "{args:?}");
+    }
 }
 
 /// Totals over the whole period, as the query prints them.

@@ -547,12 +547,19 @@ fn invoice_lines_equal_ledger_totals_plus_each_contract_kind_terms() {
     // A call to a model with no price: the invoice still prints, says which tenant's cost
     // leaves it out, and exits 1 so a billing script stops.
     let unpriced = dir.path().join("unpriced.jsonl");
+    // beta's call, refused before any provider, used no tokens: nothing a price could change.
     std::fs::write(
         &unpriced,
-        serde_json::json!({"ts": "2026-11-20T10:00:00Z", "provider": "openai",
-            "model": "my-private-model", "tenant_id": "acme",
-            "usage": {"input_tokens": 5_000_000, "output_tokens": 1_000_000}})
-        .to_string(),
+        [
+            serde_json::json!({"ts": "2026-11-20T10:00:00Z", "provider": "openai",
+                "model": "my-private-model", "tenant_id": "acme",
+                "usage": {"input_tokens": 5_000_000, "output_tokens": 1_000_000}}),
+            serde_json::json!({"ts": "2026-11-20T11:00:00Z", "provider": "openai",
+                "model": "llama-3", "tenant_id": "beta", "status": "blocked",
+                "usage": {"input_tokens": 0, "output_tokens": 0}}),
+        ]
+        .map(|event| event.to_string())
+        .join("\n"),
     )
     .unwrap();
     ok(&["import", "--db", &db, unpriced.to_str().unwrap()]);
@@ -568,6 +575,7 @@ fn invoice_lines_equal_ledger_totals_plus_each_contract_kind_terms() {
         stderr.contains("WARNING: acme: 1 calls in 2026-11 use models with no price"),
         "{stderr}"
     );
+    assert!(!stderr.contains("beta"), "{stderr}");
     let lines: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout).unwrap();
     let acme = lines.iter().find(|l| l["tenant"] == "acme").unwrap();
     assert_eq!(acme["unpriced_calls"], 1);

@@ -225,3 +225,44 @@ fn queries_and_reports_go_through_a_running_server() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("401"));
     assert!(gateway.terminate().success());
 }
+
+/// `config check` reads the price overrides file the configuration names, so a missing or
+/// misspelt one is found before `serve` would stop on it.
+#[test]
+fn config_check_reads_the_price_overrides_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |extra: &str| {
+        let config = write_config(dir.path(), "http://127.0.0.1:9", extra);
+        support::burnrate()
+            .args(["config", "check", "--config", config.to_str().unwrap()])
+            .env("BLACKBOX_OPENAI_KEY", "k")
+            .env("BLACKBOX_ANTHROPIC_KEY", "k")
+            .output()
+            .unwrap()
+    };
+    let missing = dir.path().join("missing.toml");
+    let output = check(&format!(
+        "[prices]\noverrides = \"{}\"\n",
+        missing.display()
+    ));
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("prices.overrides: ") && stderr.contains("missing.toml"),
+        "{stderr}"
+    );
+    std::fs::write(
+        &missing,
+        "[[price]]\nmodel = \"m\"\ninput_cost_per_token = \"0.000001\"\n",
+    )
+    .unwrap();
+    let output = check(&format!(
+        "[prices]\noverrides = \"{}\"\n",
+        missing.display()
+    ));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -85,10 +85,7 @@ fn errors_name_the_field() {
             "not valid JSON: key must be a string (column 2)",
         ),
         (r#"{"ts": "#, "the JSON ends before the event does"),
-        (
-            r#"[{"ts": 1}]"#,
-            "found an array: import takes one event per line",
-        ),
+        (r#"[{"ts": 1}]"#, "found an array: one object per event"),
         ("5", "expected a JSON object (an event)"),
         ("\u{feff}{}", "byte-order mark"),
     ] {

@@ -4,7 +4,7 @@
 //!
 //! `bpe-openai` embeds its tables as 32 MB of MessagePack, and the pages it reads stay
 //! resident for the life of the process. `build.rs` writes the same tables through zstd
-//! (13 MB), and this module reads them back and pairs them with o200k's pre-tokeniser.
+//! (15 MB), and this module reads them back and pairs them with o200k's pre-tokeniser.
 //! Written by hand because `bpe-openai` builds its o200k tokenizer only from its own copy.
 
 use std::sync::LazyLock;

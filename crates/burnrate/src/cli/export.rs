@@ -20,8 +20,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     };
     let until = parse_time(&args.until, now).context("--until")?;
     let store = open_duck_reading(&args.db.db, &args.archive)?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = std::io::BufWriter::new(crate::Stdout);
     let count = store.export_events(since, until, |line| {
         writeln!(out, "{line}").map_err(|source| StoreError::Io {
             path: "stdout".into(),

@@ -44,7 +44,7 @@ pub fn run(args: GenEventsArgs) -> anyhow::Result<ExitCode> {
             1 << 20,
             File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
         )),
-        None => Box::new(BufWriter::with_capacity(1 << 20, io::stdout().lock())),
+        None => Box::new(BufWriter::with_capacity(1 << 20, crate::Stdout)),
     };
     let written = write_events(&spec, &mut out, &|n| bar.set_position(n))?;
     out.flush()?;
@@ -65,9 +65,12 @@ fn scenario_run(args: &GenEventsArgs, scenario: &str) -> anyhow::Result<ExitCode
             1 << 20,
             File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
         )),
-        None => Box::new(BufWriter::with_capacity(1 << 20, io::stdout().lock())),
+        None => Box::new(BufWriter::with_capacity(1 << 20, crate::Stdout)),
     };
-    let written = reference::write_events(&mut out, end, u64::from(args.days.max(1)), args.seed)?;
+    if args.days == 0 {
+        anyhow::bail!("--days: the reference scenario needs at least one day");
+    }
+    let written = reference::write_events(&mut out, end, u64::from(args.days), args.seed)?;
     out.flush()?;
     if let Some(path) = &args.contracts {
         std::fs::write(path, reference::contracts_toml())

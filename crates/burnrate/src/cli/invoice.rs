@@ -58,7 +58,7 @@ pub fn run(args: &InvoiceArgs) -> anyhow::Result<ExitCode> {
     match args.format {
         Format::Json => outln!("{}", serde_json::to_string_pretty(&lines)?),
         Format::Csv => {
-            let mut writer = csv::Writer::from_writer(std::io::stdout());
+            let mut writer = csv::Writer::from_writer(crate::Stdout);
             for line in &lines {
                 writer.serialize(line).context("writing CSV")?;
             }

@@ -20,7 +20,7 @@ pub fn print_result(
     }
     // Buffered: a report can be hundreds of thousands of rows, and stdout's own line
     // buffering would make a write call per line.
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = std::io::BufWriter::new(crate::Stdout);
     match format {
         Format::Json => result.write_json(&mut out)?,
         Format::Csv => {

@@ -344,7 +344,7 @@ fn missing(db: &Path, format: Format) -> anyhow::Result<ExitCode> {
             serde_json::to_string_pretty(&serde_json::json!({ "rows": models }))?
         ),
         Format::Csv => {
-            let mut writer = csv::Writer::from_writer(std::io::stdout().lock());
+            let mut writer = csv::Writer::from_writer(crate::Stdout);
             for model in &models {
                 writer.serialize(model)?;
             }

@@ -82,10 +82,13 @@ pub fn run_query(args: QueryArgs) -> anyhow::Result<ExitCode> {
 pub fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     if matches!(args.report.as_str(), "daily" | "weekly" | "monthly") {
         // Their range is the --date's day, week or month.
-        if args.range.since != "30d" || args.range.until != "now" || !args.range.filters.is_empty()
+        if args.range.since.is_some()
+            || args.range.until.is_some()
+            || !args.range.filters.is_empty()
+            || args.range.top.is_some()
         {
             anyhow::bail!(
-                "--since, --until and --filter are for the table reports; `report {}` covers \
+                "--since, --until, --filter and --top are for the table reports; `report {}` covers \
                  the --date's {}",
                 args.report,
                 match args.report.as_str() {
@@ -229,7 +232,11 @@ pub fn open_duck(path: &std::path::Path) -> anyhow::Result<DuckStore> {
 fn range(
     args: &RangeArgs,
 ) -> anyhow::Result<(chrono::DateTime<Utc>, chrono::DateTime<Utc>, Vec<Filter>)> {
-    time_and_filters(&args.since, &args.until, &args.filters)
+    time_and_filters(
+        args.since.as_deref().unwrap_or("30d"),
+        args.until.as_deref().unwrap_or("now"),
+        &args.filters,
+    )
 }
 
 /// `--since`, `--until` and `--filter` values read (times relative to now).

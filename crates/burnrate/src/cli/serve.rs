@@ -49,6 +49,10 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
 pub fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
     match Config::load(config_path) {
         Ok(config) => {
+            if let Err(problem) = config.check_price_overrides() {
+                eprintln!("{}: 1 problem(s):\n  - {problem}", config_path.display());
+                return Ok(ExitCode::FAILURE);
+            }
             outln!(
                 "{}: ok ({} provider(s), {} key(s), listening on {})",
                 config_path.display(),
