@@ -64,17 +64,18 @@ pub struct Contract {
 }
 
 impl Contract {
-    /// Whether the contract is in force at some time before `until`: always without a
-    /// `signup` month, else from that month's first day (a tenant pays no fee before it
-    /// signed up).
-    pub fn in_force_before(&self, until: DateTime<Utc>) -> bool {
-        let Some(signup) = &self.signup else {
-            return true;
-        };
+    /// When the contract starts: the first day of its `signup` month, if it has one.
+    pub fn starts(&self) -> Option<DateTime<Utc>> {
+        let signup = self.signup.as_ref()?;
         chrono::NaiveDate::parse_from_str(&format!("{signup}-01"), "%Y-%m-%d")
-            .map_or(true, |first| {
-                first.and_time(chrono::NaiveTime::MIN).and_utc() < until
-            })
+            .ok()
+            .map(|first| first.and_time(chrono::NaiveTime::MIN).and_utc())
+    }
+
+    /// Whether the contract is in force at some time before `until` (a tenant pays no fee
+    /// before it signed up).
+    pub fn in_force_before(&self, until: DateTime<Utc>) -> bool {
+        self.starts().is_none_or(|start| start < until)
     }
 }
 
@@ -265,7 +266,14 @@ pub fn margins(
     for tenant in names {
         let (cost, requests, outcomes) = usage.get(&tenant).copied().unwrap_or_default();
         let contract = by_tenant.get(tenant.as_str());
-        let revenue = contract.map_or(Money::ZERO, |c| revenue(c, cost, outcomes, share));
+        // A contract that starts within the range bills its fee from its start.
+        let revenue = contract.map_or(Money::ZERO, |c| {
+            let share = match c.starts() {
+                Some(start) if start > since => month_share(start, until),
+                _ => share,
+            };
+            revenue(c, cost, outcomes, share)
+        });
         let margin_usd = revenue - cost;
         let margin = margin_usd.ratio(revenue);
         let tenant_findings: Vec<String> = findings
@@ -378,4 +386,59 @@ fn distinct_users(
         }
     }
     Ok(users)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bundled fee is prorated by the part of the range the contract is in force: from
+    /// its signup month's first day when that falls inside the range.
+    #[test]
+    fn a_fee_starts_with_its_contract() {
+        let store = burnrate_store::DuckStore::open_in_memory().unwrap();
+        let contract = |tenant: &str, signup: Option<&str>| Contract {
+            tenant: tenant.into(),
+            kind: Kind::Bundled,
+            markup: None,
+            monthly_fee_usd: Some(Money::from_decimal(Decimal::from(100))),
+            included_usd: None,
+            price_per_outcome_usd: None,
+            tier: None,
+            signup: signup.map(Into::into),
+        };
+        let contracts = [
+            contract("old", None),
+            contract("new", Some("2026-10")),
+            contract("later", Some("2026-11")),
+        ];
+        let at = |text: &str| text.parse::<DateTime<Utc>>().unwrap();
+        // Seven days, from 29 September: two in September (30 days), five in October.
+        let result = margins(
+            &store,
+            &contracts,
+            &[],
+            at("2026-09-29T00:00:00Z"),
+            at("2026-10-06T00:00:00Z"),
+            SegmentRules::default(),
+        )
+        .unwrap();
+        let revenue = |tenant: &str| {
+            result
+                .tenants
+                .iter()
+                .find(|t| t.tenant == tenant)
+                .map(|t| t.revenue_usd)
+        };
+        // As the fee is prorated: by seconds.
+        let fee = |days: i64, month_days: i64| {
+            Money::from_decimal(
+                Decimal::from(100)
+                    * (Decimal::from(days * 86_400) / Decimal::from(month_days * 86_400)),
+            )
+        };
+        assert_eq!(revenue("old"), Some(fee(7, 30)));
+        assert_eq!(revenue("new"), Some(fee(5, 31)));
+        assert_eq!(revenue("later"), None, "not in force in the range");
+    }
 }
