@@ -851,19 +851,7 @@ fn a_reload_applies_new_limits_without_dropping_calls_in_flight() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     let limited = write_config(dir.path(), &mock.url, RATE_LIMIT);
     assert_eq!(limited, config);
-    let reload_now = || {
-        burnrate()
-            .args([
-                "reload",
-                "--server",
-                &gateway.url,
-                "--admin-token",
-                ADMIN_TOKEN,
-            ])
-            .output()
-            .unwrap()
-    };
-    let reload = reload_now();
+    let reload = run_reload(&gateway.url);
     assert!(
         reload.status.success(),
         "{}",
@@ -878,7 +866,7 @@ fn a_reload_applies_new_limits_without_dropping_calls_in_flight() {
         &mock.url,
         "[[policy.budgets]]\nscope = \"tenant\"\nperiod = \"month\"\nlimit_usd = \"ten\"\n",
     );
-    let refused = reload_now();
+    let refused = run_reload(&gateway.url);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success());
     assert!(
@@ -917,6 +905,14 @@ fn a_reload_applies_new_limits_without_dropping_calls_in_flight() {
         reload.detail.as_deref(),
         Some(format!("configuration {old} replaced by {new}").as_str())
     );
+}
+
+/// `burnrate reload` against the gateway at `url`.
+fn run_reload(url: &str) -> std::process::Output {
+    burnrate()
+        .args(["reload", "--server", url, "--admin-token", ADMIN_TOKEN])
+        .output()
+        .unwrap()
 }
 
 /// One call the mock answers after two seconds; its status.
@@ -1124,16 +1120,7 @@ fn a_budget_added_by_reload_starts_from_what_was_already_spent() {
     assert!(before.iter().all(|answer| answer.status == 200));
     let cap = "[[policy.budgets]]\nscope = \"tenant\"\nperiod = \"day\"\nlimit_usd = \"0.05\"\n";
     write_config(dir.path(), &mock.url, cap);
-    let reload = burnrate()
-        .args([
-            "reload",
-            "--server",
-            &gateway.url,
-            "--admin-token",
-            ADMIN_TOKEN,
-        ])
-        .output()
-        .unwrap();
+    let reload = run_reload(&gateway.url);
     assert!(
         reload.status.success(),
         "{}",

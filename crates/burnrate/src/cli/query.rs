@@ -81,23 +81,6 @@ pub fn run_query(args: QueryArgs) -> anyhow::Result<ExitCode> {
 /// Runs `burnrate report NAME`.
 pub fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     if matches!(args.report.as_str(), "daily" | "weekly" | "monthly") {
-        // Their range is the --date's day, week or month.
-        if args.range.since.is_some()
-            || args.range.until.is_some()
-            || !args.range.filters.is_empty()
-            || args.range.top.is_some()
-        {
-            anyhow::bail!(
-                "--since, --until, --filter and --top are for the table reports; `report {}` covers \
-                 the --date's {}",
-                args.report,
-                match args.report.as_str() {
-                    "daily" => "day",
-                    "weekly" => "week (its last day)",
-                    _ => "month",
-                }
-            );
-        }
         return super::reports::run(&args);
     }
     let report: Report = args.report.parse().map_err(|e: String| anyhow!(e))?;

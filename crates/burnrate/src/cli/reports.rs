@@ -57,6 +57,24 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     if args.range.server.is_some() {
         bail!("--server: the daily, weekly and monthly reports read the ledger file; pass --db");
     }
+    // Their range is the --date's day, week or month.
+    let range = &args.range;
+    if range.since.is_some()
+        || range.until.is_some()
+        || !range.filters.is_empty()
+        || range.top.is_some()
+    {
+        bail!(
+            "--since, --until, --filter and --top are for the table reports; `report {}` covers \
+             the --date's {}",
+            args.report,
+            match args.report.as_str() {
+                "daily" => "day",
+                "weekly" => "week (its last day)",
+                _ => "month",
+            }
+        );
+    }
     let day = match &args.date {
         Some(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
             .with_context(|| format!("--date `{text}`: expected a day like 2026-11-22"))?,

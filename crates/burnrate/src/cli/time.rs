@@ -29,17 +29,18 @@ pub fn parse_time(text: &str, now: DateTime<Utc>) -> anyhow::Result<DateTime<Utc
     if number.is_empty() || unit.is_empty() {
         bail!("`{text}` is not a time: {FORMS}");
     }
-    let span = number.parse::<i64>().ok().and_then(|amount| match unit {
-        "m" => Duration::try_minutes(amount),
-        "h" => Duration::try_hours(amount),
-        "d" => Duration::try_days(amount),
-        "w" => Duration::try_weeks(amount),
-        _ => None,
-    });
-    if !matches!(unit, "m" | "h" | "d" | "w") {
-        bail!("`{text}`: unknown unit `{unit}`; use m, h, d or w (7d = seven days ago)");
-    }
-    span.and_then(|span| now.checked_sub_signed(span))
+    let span: fn(i64) -> Option<Duration> = match unit {
+        "m" => Duration::try_minutes,
+        "h" => Duration::try_hours,
+        "d" => Duration::try_days,
+        "w" => Duration::try_weeks,
+        _ => bail!("`{text}`: unknown unit `{unit}`; use m, h, d or w (7d = seven days ago)"),
+    };
+    number
+        .parse::<i64>()
+        .ok()
+        .and_then(span)
+        .and_then(|span| now.checked_sub_signed(span))
         .with_context(|| format!("`{text}` is too far back"))
 }
 
