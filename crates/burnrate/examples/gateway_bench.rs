@@ -25,6 +25,9 @@ struct Args {
     /// Internal: run as the pass-through proxy in front of this upstream base URL.
     #[arg(long, hide = true)]
     floor_proxy: Option<String>,
+    /// Internal: run as the TCP relay in front of this upstream base URL.
+    #[arg(long, hide = true)]
+    tcp_relay: Option<String>,
     /// The burnrate binary (default: next to this program's directory).
     #[arg(long)]
     burnrate: Option<PathBuf>,
@@ -93,6 +96,9 @@ fn main() -> Result<()> {
     if let Some(upstream) = &args.floor_proxy {
         return floor_proxy(upstream, args.upstream_http == "2");
     }
+    if let Some(upstream) = &args.tcp_relay {
+        return tcp_relay(upstream);
+    }
     let bin = match &args.burnrate {
         Some(path) => path.clone(),
         None => std::env::current_exe()?
@@ -140,6 +146,11 @@ fn main() -> Result<()> {
     };
     let gateway = start_gateway(&bin, &work.join("latency"), &mock.url, &policy, &args)?;
     let floor = start_floor(&mock.url, &args.upstream_http)?;
+    let relay = Process::start(
+        "TCP relay",
+        Command::new(std::env::current_exe()?).args(["--tcp-relay", &mock.url]),
+        listening_url,
+    )?;
     let litellm = match &args.litellm_start {
         None => None,
         Some(script) => Some(start_litellm(script, &args.litellm_venv, &mock.url)?),
@@ -157,6 +168,10 @@ fn main() -> Result<()> {
         (
             Target::new("pass-through proxy", &floor.url, "sk-direct", false)?,
             Some(floor.pid()),
+        ),
+        (
+            Target::new("TCP relay (no HTTP)", &relay.url, "sk-direct", false)?,
+            Some(relay.pid()),
         ),
         (
             Target::new("burnrate", &gateway.url, KEY, true)?,
@@ -219,6 +234,7 @@ fn main() -> Result<()> {
 
     drop(litellm);
     drop(floor);
+    drop(relay);
     if let Some(dir) = &args.otlp_bodies {
         println!();
         println!("| OTLP/HTTP body | requests | spans/s | errors |");
@@ -336,6 +352,34 @@ fn floor_proxy(upstream: &str, http2: bool) -> Result<()> {
             .with_state((client, upstream.to_owned()));
         axum::serve(listener, app).await?;
         Ok(())
+    })
+}
+
+/// Less than any proxy can do: copy bytes between each client connection and a connection of
+/// its own to `upstream`, without reading HTTP at all. Its added latency is what a second
+/// loopback hop costs on this machine by itself (two more sockets, their wake-ups and
+/// copies), the floor under the pass-through proxy's.
+fn tcp_relay(upstream: &str) -> Result<()> {
+    let upstream = upstream
+        .strip_prefix("http://")
+        .context("the TCP relay's upstream must be an http:// URL")?
+        .to_owned();
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        eprintln!("TCP relay listening on http://{}", listener.local_addr()?);
+        loop {
+            let (mut client, _) = listener.accept().await?;
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            });
+        }
     })
 }
 
