@@ -1,12 +1,16 @@
 //! Agent roles: in multi-agent runs, the share of each run's cost taken by each agent name
 //! and depth (coordinators often take 40–60% of a run's tokens).
+//!
+//! A run here is a whole run tree: sub-agents that report a run id of their own with their
+//! parent's (`parent_run_id`) count in their top-level run, as do calls that share the
+//! top-level run's id. Otherwise each sub-agent would be a run of its own, all its own cost.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use burnrate_model::Money;
 use burnrate_model::dimension::{Dimension, Field};
 use burnrate_store::{Cell, Filter, Metric, QuerySpec, Store, StoreError};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -17,7 +21,7 @@ pub struct RoleShare {
     pub agent_name: Option<String>,
     /// Its depth (`span_depth`; `None` when not reported).
     pub depth: Option<i64>,
-    /// Runs it took part in.
+    /// Runs it took part in (run trees: see the module's documentation).
     pub runs: u64,
     /// What its calls cost.
     pub cost_usd: Money,
@@ -42,15 +46,13 @@ pub fn agent_roles(
     ];
     spec.metrics = vec![Metric::CostUsd];
     spec.filters = filters.to_vec();
-    spec.filters.push(Filter {
-        dimension: Dimension::Field(Field::AgentRun),
-        negate: true,
-        values: vec![String::new()],
-    });
+    spec.filters.push(not_empty(Field::AgentRun));
     let result = store.query(&spec)?;
+    let parents = parent_links(store, since, until)?;
+    let mut roots: HashMap<String, String> = HashMap::new();
     type Role = (Option<String>, Option<i64>);
-    let mut run_totals: BTreeMap<String, Decimal> = BTreeMap::new();
-    let mut parts: BTreeMap<Role, Vec<(String, Decimal)>> = BTreeMap::new();
+    let mut run_totals: HashMap<String, Decimal> = HashMap::new();
+    let mut parts: BTreeMap<Role, BTreeMap<String, Decimal>> = BTreeMap::new();
     for row in &result.rows {
         let [Cell::Text(run), name, depth, Cell::Money(cost)] = row.as_slice() else {
             continue;
@@ -63,19 +65,21 @@ pub fn agent_roles(
             Cell::Count(depth) => Some(*depth),
             _ => None,
         };
-        *run_totals.entry(run.clone()).or_default() += cost.as_decimal();
-        parts
+        let root = root_run(&parents, &mut roots, run);
+        *run_totals.entry(root.clone()).or_default() += cost.as_decimal();
+        *parts
             .entry((name, depth))
             .or_default()
-            .push((run.clone(), cost.as_decimal()));
+            .entry(root)
+            .or_default() += cost.as_decimal();
     }
     let ratio =
         |part: Decimal, whole: Decimal| Money::from_decimal(part).ratio(Money::from_decimal(whole));
     let mut roles: Vec<RoleShare> = parts
         .into_iter()
         .map(|((agent_name, depth), runs)| {
-            let cost: Decimal = runs.iter().map(|(_, cost)| *cost).sum();
-            let whole: Decimal = runs.iter().map(|(run, _)| run_totals[run]).sum();
+            let cost: Decimal = runs.values().sum();
+            let whole: Decimal = runs.keys().map(|run| run_totals[run]).sum();
             let mut shares: Vec<f64> = runs
                 .iter()
                 .filter_map(|(run, cost)| ratio(*cost, run_totals[run]))
@@ -97,4 +101,120 @@ pub fn agent_roles(
         share(b).total_cmp(&share(a))
     });
     Ok(roles)
+}
+
+/// Each sub-agent run's parent, from every call naming one within a day of `[since, until)`,
+/// whatever the report's filters: a tree whose middle run is of another feature, or made no
+/// call within the range, is still one tree. A run that named several parents takes the
+/// smallest, so the answer does not depend on the order rows come in.
+fn parent_links(
+    store: &dyn Store,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<HashMap<String, String>, StoreError> {
+    let margin = TimeDelta::days(1);
+    let mut spec = QuerySpec::new(since - margin, until + margin);
+    spec.group_by = vec![
+        Dimension::Field(Field::AgentRun),
+        Dimension::Field(Field::ParentRun),
+    ];
+    spec.metrics = vec![Metric::Requests];
+    spec.filters = vec![not_empty(Field::AgentRun), not_empty(Field::ParentRun)];
+    let mut parents: HashMap<String, String> = HashMap::new();
+    for row in store.query(&spec)?.rows {
+        let [Cell::Text(run), Cell::Text(parent), _] = row.as_slice() else {
+            continue;
+        };
+        if parent == run {
+            continue;
+        }
+        parents
+            .entry(run.clone())
+            .and_modify(|known| {
+                if parent < known {
+                    known.clone_from(parent);
+                }
+            })
+            .or_insert_with(|| parent.clone());
+    }
+    Ok(parents)
+}
+
+/// Calls whose `field` is set.
+fn not_empty(field: Field) -> Filter {
+    Filter {
+        dimension: Dimension::Field(field),
+        negate: true,
+        values: vec![String::new()],
+    }
+}
+
+/// The top-level run of `run`: its parent's, its parent's parent's and so on, up to a run
+/// with no parent in `parents`. Ids that loop back (bad data) resolve to the loop's smallest,
+/// whichever of its runs the walk starts from. `roots` keeps every answer, so each run's
+/// links are walked once.
+fn root_run(
+    parents: &HashMap<String, String>,
+    roots: &mut HashMap<String, String>,
+    run: &str,
+) -> String {
+    let mut path = vec![run.to_owned()];
+    let root = loop {
+        let last = &path[path.len() - 1];
+        if let Some(root) = roots.get(last) {
+            break root.clone();
+        }
+        let Some(parent) = parents.get(last) else {
+            break last.clone();
+        };
+        if let Some(start) = path.iter().position(|seen| seen == parent) {
+            break path[start..].iter().min().unwrap_or(parent).clone();
+        }
+        path.push(parent.clone());
+    };
+    for node in path {
+        roots.insert(node, root.clone());
+    }
+    root
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parents(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(run, parent)| ((*run).to_owned(), (*parent).to_owned()))
+            .collect()
+    }
+
+    /// `root_run` from a fresh memo.
+    fn root(parents: &HashMap<String, String>, run: &str) -> String {
+        root_run(parents, &mut HashMap::new(), run)
+    }
+
+    #[test]
+    fn a_run_resolves_to_the_top_of_its_tree() {
+        let parents = parents(&[("sub", "top"), ("subsub", "sub"), ("orphan", "gone")]);
+        assert_eq!(root(&parents, "top"), "top");
+        assert_eq!(root(&parents, "sub"), "top");
+        assert_eq!(root(&parents, "subsub"), "top");
+        // A parent with no calls in the range still names the tree.
+        assert_eq!(root(&parents, "orphan"), "gone");
+        assert_eq!(root(&parents, "alone"), "alone");
+    }
+
+    #[test]
+    fn runs_that_loop_back_share_one_root() {
+        let parents = parents(&[("b", "c"), ("c", "a"), ("a", "b"), ("d", "b")]);
+        for run in ["a", "b", "c", "d"] {
+            assert_eq!(root(&parents, run), "a", "{run}");
+        }
+        // And the same from one memo, in any order.
+        let mut roots = HashMap::new();
+        for run in ["d", "c", "b", "a"] {
+            assert_eq!(root_run(&parents, &mut roots, run), "a", "{run}");
+        }
+    }
 }

@@ -841,7 +841,7 @@ fn agent_roles_show_each_agents_share_of_the_runs_it_is_in() {
             event["agent_name"] = name.into();
             event["span_depth"] = depth.into();
         }
-        event.to_string()
+        event
     };
     let mut lines = Vec::new();
     for run in 0..20 {
@@ -852,28 +852,62 @@ fn agent_roles_show_each_agents_share_of_the_runs_it_is_in() {
         lines.push(call(id(), Some(("researcher", 1)), 2_500, run));
         lines.push(call(id(), Some(("writer", 1)), 2_500, run));
     }
+    // The same split where sub-agents report run ids of their own with their parent's,
+    // two levels down (the writer works for the researcher): each tree is one run.
+    for run in 0..10 {
+        let top = format!("tree-{run}");
+        let sub = format!("tree-{run}.researcher");
+        // The researcher's calls are tagged with a feature of their own.
+        let mut delegated = |run: &str, parent: Option<&str>, agent: (&str, u32), minute| {
+            let mut event = call(Some(run.to_owned()), Some(agent), 2_500, minute);
+            event["feature"] = match agent.0 {
+                "researcher" => "web-search",
+                _ => "delegation",
+            }
+            .into();
+            if let Some(parent) = parent {
+                event["parent_run_id"] = parent.into();
+            }
+            lines.push(event);
+        };
+        delegated(&top, None, ("coordinator", 0), run);
+        delegated(&top, None, ("coordinator", 0), run + 30);
+        delegated(&sub, Some(&top), ("researcher", 1), run);
+        delegated(
+            &format!("tree-{run}.writer"),
+            Some(&sub),
+            ("writer", 1),
+            run,
+        );
+    }
     lines.push(call(Some("solo".into()), None, 4_000, 55));
     lines.push(call(None, None, 9_000, 56)); // outside any run: not a role
+    let lines: Vec<String> = lines.iter().map(ToString::to_string).collect();
     let events = dir.path().join("roles.jsonl");
     std::fs::write(&events, lines.join("\n")).unwrap();
     let db = dir.path().join("roles.duckdb");
     let db = db.to_str().unwrap();
     ok(&["import", "--db", db, events.to_str().unwrap()]);
 
-    let text = ok(&[
-        "roles",
-        "--db",
-        db,
-        "--since",
-        "2026-11-01",
-        "--until",
-        "2026-12-01",
-        "--filter",
-        "feature=research",
-        "--format",
-        "json",
-    ]);
-    let roles: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    // `burnrate roles` over November with these extra arguments: its text and its roles.
+    let roles_of = |extra: &[&str]| {
+        let mut args = vec![
+            "roles",
+            "--db",
+            db,
+            "--since",
+            "2026-11-01",
+            "--until",
+            "2026-12-01",
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        let text = ok(&args);
+        let roles: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        (text, roles)
+    };
+    let (text, roles) = roles_of(&[]);
     let role = |name: Option<&str>| {
         roles
             .iter()
@@ -883,20 +917,39 @@ fn agent_roles_show_each_agents_share_of_the_runs_it_is_in() {
     };
     let share = |r: &serde_json::Value, key: &str| r[key].as_f64().unwrap();
     let coordinator = role(Some("coordinator"));
-    assert_eq!(coordinator["runs"], 20);
+    assert_eq!(coordinator["runs"], 30);
     assert_eq!(coordinator["depth"], 0);
     assert!((share(&coordinator, "share_of_run_cost") - 0.5).abs() < 1e-12);
     assert!((share(&coordinator, "median_share") - 0.5).abs() < 1e-12);
     let researcher = role(Some("researcher"));
     assert_eq!(researcher["depth"], 1);
+    assert_eq!(researcher["runs"], 30);
     assert!((share(&researcher, "share_of_run_cost") - 0.25).abs() < 1e-12);
+    assert!((share(&researcher, "median_share") - 0.25).abs() < 1e-12);
+    let writer = role(Some("writer"));
+    assert_eq!(writer["runs"], 30);
+    assert!((share(&writer, "median_share") - 0.25).abs() < 1e-12);
     // A run that named no agent is all "unnamed"; calls outside runs are not counted.
     let solo = role(None);
     assert_eq!(solo["runs"], 1);
     assert!((share(&solo, "share_of_run_cost") - 1.0).abs() < 1e-12);
     assert_eq!(roles[0]["agent_name"], serde_json::Value::Null);
     assert_eq!(roles[1]["agent_name"], "coordinator");
-    // The same shares as a query metric, grouped by agent.
+    // Filtered to one feature, the trees still hold together through the researcher's run,
+    // whose calls the filter leaves out: the writer's cost is a third of its tree's.
+    let (text, filtered) = roles_of(&["--filter", "feature=delegation"]);
+    let writer = filtered
+        .iter()
+        .find(|r| r["agent_name"] == "writer")
+        .unwrap_or_else(|| panic!("writer in {text}"));
+    assert_eq!(writer["runs"], 10, "{text}");
+    assert!(
+        (share(writer, "share_of_run_cost") - 1.0 / 3.0).abs() < 1e-12,
+        "{text}"
+    );
+    assert!(!text.contains("researcher"), "{text}");
+    // The same shares as a query metric, grouped by agent, for the runs whose agents share
+    // the run's id (the metric takes each run id as a run).
     let text = ok(&[
         "query",
         "--db",
@@ -905,6 +958,8 @@ fn agent_roles_show_each_agents_share_of_the_runs_it_is_in() {
         "2026-11-01",
         "--until",
         "2026-12-01",
+        "--filter",
+        "feature=research",
         "--group-by",
         "agent_name",
         "--metrics",
