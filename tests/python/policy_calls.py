@@ -128,6 +128,13 @@ def runs():
     chat(oa, "depth1", "gpt-4o-mini", "child", 10, 10, headers=run_headers("d1", "d0"))
     chat(oa, "depth2", "gpt-4o-mini", "grandchild", 10, 10, headers=run_headers("d2", "d1"))
     chat(oa, "depth3", "gpt-4o-mini", "too deep", 10, 10, headers=run_headers("d3", "d2"))
+    # Sub-agents count for the run above them: three calls in three runs of one tree, each
+    # run within 2,000 tokens, the tree past them; a new sub-agent and the top run stop.
+    chat(oa, "tree0", "gpt-4o-mini", "coordinator", 800, 800, headers=run_headers("t0"))
+    chat(oa, "tree1", "gpt-4o-mini", "worker a", 800, 800, headers=run_headers("t0.a", "t0"))
+    chat(oa, "tree2", "gpt-4o-mini", "worker b", 800, 800, headers=run_headers("t0.b", "t0"))
+    chat(oa, "tree3", "gpt-4o-mini", "worker c", 800, 800, headers=run_headers("t0.c", "t0"))
+    chat(oa, "tree4", "gpt-4o-mini", "coordinator", 800, 800, headers=run_headers("t0"))
 
 
 SCENARIOS = {"ladder": ladder, "killswitch": killswitch, "resumed": resumed, "runs": runs}

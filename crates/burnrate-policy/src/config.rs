@@ -269,13 +269,14 @@ impl Default for KillSwitch {
     }
 }
 
-/// `[policy.runs]`: limits per `agent_run_id`.
+/// `[policy.runs]`: limits per `agent_run_id`; a sub-agent's tokens and tool calls count for
+/// its own run and every run above it (through `parent_run_id`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunLimits {
-    /// Input plus output tokens over the whole run.
+    /// Input plus output tokens over the whole run, its sub-agents' included.
     pub max_tokens: u64,
-    /// Tool calls the model asked for over the whole run.
+    /// Tool calls the model asked for over the whole run, its sub-agents' included.
     pub max_tool_calls: u64,
     /// Sub-agent depth through `parent_run_id` (a run without a parent is depth 0).
     pub max_depth: u64,

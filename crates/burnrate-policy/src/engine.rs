@@ -256,7 +256,7 @@ impl Refusal {
                 "tenant {tenant} is paused ({reason}); an operator resumes it with `burnrate tenants resume {tenant}`"
             ),
             Refusal::RunLimit { run, limit } => {
-                format!("agent run {run} is past its {limit} and is stopped")
+                format!("agent run {run} is stopped: {limit}")
             }
         }
     }
@@ -460,7 +460,7 @@ impl Policy {
             if let Some(exceeded) = view.exceeded {
                 let refusal = Refusal::RunLimit {
                     run: run.to_string(),
-                    limit: describe_exceeded(config, &exceeded),
+                    limit: describe_exceeded(config, &exceeded, view.by_run_above),
                 };
                 if config.mode_of(config.runs.mode) == Mode::Enforce {
                     return Ok(Admission::Refuse(refusal, Vec::new()));
@@ -1097,19 +1097,25 @@ fn run_bounds(config: &PolicyConfig) -> RunBounds {
     }
 }
 
-fn describe_exceeded(config: &PolicyConfig, exceeded: &Exceeded) -> String {
+/// Which run went past which limit, and by how much, in words: the run refused, or (when
+/// `by_run_above`) a run above it, whose tokens and tool calls count its sub-agents'.
+fn describe_exceeded(config: &PolicyConfig, exceeded: &Exceeded, by_run_above: bool) -> String {
     let runs = &config.runs;
-    match exceeded {
+    let (who, that) = match by_run_above {
+        true => ("a run above it", "that run"),
+        false => ("it", "it"),
+    };
+    let limit = match exceeded {
         Exceeded::Tokens(used) => format!(
-            "max_tokens limit ({}): it has used {used} tokens",
+            "max_tokens limit ({}): {that} has used {used} tokens (its sub-agents' count too)",
             runs.max_tokens
         ),
         Exceeded::ToolCalls(used) => format!(
-            "max_tool_calls limit ({}): it has made {used} tool calls",
+            "max_tool_calls limit ({}): {that} has made {used} tool calls (its sub-agents' count too)",
             runs.max_tool_calls
         ),
         Exceeded::Depth(depth) => format!(
-            "max_depth limit ({}): it is a sub-agent at depth {depth}",
+            "max_depth limit ({}): {that} is a sub-agent at depth {depth}",
             runs.max_depth
         ),
         Exceeded::Loop(tool, times) => {
@@ -1117,16 +1123,17 @@ fn describe_exceeded(config: &PolicyConfig, exceeded: &Exceeded) -> String {
                 .rsplit_once(':')
                 .map_or(tool.as_str(), |(name, _)| name);
             format!(
-                "loop_repeats limit ({}): tool `{name}` was called {times} times with the same arguments",
+                "loop_repeats limit ({}): {that} called tool `{name}` {times} times with the same arguments",
                 runs.loop_repeats
             )
         }
         Exceeded::Cost(nanos) => format!(
-            "adaptive cost limit ({}× its feature's median run): it has cost ${}",
+            "adaptive cost limit ({}× its feature's median run): {that} has cost ${}",
             runs.adaptive_multiple.unwrap_or_default(),
             cost::money(i64::try_from(*nanos).unwrap_or(i64::MAX))
         ),
-    }
+    };
+    format!("{who} is past its {limit}")
 }
 
 #[cfg(test)]

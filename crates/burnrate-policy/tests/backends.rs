@@ -275,6 +275,101 @@ async fn scenario(state: &State) -> Vec<String> {
         "{:?}",
         state.run_admit("root", None, bounds()).await.unwrap()
     ));
+    // Sub-agents' tokens and tool calls count for every run above them, and a run stops
+    // with any run above it: 600 + 600 tokens pass each run's own 1,000, not their tree's.
+    note(format!(
+        "{:?}",
+        state.run_admit("tree", None, bounds()).await.unwrap()
+    ));
+    for (run, parent, call) in [
+        ("tree.a", "tree", usage(600, &["x:1"])),
+        ("tree.b", "tree", usage(600, &["x:1", "y:1"])),
+    ] {
+        note(format!(
+            "{:?}",
+            state.run_admit(run, Some(parent), bounds()).await.unwrap()
+        ));
+        note(format!(
+            "{run}: {:?}",
+            state.run_settle(run, &call, bounds()).await.unwrap()
+        ));
+    }
+    for (run, parent) in [
+        ("tree", None),
+        ("tree.a", Some("tree")),
+        ("tree.c", Some("tree")),
+    ] {
+        note(format!(
+            "{run} after: {:?}",
+            state.run_admit(run, parent, bounds()).await.unwrap()
+        ));
+    }
+    // A parent first seen through its sub-agent keeps what the sub-agent counted.
+    note(format!(
+        "{:?}",
+        state
+            .run_admit("kid", Some("late"), bounds())
+            .await
+            .unwrap()
+    ));
+    note(format!(
+        "kid: {:?}",
+        state
+            .run_settle("kid", &usage(800, &[]), bounds())
+            .await
+            .unwrap()
+    ));
+    note(format!(
+        "late: {:?}",
+        state.run_admit("late", None, bounds()).await.unwrap()
+    ));
+    note(format!(
+        "late: {:?}",
+        state
+            .run_settle("late", &usage(300, &[]), bounds())
+            .await
+            .unwrap()
+    ));
+    // A link learned after a run registered counts: `leaf` registers before `mid` names
+    // its own parent, and its calls still count for `top`.
+    for (run, parent) in [("leaf", Some("mid")), ("mid", Some("top")), ("top", None)] {
+        state.run_admit(run, parent, bounds()).await.unwrap();
+    }
+    state
+        .run_settle("leaf", &usage(1_001, &[]), bounds())
+        .await
+        .unwrap();
+    note(format!(
+        "top: {:?}",
+        state.run_admit("top", None, bounds()).await.unwrap()
+    ));
+    // Parent ids that loop back count a call once per run.
+    let deep = RunBounds {
+        max_depth: 5,
+        ..bounds()
+    };
+    state
+        .run_admit("ring.a", Some("ring.b"), deep)
+        .await
+        .unwrap();
+    state
+        .run_admit("ring.b", Some("ring.a"), deep)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        state
+            .run_settle("ring.b", &usage(600, &[]), deep)
+            .await
+            .unwrap();
+        note(format!(
+            "ring: {:?}",
+            state
+                .run_admit("ring.b", Some("ring.a"), deep)
+                .await
+                .unwrap()
+                .exceeded
+        ));
+    }
     // A run settled before it was admitted (its state lost in between) keeps its tokens.
     note(format!(
         "lost: {:?}",
@@ -331,6 +426,36 @@ async fn redis_and_memory_agree_on_every_operation() {
         "{text}"
     );
     assert!(text.contains("lost: Some(Tokens(1100))"), "{text}");
+    assert!(text.contains("tree.b: None"), "{text}");
+    assert!(
+        text.contains(
+            "tree after: RunView { depth: 0, exceeded: Some(Tokens(1200)), by_run_above: false }"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "tree.a after: RunView { depth: 1, exceeded: Some(Tokens(1200)), by_run_above: true }"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "tree.c after: RunView { depth: 1, exceeded: Some(Tokens(1200)), by_run_above: true }"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("late: Some(Tokens(1100))"), "{text}");
+    assert!(
+        text.contains("ring: None\nring: Some(Tokens(1200))"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "top: RunView { depth: 0, exceeded: Some(Tokens(1001)), by_run_above: false }"
+        ),
+        "{text}"
+    );
     assert!(text.contains("spend: None"), "{text}");
     assert!(text.contains("spend: Some(Cost(200000))"), "{text}");
     assert!(text.contains("counter 15"));

@@ -802,6 +802,17 @@ loop_repeats = 3
         passed(step);
     }
     refused("depth3", "max_depth");
+    for step in ["tree0", "tree1", "tree2"] {
+        passed(step);
+    }
+    refused(
+        "tree3",
+        "agent run t0.c is stopped: a run above it is past its max_tokens limit (2000): that run has used",
+    );
+    refused(
+        "tree4",
+        "agent run t0 is stopped: it is past its max_tokens limit (2000): it has used",
+    );
     assert!(gateway.terminate().success());
     // The ledger says why each refused call was refused.
     let events = export(&dir.path().join("ledger.duckdb"));
@@ -809,7 +820,7 @@ loop_repeats = 3
         .iter()
         .filter(|event| event["status"] == "blocked")
         .collect();
-    assert_eq!(blocked.len(), 4, "{blocked:?}");
+    assert_eq!(blocked.len(), 6, "{blocked:?}");
     for event in blocked {
         assert!(
             event["error"]

@@ -6,8 +6,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{
-    BudgetCheck, Exceeded, Lease, Level, Pause, RateCheck, RateOutcome, Reserve, RunBounds,
-    RunUsage, RunView,
+    BudgetCheck, Exceeded, Lease, Level, MAX_RUNS_ABOVE, Pause, RateCheck, RateOutcome, Reserve,
+    RunBounds, RunUsage, RunView,
 };
 use crate::gcra::{Gcra, Take};
 
@@ -20,10 +20,18 @@ struct Expiring<T> {
 
 #[derive(Debug, Clone, Default)]
 struct Run {
+    /// Seen as a run of its own (admitted, or settled): not only as a run above one. Until
+    /// then its depth and parent are unknown.
+    registered: bool,
     depth: u64,
+    /// The run it is a sub-agent of. The runs above it are found by following these links
+    /// when they are needed, so a link learned after it registered still counts.
+    parent: Option<String>,
+    /// Its own calls' and every run's below it.
     tokens: u64,
+    /// Its own calls' and every run's below it.
     tool_calls: u64,
-    /// Nanodollars.
+    /// Nanodollars, its own calls'.
     cost: u64,
     loops: HashMap<String, u64>,
     exceeded: Option<Exceeded>,
@@ -301,32 +309,30 @@ impl MemoryState {
     pub(super) fn run_admit(&self, run: &str, parent: Option<&str>, bounds: RunBounds) -> RunView {
         let mut runs = lock(&self.runs);
         let expire_at = now_s().saturating_add(i64::try_from(bounds.ttl_s).unwrap_or(i64::MAX));
-        if let Some(entry) = runs.get_mut(run) {
+        if let Some(entry) = runs.get_mut(run)
+            && entry.value.registered
+        {
             entry.expire_at = expire_at;
-            return RunView {
-                depth: entry.value.depth,
-                exceeded: entry.value.exceeded.clone(),
-            };
+            return view(&runs, run);
         }
-        let depth = match parent {
-            None => 0,
-            Some(parent) => runs
-                .get(parent)
-                .map_or(1, |entry| entry.value.depth.saturating_add(1)),
-        };
-        let exceeded = (depth > bounds.max_depth).then_some(Exceeded::Depth(depth));
-        runs.insert(
-            run.to_string(),
-            Expiring {
-                value: Run {
-                    depth,
-                    exceeded: exceeded.clone(),
-                    ..Run::default()
-                },
-                expire_at,
-            },
-        );
-        RunView { depth, exceeded }
+        // A run named as its own parent has none.
+        let parent = parent.filter(|parent| *parent != run);
+        let depth = parent.map_or(0, |parent| {
+            runs.get(parent)
+                .filter(|entry| entry.value.registered)
+                .map_or(1, |entry| entry.value.depth.saturating_add(1))
+        });
+        // A run first seen as the run above another keeps what that one's calls counted.
+        let entry = runs.entry(run.to_string()).or_default();
+        entry.expire_at = expire_at;
+        let state = &mut entry.value;
+        state.registered = true;
+        state.depth = depth;
+        state.parent = parent.map(str::to_string);
+        if depth > bounds.max_depth {
+            state.exceeded.get_or_insert(Exceeded::Depth(depth));
+        }
+        view(&runs, run)
     }
 
     pub(super) fn run_settle(
@@ -336,9 +342,12 @@ impl MemoryState {
         bounds: RunBounds,
     ) -> Option<Exceeded> {
         let mut runs = lock(&self.runs);
+        let expire_at = now_s().saturating_add(i64::try_from(bounds.ttl_s).unwrap_or(i64::MAX));
         let entry = runs.entry(run.to_string()).or_default();
-        entry.expire_at = now_s().saturating_add(i64::try_from(bounds.ttl_s).unwrap_or(i64::MAX));
+        entry.expire_at = expire_at;
         let state = &mut entry.value;
+        // A run lost between admission and settlement comes back at depth 0.
+        state.registered = true;
         state.tokens = state.tokens.saturating_add(usage.tokens);
         state.tool_calls = state.tool_calls.saturating_add(usage.tool_calls);
         state.cost = state.cost.saturating_add(usage.cost);
@@ -363,7 +372,70 @@ impl MemoryState {
                 (state.cost > bounds.max_cost).then_some(Exceeded::Cost(state.cost))
             };
         }
-        state.exceeded.clone()
+        let exceeded = state.exceeded.clone();
+        // The runs above count its tokens and tool calls (not its cost: the adaptive cost
+        // limit compares a run's own cost with its feature's median run, which the ledger
+        // takes per run id; nor its tools, which loop within one agent).
+        for ancestor in ancestors(&runs, run) {
+            let entry = runs.entry(ancestor).or_default();
+            entry.expire_at = expire_at;
+            let above = &mut entry.value;
+            above.tokens = above.tokens.saturating_add(usage.tokens);
+            above.tool_calls = above.tool_calls.saturating_add(usage.tool_calls);
+            if above.exceeded.is_none() {
+                above.exceeded = if above.tokens > bounds.max_tokens {
+                    Some(Exceeded::Tokens(above.tokens))
+                } else {
+                    (above.tool_calls > bounds.max_tool_calls)
+                        .then_some(Exceeded::ToolCalls(above.tool_calls))
+                };
+            }
+        }
+        exceeded
+    }
+}
+
+/// The runs above `run`, nearest first: its parent, its parent's parent and so on, at most
+/// [`MAX_RUNS_ABOVE`] of them, ending where the links do or loop back (bad headers).
+fn ancestors(runs: &HashMap<String, Expiring<Run>>, run: &str) -> Vec<String> {
+    let mut above: Vec<String> = Vec::new();
+    let mut next = runs.get(run).and_then(|entry| entry.value.parent.as_ref());
+    while let Some(parent) = next
+        && above.len() < MAX_RUNS_ABOVE
+        && parent != run
+        && !above.contains(parent)
+    {
+        above.push(parent.clone());
+        next = runs
+            .get(parent)
+            .and_then(|entry| entry.value.parent.as_ref());
+    }
+    above
+}
+
+/// What admission sees of `run`: the limit it is past, else the first a run above it is past.
+fn view(runs: &HashMap<String, Expiring<Run>>, run: &str) -> RunView {
+    let Some(entry) = runs.get(run) else {
+        return RunView {
+            depth: 0,
+            exceeded: None,
+            by_run_above: false,
+        };
+    };
+    if let Some(exceeded) = &entry.value.exceeded {
+        return RunView {
+            depth: entry.value.depth,
+            exceeded: Some(exceeded.clone()),
+            by_run_above: false,
+        };
+    }
+    let above = ancestors(runs, run)
+        .iter()
+        .find_map(|ancestor| runs.get(ancestor)?.value.exceeded.clone());
+    RunView {
+        depth: entry.value.depth,
+        by_run_above: above.is_some(),
+        exceeded: above,
     }
 }
 
@@ -520,6 +592,65 @@ mod tests {
         assert_eq!(
             state.run_admit("c", None, bounds()).exceeded,
             Some(Exceeded::ToolCalls(4))
+        );
+    }
+
+    #[test]
+    fn sub_agents_count_for_every_run_above_them() {
+        let state = MemoryState::new();
+        let tokens = |tokens| RunUsage {
+            tokens,
+            ..RunUsage::default()
+        };
+        state.run_admit("top", None, bounds());
+        state.run_admit("a", Some("top"), bounds());
+        state.run_admit("b", Some("a"), bounds());
+        state.run_admit("c", Some("top"), bounds());
+        // `b` and `c` each within 1,000 tokens; `a` with `b` is not, nor `top` with all three.
+        assert_eq!(state.run_settle("b", &tokens(600), bounds()), None);
+        assert_eq!(state.run_settle("c", &tokens(300), bounds()), None);
+        assert_eq!(
+            state.run_settle("a", &tokens(600), bounds()),
+            Some(Exceeded::Tokens(1_200))
+        );
+        let top = state.run_admit("top", None, bounds());
+        assert_eq!(top.exceeded, Some(Exceeded::Tokens(1_500)));
+        assert!(!top.by_run_above);
+        // `c` is within its own limit but stops with the run above it.
+        let c = state.run_admit("c", Some("top"), bounds());
+        assert_eq!(c.exceeded, Some(Exceeded::Tokens(1_500)));
+        assert!(c.by_run_above);
+        // A new sub-agent of a stopped run stops at once; its nearest stopped run speaks.
+        let d = state.run_admit("d", Some("b"), bounds());
+        assert_eq!((d.depth, d.by_run_above), (3, false));
+        assert_eq!(d.exceeded, Some(Exceeded::Depth(3)));
+        let e = state.run_admit("e", Some("a"), bounds());
+        assert_eq!(e.exceeded, Some(Exceeded::Tokens(1_200)));
+        assert!(e.by_run_above);
+        // A link learned after a run registered counts: `leaf` calls before `mid` tells its
+        // own parent, and still counts for `root` afterwards.
+        state.run_admit("leaf", Some("mid"), bounds());
+        state.run_admit("mid", Some("root"), bounds());
+        state.run_admit("root", None, bounds());
+        state.run_settle("leaf", &tokens(1_000), bounds());
+        state.run_settle("leaf", &tokens(1), bounds());
+        assert_eq!(
+            state.run_admit("root", None, bounds()).exceeded,
+            Some(Exceeded::Tokens(1_001))
+        );
+        // A run named as its own parent has none.
+        let own = state.run_admit("self", Some("self"), bounds());
+        assert_eq!((own.depth, own.exceeded), (0, None));
+        state.run_settle("self", &tokens(600), bounds());
+        assert_eq!(state.run_admit("self", None, bounds()).exceeded, None);
+        // A parent seen first through its sub-agent keeps what the sub-agent counted.
+        state.run_admit("kid", Some("late"), bounds());
+        assert_eq!(state.run_settle("kid", &tokens(900), bounds()), None);
+        state.run_settle("kid", &tokens(50), bounds());
+        assert_eq!(state.run_admit("late", None, bounds()).exceeded, None);
+        assert_eq!(
+            state.run_settle("late", &tokens(100), bounds()),
+            Some(Exceeded::Tokens(1_050))
         );
     }
 

@@ -118,13 +118,21 @@ pub enum Reserve {
     },
 }
 
+/// How many runs above a run count its calls, at most: far beyond any sensible `max_depth`,
+/// and a bound on the work one settlement does when parent links form a long chain.
+pub const MAX_RUNS_ABOVE: usize = 32;
+
 /// What a run has done, as far as its limits care.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunView {
     /// Sub-agent depth (0 for a run without a parent).
     pub depth: u64,
-    /// The limit the run went past, if it did.
+    /// The limit the run went past, if it did, else the limit a run above it (its parent,
+    /// its parent's parent…) went past: a run's tokens and tool calls count for every run
+    /// above it too, and a run stops when any run above it does.
     pub exceeded: Option<Exceeded>,
+    /// `exceeded` is a run's above this one.
+    pub by_run_above: bool,
 }
 
 /// The limit a run went past and by how much.
@@ -349,7 +357,8 @@ impl State {
         dispatch!(self.pauses())
     }
 
-    /// Looks a run up, registering it (and its depth, from its parent's) on first sight.
+    /// Looks a run up, registering it (its depth and the runs above it, from its parent's) on
+    /// first sight.
     pub async fn run_admit(
         &self,
         run: &str,
@@ -359,7 +368,8 @@ impl State {
         dispatch!(self.run_admit(run, parent, bounds))
     }
 
-    /// Adds a settled call to its run; the limit the run is past, if any.
+    /// Adds a settled call to its run, and its tokens and tool calls to every run above it;
+    /// the limit the run itself is past, if any.
     pub async fn run_settle(
         &self,
         run: &str,

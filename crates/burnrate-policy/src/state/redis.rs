@@ -8,8 +8,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script};
 
 use super::{
-    BudgetCheck, Exceeded, Lease, Level, Pause, RateCheck, RateOutcome, Reserve, RunBounds,
-    RunUsage, RunView, StateError, keys,
+    BudgetCheck, Exceeded, Lease, Level, MAX_RUNS_ABOVE, Pause, RateCheck, RateOutcome, Reserve,
+    RunBounds, RunUsage, RunView, StateError, keys,
 };
 
 /// The scripts, loaded once (by SHA, with a fallback to the full text after a Redis restart).
@@ -310,7 +310,7 @@ impl RedisState {
         parent: Option<&str>,
         bounds: RunBounds,
     ) -> Result<RunView, StateError> {
-        let (depth, exceeded): (u64, String) = self
+        let (depth, exceeded, by_run_above): (u64, String, u8) = self
             .scripts
             .run_admit
             .key(keys::run(run))
@@ -318,12 +318,14 @@ impl RedisState {
             .arg(u8::from(parent.is_some()))
             .arg(bounds.max_depth)
             .arg(bounds.ttl_s)
+            .arg(MAX_RUNS_ABOVE)
             .invoke_async(&mut self.connection())
             .await
             .map_err(failed)?;
         Ok(RunView {
             depth,
             exceeded: Exceeded::decode(&exceeded),
+            by_run_above: by_run_above == 1,
         })
     }
 
@@ -345,7 +347,8 @@ impl RedisState {
             // Lua numbers are doubles: "no limit" as the largest whole number they hold.
             .arg(bounds.max_cost.min(1 << 53))
             .arg(bounds.loop_repeats)
-            .arg(bounds.ttl_s);
+            .arg(bounds.ttl_s)
+            .arg(MAX_RUNS_ABOVE);
         for tool in &usage.tools {
             invocation.arg(tool);
         }
