@@ -105,7 +105,16 @@ fn dataset(count: u64) -> Vec<UsageEvent> {
                 object.insert("feature".into(), features[(mix % 3) as usize].into());
             }
             if mix % 5 < 3 {
-                object.insert("agent_run_id".into(), format!("r-{}", mix % 97).into());
+                let run = mix % 97;
+                object.insert("agent_run_id".into(), format!("r-{run}").into());
+                // A quarter of the runs are sub-agents of others, two levels deep at most.
+                let agent = if run % 4 == 1 {
+                    object.insert("parent_run_id".into(), format!("r-{}", run / 4).into());
+                    "worker"
+                } else {
+                    "coordinator"
+                };
+                object.insert("agent_name".into(), agent.into());
                 object.insert("tool_calls".into(), 1.into());
                 let tool = ["search", "fetch"][(mix % 2) as usize];
                 let hash = format!("{:016x}", mix % 3);
@@ -390,6 +399,20 @@ fn the_query_suite_returns_the_same_rows_on_duckdb_and_clickhouse() {
         calls(&click),
         "run events differ between the backends"
     );
+
+    // Agent roles, whose run trees are resolved from the parent links each backend returns.
+    let roles = |store: &dyn Store| {
+        burnrate_insight::roles::agent_roles(store, at("2026-10-01"), at("2026-12-01"), &[])
+            .unwrap()
+    };
+    let from_duck = roles(&duck);
+    assert!(
+        from_duck
+            .iter()
+            .any(|role| role.share_of_run_cost.is_some_and(|share| share < 1.0)),
+        "{from_duck:?}"
+    );
+    assert_eq!(from_duck, roles(&click));
 
     let params = ReportParams {
         since: at("2026-10-01"),
