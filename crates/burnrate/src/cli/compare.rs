@@ -6,7 +6,7 @@ use anyhow::{Context, anyhow};
 use burnrate_insight::compare::{Better, Comparison, Gate, Verdict, compare};
 use burnrate_store::Filter;
 use chrono::Utc;
-use comfy_table::{CellAlignment, Table};
+use comfy_table::CellAlignment;
 
 use super::query::open;
 use super::time::parse_time;
@@ -71,7 +71,7 @@ fn parse_share(text: &str) -> anyhow::Result<f64> {
 }
 
 fn print(comparison: &Comparison, args: &CompareArgs) -> std::io::Result<()> {
-    let mut table = Table::new();
+    let mut table = super::output::new_table();
     table.set_header([
         "metric",
         &args.baseline,

@@ -7,7 +7,6 @@ use burnrate_insight::detectors::{self, Thresholds};
 use burnrate_insight::longtail::long_tail;
 use burnrate_model::dimension::Dimension;
 use chrono::{Days, Utc};
-use comfy_table::Table;
 
 use super::query::open;
 use super::time::parse_time;
@@ -37,7 +36,7 @@ pub fn anomalies(args: &AnomaliesArgs) -> anyhow::Result<ExitCode> {
     } else if findings.is_empty() {
         outln!("no findings from {first} to {until}");
     } else {
-        let mut table = Table::new();
+        let mut table = super::output::new_table();
         table.set_header(["day", "severity", "detector", "subject", "finding"]);
         for finding in &findings {
             table.add_row([
@@ -69,15 +68,20 @@ pub fn longtail(args: &LongtailArgs) -> anyhow::Result<ExitCode> {
         outln!("{}", serde_json::to_string_pretty(&tail)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = Table::new();
+    let mut table = super::output::new_table();
     table.set_header([args.by.as_str(), "cost_usd", "share", "cumulative"]);
     for member in tail.members.iter().take(args.top) {
         table.add_row([
             member.name.clone(),
-            member.cost_usd.to_string(),
+            super::output::money(&member.cost_usd),
             format!("{:.1}%", member.share * 100.0),
             format!("{:.1}%", member.cumulative * 100.0),
         ]);
+    }
+    for column in 1..=3 {
+        if let Some(column) = table.column_mut(column) {
+            column.set_cell_alignment(comfy_table::CellAlignment::Right);
+        }
     }
     outln!("{table}");
     outln!(
@@ -115,7 +119,7 @@ pub fn roles(args: &RolesArgs) -> anyhow::Result<ExitCode> {
     }
     // The weekly report's table, every row.
     let section = burnrate_insight::report::roles_section(&roles, roles.len());
-    let mut table = Table::new();
+    let mut table = super::output::new_table();
     if let Some(rows) = section.table {
         table.set_header(rows.headers);
         for row in rows.rows {

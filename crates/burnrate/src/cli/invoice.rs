@@ -8,7 +8,7 @@ use anyhow::{Context, anyhow, bail};
 use burnrate_insight::invoice::invoice;
 use burnrate_model::Money;
 use chrono::NaiveDate;
-use comfy_table::{CellAlignment, Table};
+use comfy_table::CellAlignment;
 
 use super::query::open;
 use super::reports::report_context;
@@ -65,7 +65,7 @@ pub fn run(args: &InvoiceArgs) -> anyhow::Result<ExitCode> {
             writer.flush()?;
         }
         Format::Table => {
-            let mut table = Table::new();
+            let mut table = super::output::new_table();
             table.set_header([
                 "tenant",
                 "contract",
@@ -132,7 +132,7 @@ pub fn cohorts(args: &CohortsArgs) -> anyhow::Result<ExitCode> {
         outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = Table::new();
+    let mut table = super::output::new_table();
     table.set_header([
         "cohort",
         "month",

@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use burnrate_insight::report::{self, Report};
+use burnrate_model::Money;
 use burnrate_model::text::grouped;
 use burnrate_store::{Cell, ColumnKind, QueryResult};
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
@@ -83,10 +84,7 @@ fn human(cell: &Cell, kind: ColumnKind) -> String {
     match (cell, kind) {
         (Cell::Null, ColumnKind::Text) => "(none)".to_owned(),
         (Cell::Null, _) => "-".to_owned(),
-        (Cell::Money(money), _) => {
-            let rounded = money.as_decimal().round_dp(6);
-            format!("${rounded:.6}")
-        }
+        (Cell::Money(amount), _) => money(amount),
         (Cell::Number(number), ColumnKind::Ratio) => format!("{:.1}%", number * 100.0),
         (Cell::Number(number), ColumnKind::Factor) => format!("{number:.1}×"),
         (Cell::Count(count), ColumnKind::Millis) => format!("{count} ms"),
@@ -95,14 +93,26 @@ fn human(cell: &Cell, kind: ColumnKind) -> String {
     }
 }
 
-/// An empty table with these column headings, fitted to the terminal.
-fn headed(headers: &[String]) -> Table {
+/// An empty table in the one style every command prints (UTF-8 lines, fitted to the
+/// terminal).
+pub fn new_table() -> Table {
     let mut table = Table::new();
     table
         .load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(headers);
+        .set_content_arrangement(ContentArrangement::Dynamic);
     table
+}
+
+/// An empty table with these column headings.
+fn headed(headers: &[String]) -> Table {
+    let mut table = new_table();
+    table.set_header(headers);
+    table
+}
+
+/// Money for people: dollars to 6 decimals (JSON and CSV stay exact).
+pub fn money(money: &Money) -> String {
+    format!("${:.6}", money.as_decimal().round_dp(6))
 }
 
 /// A report for a terminal: each section's lead, its chart as bars of block characters, and

@@ -8,7 +8,7 @@ use burnrate_model::prices::{PriceVersion, ServiceTier, TokenClass, litellm};
 use burnrate_model::{Money, PriceBook};
 use burnrate_store::{DuckStore, Store};
 use chrono::{NaiveDate, Utc};
-use comfy_table::{CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
+use comfy_table::CellAlignment;
 
 use super::query::open;
 use super::time::parse_day;
@@ -184,14 +184,8 @@ fn print_changes(changes: &[burnrate_model::prices::changes::PriceChange]) -> st
     if changes.is_empty() {
         return Ok(());
     }
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
-        "model",
-        "change",
-        "field",
-        "old /MTok",
-        "new /MTok",
-    ]);
+    let mut table = super::output::new_table();
+    table.set_header(vec!["model", "change", "field", "old /MTok", "new /MTok"]);
     for change in changes {
         for field in &change.fields {
             let price = |money: Option<Money>| money.map(per_million).unwrap_or("-".into());
@@ -224,8 +218,8 @@ fn per_million(price: Money) -> String {
 }
 
 fn list(book: &PriceBook, search: Option<&str>) -> anyhow::Result<ExitCode> {
-    let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+    let mut table = super::output::new_table();
+    table.set_header(vec![
         "model",
         "provider",
         "mode",
@@ -288,10 +282,10 @@ fn show(book: &PriceBook, provider: &str, model: &str, day: NaiveDate) -> anyhow
     let mut bands = vec![0];
     bands.extend(version.prices.thresholds());
     for band in bands {
-        let mut table = Table::new();
+        let mut table = super::output::new_table();
         let mut header = vec!["per million tokens".to_owned()];
         header.extend(ServiceTier::ALL.iter().map(|t| t.as_str().to_owned()));
-        table.load_preset(UTF8_FULL_CONDENSED).set_header(header);
+        table.set_header(header);
         let input = if band == 0 { 0 } else { band + 1 };
         for class in TokenClass::ALL {
             let mut row = vec![comfy_table::Cell::new(class.as_str())];
@@ -358,8 +352,8 @@ fn missing(db: &Path, format: Format) -> anyhow::Result<ExitCode> {
                 outln!("every model in the ledger has a price");
                 return Ok(ExitCode::SUCCESS);
             }
-            let mut table = Table::new();
-            table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+            let mut table = super::output::new_table();
+            table.set_header(vec![
                 "provider",
                 "model",
                 "calls",

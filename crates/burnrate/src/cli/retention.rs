@@ -6,7 +6,6 @@ use anyhow::Context as _;
 use burnrate_server::audit::AuditTrail;
 use burnrate_server::config::Storage;
 use chrono::Utc;
-use comfy_table::Table;
 
 use crate::RetentionCommand;
 
@@ -42,7 +41,7 @@ pub fn run(command: RetentionCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn print(run: &burnrate_server::retention::RetentionRun) -> std::io::Result<()> {
-    let mut table = Table::new();
+    let mut table = super::output::new_table();
     table.set_header(vec!["archived", "month", "rows", "file"]);
     for (month, file, rows) in &run.ledger {
         table.add_row(vec![

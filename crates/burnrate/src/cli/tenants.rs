@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use comfy_table::Table;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -38,7 +37,7 @@ pub fn run(command: TenantsCommand) -> anyhow::Result<ExitCode> {
             if paused.is_empty() {
                 outln!("no tenant is paused");
             } else {
-                let mut table = Table::new();
+                let mut table = super::output::new_table();
                 table.set_header(["tenant", "reason"]);
                 for pause in paused {
                     table.add_row([
