@@ -227,6 +227,7 @@ fn stdin_import_and_friendly_errors() {
         .args(["import", "--db", path(&db), "-"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     use std::io::Write;
@@ -238,6 +239,25 @@ fn stdin_import_and_friendly_errors() {
         .unwrap();
     let output = child.wait_with_output().unwrap();
     assert!(text(&output.stdout).contains("imported 1 events"));
+    assert!(
+        !text(&output.stderr).contains("WARNING"),
+        "{}",
+        text(&output.stderr)
+    );
+    // A call dated far ahead is imported, and the ledger's owner is told reports skip it.
+    let ahead = dir.path().join("ahead.jsonl");
+    std::fs::write(
+        &ahead,
+        r#"{"ts": "2099-01-01T00:00:00Z", "provider": "openai", "model": "gpt-4.1", "usage": {"input_tokens": 10, "output_tokens": 1}}"#,
+    )
+    .unwrap();
+    let imported = burnrate(&["import", "--db", path(&db), path(&ahead)]);
+    assert!(imported.status.success(), "{}", text(&imported.stderr));
+    assert!(
+        text(&imported.stderr).contains("WARNING: the ledger holds 1 calls dated after"),
+        "{}",
+        text(&imported.stderr)
+    );
 
     let missing_db = burnrate(&["query", "--db", path(&dir.path().join("nope.duckdb"))]);
     assert!(!missing_db.status.success());

@@ -13,7 +13,9 @@ use std::thread;
 
 use anyhow::Context;
 use burnrate_model::UsageEvent;
-use burnrate_store::{DuckStore, EventBatch};
+use burnrate_model::text::grouped;
+use burnrate_store::{Cell, DuckStore, EventBatch, Metric, QuerySpec};
+use chrono::{TimeDelta, Utc};
 use crossbeam_channel::bounded;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -84,6 +86,7 @@ pub fn run(db: &Path, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     store.compact_rollup()?;
     store.checkpoint()?;
     print_summary(&summary)?;
+    warn_of_future_events(&store)?;
     Ok(if summary.rejected.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -124,6 +127,25 @@ fn print_summary(summary: &ImportSummary) -> std::io::Result<()> {
         summary.duplicates,
         summary.rejected.len()
     );
+    Ok(())
+}
+
+/// Warns when the ledger holds calls dated over an hour ahead of this machine's clock: they
+/// were imported, but every report of a range up to now leaves them out, which usually
+/// means a wrong clock or a `ts` in another time zone written without its offset.
+fn warn_of_future_events(store: &DuckStore) -> anyhow::Result<()> {
+    let after = Utc::now() + TimeDelta::hours(1);
+    let mut spec = QuerySpec::new(after, after + TimeDelta::days(365 * 100));
+    spec.metrics = vec![Metric::Requests];
+    let result = store.query(&spec)?;
+    if let Some(Cell::Count(count @ 1..)) = result.get(0, "requests") {
+        eprintln!(
+            "WARNING: the ledger holds {} calls dated after {} (an hour from now): reports of \
+             ranges up to now leave them out; check the `ts` fields and the clocks that wrote them",
+            grouped(*count),
+            after.format("%Y-%m-%dT%H:%M:%SZ")
+        );
+    }
     Ok(())
 }
 
