@@ -7,6 +7,7 @@ pub mod event;
 pub mod money;
 pub mod prices;
 pub mod text;
+pub mod when;
 
 pub use dimension::Dimension;
 pub use event::{EventError, Layers, Outcome, Status, ToolCall, Usage, UsageEvent};

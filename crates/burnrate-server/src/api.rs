@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use burnrate_model::when;
 use burnrate_store::reports::{Report, ReportParams};
 use burnrate_store::{Filter, QuerySpec};
 use chrono::{DateTime, Utc};
@@ -23,10 +24,10 @@ use burnrate_audit::Kind;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueryRequest {
-    /// Start, RFC 3339, inclusive.
-    pub since: DateTime<Utc>,
-    /// End, RFC 3339, exclusive.
-    pub until: DateTime<Utc>,
+    /// Start, inclusive: RFC 3339, a date, `now` or a span back from now (`7d`).
+    pub since: String,
+    /// End, exclusive, in the same forms.
+    pub until: String,
     /// `hour`, `day`, `week` or `month`.
     #[serde(default)]
     pub bucket: Option<String>,
@@ -50,7 +51,8 @@ pub struct QueryRequest {
 impl QueryRequest {
     /// The spec, or an error naming the bad field.
     pub fn into_spec(self) -> Result<QuerySpec, String> {
-        let mut spec = QuerySpec::new(self.since, self.until);
+        let (since, until) = range(&self.since, &self.until)?;
+        let mut spec = QuerySpec::new(since, until);
         spec.bucket = self
             .bucket
             .as_deref()
@@ -88,16 +90,24 @@ impl QueryRequest {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReportRequest {
-    /// Start, RFC 3339, inclusive.
-    pub since: DateTime<Utc>,
-    /// End, RFC 3339, exclusive.
-    pub until: DateTime<Utc>,
+    /// Start, inclusive: RFC 3339, a date, `now` or a span back from now (`7d`).
+    pub since: String,
+    /// End, exclusive, in the same forms.
+    pub until: String,
     /// `key=value` filters.
     #[serde(default)]
     pub filters: Vec<String>,
     /// Top N groups.
     #[serde(default)]
     pub top: Option<usize>,
+}
+
+/// A request's `since` and `until`, read against one clock reading; errors name the field.
+fn range(since: &str, until: &str) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
+    let now = Utc::now();
+    let since = when::parse_time(since, now).map_err(|error| format!("since: {error}"))?;
+    let until = when::parse_time(until, now).map_err(|error| format!("until: {error}"))?;
+    Ok((since, until))
 }
 
 fn parse_filters(filters: &[String]) -> Result<Vec<Filter>, String> {
@@ -477,13 +487,15 @@ async fn report(
         Ok(request) => request,
         Err(error) => return problem(StatusCode::BAD_REQUEST, &error.to_string()),
     };
-    let filters = match parse_filters(&request.filters) {
-        Ok(filters) => filters,
+    let (filters, (since, until)) = match parse_filters(&request.filters)
+        .and_then(|filters| Ok((filters, range(&request.since, &request.until)?)))
+    {
+        Ok(parsed) => parsed,
         Err(error) => return problem(StatusCode::BAD_REQUEST, &error),
     };
     let params = ReportParams {
-        since: request.since,
-        until: request.until,
+        since,
+        until,
         filters,
         top: request.top,
     };

@@ -223,6 +223,47 @@ fn queries_and_reports_go_through_a_running_server() {
     let refused = query(&[], "wrong-token");
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("401"));
+
+    // The API itself takes the CLI's times, relative ones included, and names a bad one.
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let post = |path: &str, body: Value| {
+            client
+                .post(format!("{}{path}", gateway.url))
+                .bearer_auth(support::ADMIN_TOKEN)
+                .json(&body)
+                .send()
+        };
+        let answer: Value = post(
+            "/api/v1/query",
+            json!({"since": "1h", "until": "now", "metrics": ["requests"]}),
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        assert_eq!(answer["rows"][0]["requests"], 3, "{answer}");
+        let report = post(
+            "/api/v1/reports/tenants",
+            json!({"since": "2026-01-01", "until": "now"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.status(), 200);
+        let bad = post(
+            "/api/v1/query",
+            json!({"since": "last tuesday", "until": "now"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(bad.status(), 400);
+        let text = bad.text().await.unwrap();
+        assert!(
+            text.contains("since: `last tuesday` is not a time"),
+            "{text}"
+        );
+    });
     assert!(gateway.terminate().success());
 }
 
