@@ -331,7 +331,15 @@ async fn pause(
         .unwrap_or_else(|| "paused by an operator".into());
     match pause_tenant(&state, &tenant, &reason).await {
         Ok(newly) => {
-            Json(json!({"tenant_id": tenant, "paused": true, "changed": newly})).into_response()
+            // A key fixes its calls' tenant: a tenant no key is bound to makes no calls, so
+            // its pause refuses nothing (a misspelt name, most likely). Paused all the same:
+            // a reload may bind a key to it.
+            let bound = state.config().keys.binds_tenant(&tenant);
+            Json(
+                json!({"tenant_id": tenant, "paused": true, "changed": newly,
+                        "bound_to_a_key": bound}),
+            )
+            .into_response()
         }
         Err(error) => problem(StatusCode::SERVICE_UNAVAILABLE, &error.to_string()),
     }

@@ -67,6 +67,13 @@ impl VirtualKeys {
         self.by_hash.insert(sha256, Arc::new(binding)).is_none()
     }
 
+    /// Whether any key is bound to `tenant`: only then can a call be of it.
+    pub fn binds_tenant(&self, tenant: &str) -> bool {
+        self.by_hash
+            .values()
+            .any(|binding| binding.tenant_id == tenant)
+    }
+
     /// The binding of the key presented in `Authorization: Bearer` or `x-api-key`.
     pub fn authenticate(&self, headers: &HeaderMap) -> Option<Arc<KeyBinding>> {
         let key = presented_key(headers)?;

@@ -739,6 +739,29 @@ page = true
     );
     let after = scenario(&gateway.url, "resumed");
     assert_eq!(after["resumed"]["ok"], true, "{}", after["resumed"]);
+    // An operator's pause of a name no key is bound to is kept, with a warning that it
+    // refuses nothing; one of a bound tenant has none.
+    let pause = |tenant: &str| {
+        burnrate()
+            .args(["tenants", "pause", tenant, "--server", &gateway.url])
+            .args(["--admin-token", ADMIN_TOKEN])
+            .output()
+            .unwrap()
+    };
+    let typo = pause("runawya");
+    assert!(typo.status.success());
+    let warning = String::from_utf8_lossy(&typo.stderr);
+    assert!(
+        warning.contains("no key in the gateway's configuration is bound to tenant `runawya`"),
+        "{warning}"
+    );
+    let bound = pause("runaway");
+    assert!(bound.status.success());
+    assert!(
+        !String::from_utf8_lossy(&bound.stderr).contains("WARNING"),
+        "{}",
+        String::from_utf8_lossy(&bound.stderr)
+    );
     assert!(gateway.terminate().success());
 }
 

@@ -21,6 +21,13 @@ pub fn run(command: TenantsCommand) -> anyhow::Result<ExitCode> {
             } else {
                 outln!("tenant {id} was already paused");
             }
+            if answer["bound_to_a_key"] == Value::Bool(false) {
+                eprintln!(
+                    "WARNING: no key in the gateway's configuration is bound to tenant `{id}`, \
+                     so no call can be of it and this pause refuses nothing: check the name \
+                     (`burnrate tenants resume {id}` undoes it)"
+                );
+            }
         }
         TenantsCommand::Resume { id, server } => {
             let path = format!("/api/v1/admin/tenants/{}/resume", encode(&id));
