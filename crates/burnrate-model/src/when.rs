@@ -16,6 +16,11 @@ pub fn parse_time(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Strin
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
         return Ok(time.with_timezone(&Utc));
     }
+    // What chrono reads besides: an offset without its colon (`+0000`, as strftime's `%z`
+    // writes it) and `2026-11-20 10:00:00 UTC` (as a `DateTime<Utc>` prints).
+    if let Ok(time) = text.parse::<DateTime<Utc>>() {
+        return Ok(time);
+    }
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return Ok(date.and_time(chrono::NaiveTime::MIN).and_utc());
     }
@@ -94,6 +99,13 @@ mod tests {
                 .to_rfc3339(),
             "2026-11-20T08:00:00+00:00"
         );
+        for loose in ["2026-11-20T10:00:00+0200", "2026-11-20 08:00:00 UTC"] {
+            assert_eq!(
+                parse_time(loose, now).unwrap().to_rfc3339(),
+                "2026-11-20T08:00:00+00:00",
+                "{loose}"
+            );
+        }
     }
 
     /// Every refusal says what is wrong with the text, and no text makes the parser panic.

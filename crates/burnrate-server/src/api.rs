@@ -107,6 +107,9 @@ fn range(since: &str, until: &str) -> Result<(DateTime<Utc>, DateTime<Utc>), Str
     let now = Utc::now();
     let since = when::parse_time(since, now).map_err(|error| format!("since: {error}"))?;
     let until = when::parse_time(until, now).map_err(|error| format!("until: {error}"))?;
+    if since >= until {
+        return Err(format!("since ({since}) must be before until ({until})"));
+    }
     Ok((since, until))
 }
 

@@ -263,6 +263,16 @@ fn queries_and_reports_go_through_a_running_server() {
             text.contains("since: `last tuesday` is not a time"),
             "{text}"
         );
+        // A report whose range runs backwards is the caller's mistake, as a query's is.
+        let backwards = post(
+            "/api/v1/reports/tenants",
+            json!({"since": "now", "until": "7d"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(backwards.status(), 400);
+        let text = backwards.text().await.unwrap();
+        assert!(text.contains("must be before until"), "{text}");
     });
     assert!(gateway.terminate().success());
 }

@@ -15,7 +15,7 @@ use anyhow::Context;
 use burnrate_model::UsageEvent;
 use burnrate_model::text::grouped;
 use burnrate_store::{Cell, DuckStore, EventBatch, Metric, QuerySpec};
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use crossbeam_channel::bounded;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -80,13 +80,15 @@ pub fn run(db: &Path, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
         .map(|m| m.len())
         .sum();
     let progress = progress_bar(total_bytes);
+    let ahead_of = Utc::now() + TimeDelta::hours(1);
+    let ahead_before = calls_dated_after(&store, ahead_of);
     let summary = import_files(&mut store, files, &|bytes| progress.inc(bytes))?;
     progress.finish_and_clear();
     // Batches repeat daily roll-up keys: merge them so queries read one row per key.
     store.compact_rollup()?;
     store.checkpoint()?;
     print_summary(&summary)?;
-    warn_of_future_events(&store)?;
+    warn_of_calls_ahead(ahead_of, ahead_before, calls_dated_after(&store, ahead_of));
     Ok(if summary.rejected.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -130,23 +132,54 @@ fn print_summary(summary: &ImportSummary) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Warns when the ledger holds calls dated over an hour ahead of this machine's clock: they
-/// were imported, but every report of a range up to now leaves them out, which usually
-/// means a wrong clock or a `ts` in another time zone written without its offset.
-fn warn_of_future_events(store: &DuckStore) -> anyhow::Result<()> {
-    let after = Utc::now() + TimeDelta::hours(1);
-    let mut spec = QuerySpec::new(after, after + TimeDelta::days(365 * 100));
+/// The ledger's calls dated at or after `after`.
+fn calls_dated_after(store: &DuckStore, after: DateTime<Utc>) -> anyhow::Result<u64> {
+    // The last instant RFC 3339's four-digit years can write (the end is exclusive: a call
+    // in its last microsecond is not counted).
+    let end = NaiveDate::from_ymd_opt(9999, 12, 31)
+        .and_then(|day| day.and_hms_micro_opt(23, 59, 59, 999_999))
+        .unwrap_or(NaiveDateTime::MAX)
+        .and_utc();
+    let mut spec = QuerySpec::new(after, end);
     spec.metrics = vec![Metric::Requests];
     let result = store.query(&spec)?;
-    if let Some(Cell::Count(count @ 1..)) = result.get(0, "requests") {
-        eprintln!(
-            "WARNING: the ledger holds {} calls dated after {} (an hour from now): reports of \
-             ranges up to now leave them out; check the `ts` fields and the clocks that wrote them",
-            grouped(*count),
-            after.format("%Y-%m-%dT%H:%M:%SZ")
-        );
+    Ok(match result.get(0, "requests") {
+        Some(Cell::Count(count)) => u64::try_from(*count).unwrap_or(0),
+        _ => 0,
+    })
+}
+
+/// Warns when this import added calls dated over an hour ahead of the clock: they are kept,
+/// but every report of a range up to now leaves them out, which usually means local time
+/// stamped as UTC (`Z`) or a wrong clock. Only a note when the count could not be read: the
+/// import itself is done.
+fn warn_of_calls_ahead(
+    ahead_of: DateTime<Utc>,
+    before: anyhow::Result<u64>,
+    after: anyhow::Result<u64>,
+) {
+    match (before, after) {
+        (Ok(before), Ok(after)) if after > before => eprintln!(
+            "WARNING: this import added {} dated after {} (an hour from now), {} in the \
+             ledger: reports of ranges up to now leave them out; check the `ts` fields and the \
+             clocks that wrote them (local time stamped as UTC is the usual cause)",
+            calls(after - before),
+            ahead_of.format("%Y-%m-%dT%H:%M:%SZ"),
+            grouped(after)
+        ),
+        (Err(error), _) | (_, Err(error)) => {
+            eprintln!("note: could not check for calls dated ahead of the clock: {error:#}");
+        }
+        _ => {}
     }
-    Ok(())
+}
+
+/// `n calls`, or `1 call`.
+fn calls(n: u64) -> String {
+    match n {
+        1 => "1 call".to_owned(),
+        n => format!("{} calls", grouped(n)),
+    }
 }
 
 /// Imports JSONL files into the store, calling `on_bytes` as input is consumed.
