@@ -81,6 +81,32 @@ fn calendar_problem(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A span back from now reads as exactly that span, in every unit.
+        #[test]
+        fn spans_read_back(count in 0i64..1_000_000, unit in 0usize..4) {
+            let now: DateTime<Utc> = "2026-11-23T12:00:00Z".parse().unwrap();
+            let (suffix, span) = [
+                ("m", Duration::minutes(count)),
+                ("h", Duration::hours(count)),
+                ("d", Duration::days(count)),
+                ("w", Duration::weeks(count)),
+            ][unit];
+            prop_assert_eq!(parse_time(&format!("{count}{suffix}"), now), Ok(now - span));
+        }
+
+        /// Any text is a time or a reason, never a panic.
+        #[test]
+        fn any_text_is_read_or_refused(text in "\\PC{0,40}") {
+            let now: DateTime<Utc> = "2026-11-23T12:00:00Z".parse().unwrap();
+            match parse_time(&text, now) {
+                Ok(_) => {}
+                Err(reason) => prop_assert!(reason.contains('`'), "{}", reason),
+            }
+        }
+    }
 
     #[test]
     fn parses_every_form() {
