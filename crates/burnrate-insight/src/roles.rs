@@ -46,7 +46,7 @@ pub fn agent_roles(
     ];
     spec.metrics = vec![Metric::CostUsd];
     spec.filters = filters.to_vec();
-    spec.filters.push(not_empty(Field::AgentRun));
+    spec.filters.push(Filter::in_a_run());
     let result = store.query(&spec)?;
     let parents = parent_links(store, since, until)?;
     let mut roots: HashMap<String, String> = HashMap::new();
@@ -119,7 +119,7 @@ fn parent_links(
         Dimension::Field(Field::ParentRun),
     ];
     spec.metrics = vec![Metric::Requests];
-    spec.filters = vec![not_empty(Field::AgentRun), not_empty(Field::ParentRun)];
+    spec.filters = vec![Filter::in_a_run(), Filter::is_set(Field::ParentRun)];
     let mut parents: HashMap<String, String> = HashMap::new();
     for row in store.query(&spec)?.rows {
         let [Cell::Text(run), Cell::Text(parent), _] = row.as_slice() else {
@@ -138,15 +138,6 @@ fn parent_links(
             .or_insert_with(|| parent.clone());
     }
     Ok(parents)
-}
-
-/// Calls whose `field` is set.
-fn not_empty(field: Field) -> Filter {
-    Filter {
-        dimension: Dimension::Field(field),
-        negate: true,
-        values: vec![String::new()],
-    }
 }
 
 /// The top-level run of `run`: its parent's, its parent's parent's and so on, up to a run

@@ -204,8 +204,13 @@ pub struct Filter {
 impl Filter {
     /// The filter "the call belongs to an agent run".
     pub fn in_a_run() -> Filter {
+        Filter::is_set(Field::AgentRun)
+    }
+
+    /// The filter "the call has `field` set".
+    pub fn is_set(field: Field) -> Filter {
         Filter {
-            dimension: Dimension::Field(Field::AgentRun),
+            dimension: Dimension::Field(field),
             negate: true,
             values: vec![String::new()],
         }
