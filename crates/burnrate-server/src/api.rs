@@ -107,9 +107,6 @@ fn range(since: &str, until: &str) -> Result<(DateTime<Utc>, DateTime<Utc>), Str
     let now = Utc::now();
     let since = when::parse_time(since, now).map_err(|error| format!("since: {error}"))?;
     let until = when::parse_time(until, now).map_err(|error| format!("until: {error}"))?;
-    if since >= until {
-        return Err(format!("since ({since}) must be before until ({until})"));
-    }
     Ok((since, until))
 }
 
@@ -531,6 +528,11 @@ fn answer(
 ) -> Response {
     match result.and_then(|inner| inner) {
         Ok(result) => Json(result.wire()).into_response(),
+        // A query or report the store finds incoherent (a range that runs backwards) is the
+        // caller's to mend.
+        Err(error @ burnrate_store::StoreError::Spec(_)) => {
+            problem(StatusCode::BAD_REQUEST, &error.to_string())
+        }
         Err(error) => problem(StatusCode::INTERNAL_SERVER_ERROR, &error.to_string()),
     }
 }
