@@ -37,6 +37,19 @@ struct Run {
     exceeded: Option<Exceeded>,
 }
 
+impl Run {
+    /// The limit its calls and its sub-agents' are past, of those that count both: tokens,
+    /// then tool calls.
+    fn tree_limit(&self, bounds: RunBounds) -> Option<Exceeded> {
+        if self.tokens > bounds.max_tokens {
+            Some(Exceeded::Tokens(self.tokens))
+        } else {
+            (self.tool_calls > bounds.max_tool_calls)
+                .then_some(Exceeded::ToolCalls(self.tool_calls))
+        }
+    }
+}
+
 /// A budget counter: its level, the leases behind its reservations, whether it was seeded.
 #[derive(Debug, Clone, Default)]
 struct Counter {
@@ -360,17 +373,14 @@ impl MemoryState {
             }
         }
         if state.exceeded.is_none() {
-            state.exceeded = if state.tokens > bounds.max_tokens {
-                Some(Exceeded::Tokens(state.tokens))
-            } else if state.tool_calls > bounds.max_tool_calls {
-                Some(Exceeded::ToolCalls(state.tool_calls))
-            } else if let Some((tool, count)) =
-                worst.filter(|(_, count)| *count >= bounds.loop_repeats)
-            {
-                Some(Exceeded::Loop(tool.clone(), count))
-            } else {
-                (state.cost > bounds.max_cost).then_some(Exceeded::Cost(state.cost))
-            };
+            state.exceeded = state
+                .tree_limit(bounds)
+                .or_else(|| {
+                    worst
+                        .filter(|(_, count)| *count >= bounds.loop_repeats)
+                        .map(|(tool, count)| Exceeded::Loop(tool.clone(), count))
+                })
+                .or_else(|| (state.cost > bounds.max_cost).then_some(Exceeded::Cost(state.cost)));
         }
         let exceeded = state.exceeded.clone();
         // The runs above count its tokens and tool calls (not its cost: the adaptive cost
@@ -383,12 +393,7 @@ impl MemoryState {
             above.tokens = above.tokens.saturating_add(usage.tokens);
             above.tool_calls = above.tool_calls.saturating_add(usage.tool_calls);
             if above.exceeded.is_none() {
-                above.exceeded = if above.tokens > bounds.max_tokens {
-                    Some(Exceeded::Tokens(above.tokens))
-                } else {
-                    (above.tool_calls > bounds.max_tool_calls)
-                        .then_some(Exceeded::ToolCalls(above.tool_calls))
-                };
+                above.exceeded = above.tree_limit(bounds);
             }
         }
         exceeded

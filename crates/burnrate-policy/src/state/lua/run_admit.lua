@@ -27,8 +27,8 @@ local function answer(depth)
 end
 
 local depth = redis.call('HGET', KEYS[1], 'depth')
-redis.call('EXPIRE', KEYS[1], ARGV[3])
 if depth then
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
   return answer(tonumber(depth))
 end
 depth = 0
